@@ -1,0 +1,1 @@
+"""Local development stack: emulators, resource creation, load generator, the one-command stack."""

@@ -1,0 +1,37 @@
+"""Row mutations for the table layout, as google-cloud-bigtable ``DirectRow``s.
+
+Both the adapter and Beam's ``WriteToBigTable`` (which takes DirectRows) use these, so a cell is
+written the same way whichever path writes it. Every mutation is a SetCell at an explicit timestamp:
+idempotent under retries and replays.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from google.cloud.bigtable.row import DirectRow
+
+from hashtags import layout
+from hashtags.messages import TopPostsUpdate
+
+
+def hour_count_row(key: str, window_start: dt.datetime, count: int, display: str | None = None) -> DirectRow:
+    row = DirectRow(layout.row_key(key))
+    ts = window_start.astimezone(layout.UTC)
+    row.set_cell(layout.FAMILY_COUNTS, layout.COL_HOUR, layout.encode_count(count), timestamp=ts)
+    if display:
+        row.set_cell(layout.FAMILY_META, layout.COL_DISPLAY, display.encode("utf-8"), timestamp=ts)
+    return row
+
+
+def base_count_row(key: str, as_of: dt.datetime, count: int) -> DirectRow:
+    row = DirectRow(layout.row_key(key))
+    row.set_cell(layout.FAMILY_COUNTS, layout.COL_BASE, layout.encode_count(count),
+                 timestamp=as_of.astimezone(layout.UTC))
+    return row
+
+
+def top_posts_row(update: TopPostsUpdate) -> DirectRow:
+    row = DirectRow(layout.row_key(update.hashtag))
+    row.set_cell(layout.FAMILY_TOP, layout.COL_TOP_POSTS, layout.encode_top_posts(update.posts),
+                 timestamp=update.computed_at)
+    return row

@@ -1,0 +1,97 @@
+"""Resource names and tunables: the single source of truth.
+
+Every name used by the jobs, the web service, the local stack, the tests and terraform comes from
+here (terraform is checked against these values by ``tests/unit/test_terraform_consistency.py``).
+Pure: :func:`Settings.from_env` takes a mapping, it never reads ``os.environ`` itself.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Mapping
+
+# --- Pub/Sub -------------------------------------------------------------------------------
+POST_EVENTS_TOPIC = "post-events"
+TOP_POSTS_TOPIC = "top-posts"
+POST_EVENTS_DLQ_TOPIC = "post-events-dlq"
+TOP_POSTS_DLQ_TOPIC = "top-posts-dlq"
+# Subscriptions the streaming job reads, and the ones that keep dead letters for inspection.
+POST_EVENTS_SUBSCRIPTION = "post-events-streaming"
+TOP_POSTS_SUBSCRIPTION = "top-posts-streaming"
+POST_EVENTS_DLQ_SUBSCRIPTION = "post-events-dlq-inspect"
+TOP_POSTS_DLQ_SUBSCRIPTION = "top-posts-dlq-inspect"
+
+# --- Bigtable ------------------------------------------------------------------------------
+TABLE = "hashtags"
+SERVING_APP_PROFILE = "serving"
+
+# --- Limits --------------------------------------------------------------------------------
+MAX_TAG_LENGTH = 100  # characters of the tag as written (without '#'); longer tags are not counted
+MAX_CAPTION_BYTES = 16 * 1024  # UTF-8 bytes
+MAX_MESSAGE_BYTES = 64 * 1024  # a whole Pub/Sub payload
+MAX_TOP_POSTS = 100
+MAX_POST_ID_LENGTH = 128
+MAX_URL_LENGTH = 2048
+
+# --- Local defaults (DESIGN.md "Local defaults") -------------------------------------------
+LOCAL_PROJECT = "local-hashtags"
+LOCAL_INSTANCE = "local"
+LOCAL_PUBSUB_HOST = "localhost:8085"
+LOCAL_BIGTABLE_HOST = "localhost:8086"
+LOCAL_WEB_URL = "http://127.0.0.1:8080"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration shared by every deployable; built from environment variables."""
+
+    project: str = LOCAL_PROJECT
+    bigtable_instance: str = LOCAL_INSTANCE
+    table: str = TABLE
+    app_profile: str | None = None
+    post_events_topic: str = POST_EVENTS_TOPIC
+    top_posts_topic: str = TOP_POSTS_TOPIC
+    post_events_dlq_topic: str = POST_EVENTS_DLQ_TOPIC
+    top_posts_dlq_topic: str = TOP_POSTS_DLQ_TOPIC
+    post_events_subscription: str = POST_EVENTS_SUBSCRIPTION
+    top_posts_subscription: str = TOP_POSTS_SUBSCRIPTION
+    # Serving
+    post_url_template: str = "https://example.com/p/{post_id}"
+    image_origins: tuple[str, ...] = ()
+    cache_ttl_seconds: float = 5.0
+    cache_max_entries: int = 10_000
+    browser_max_age: int = 30
+    stale_while_revalidate: int = 300
+    retry_after_seconds: int = 5
+    extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    ENV_PREFIX = "HASHTAGS_"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+        """Read ``HASHTAGS_<FIELD>`` variables (e.g. ``HASHTAGS_PROJECT``) from ``env``."""
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(cls.ENV_PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            default = f.default
+            if isinstance(default, tuple):
+                values[f.name] = tuple(p.strip() for p in raw.split(",") if p.strip())
+            elif isinstance(default, bool):
+                values[f.name] = raw.lower() in ("1", "true", "yes")
+            elif isinstance(default, int):
+                values[f.name] = int(raw)
+            elif isinstance(default, float):
+                values[f.name] = float(raw)
+            else:
+                values[f.name] = raw
+        return cls(**values)
+
+    def topic_path(self, topic: str) -> str:
+        return f"projects/{self.project}/topics/{topic}"
+
+    def subscription_path(self, subscription: str) -> str:
+        return f"projects/{self.project}/subscriptions/{subscription}"

@@ -1,0 +1,23 @@
+"""One distribution for every deployable. Dataflow workers install it with --setup_file=./setup.py."""
+from setuptools import find_packages, setup
+
+setup(
+    name="hashtag-service",
+    version="0.1.0",
+    description="Hashtag pages: streaming counts (Beam), nightly recount (Airflow), Flask page",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["hashtags", "hashtags.*", "hashtag_store", "hashtag_store.*",
+                                    "pipelines", "pipelines.*", "serving", "serving.*",
+                                    "devstack", "devstack.*"]),
+    include_package_data=True,
+    package_data={"serving": ["templates/*.html", "static/*"]},
+    # What the Dataflow workers need; the full pinned set for development is requirements.lock.
+    install_requires=[
+        "apache-beam[gcp]==2.77.0",
+        "google-cloud-bigtable==2.50.2",
+        "google-cloud-pubsub==2.44.0",
+    ],
+    extras_require={
+        "serving": ["Flask==3.1.3", "Jinja2==3.1.6", "gunicorn==27.0.1"],
+    },
+)

@@ -1,0 +1,100 @@
+"""The Bigtable adapter against the emulator: cells, the total rule, idempotence, GC rules."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from google.cloud import bigtable
+
+from hashtag_store import BigtableStore, StoreUnavailable, create_table
+from hashtags import layout
+from hashtags.layout import TopPost
+from hashtags.messages import TopPostsUpdate
+from tests.conftest import INSTANCE, PROJECT
+
+pytestmark = pytest.mark.emulator
+UTC = dt.timezone.utc
+
+
+def t(day, hour=0):
+    return dt.datetime(2026, 11, day, hour, tzinfo=UTC)
+
+
+def test_unknown_tag_reads_none(store):
+    assert store.read_page("nothing") is None
+
+
+def test_total_is_base_plus_hours_at_or_after_base(store):
+    store.write_hour_counts([
+        ("love", t(21, 23), 7, "Love"),  # before the base: already inside it
+        ("love", t(22, 0), 5, "Love"),  # exactly at as_of: counted
+        ("love", t(22, 13), -2, "LOVE"),  # after, negative (deletes): counted
+    ])
+    assert store.read_page("love").total_posts == 10  # no base yet: every hour cell
+    store.write_base_counts([("love", 100)], as_of=t(22))
+    doc = store.read_page("love")
+    assert doc.total_posts == 103
+    assert doc.display_name == "LOVE"  # latest window's spelling
+    assert doc.base_as_of == t(22)
+    assert doc.top_posts == ()
+    assert doc.updated_at == t(22, 13)
+
+
+def test_newer_base_replaces_older(store):
+    store.write_base_counts([("x", 50)], as_of=t(21))
+    store.write_hour_counts([("x", t(21, 5), 3, None), ("x", t(22, 1), 4, None)])
+    assert store.read_page("x").total_posts == 57
+    store.write_base_counts([("x", 60)], as_of=t(22))  # recount absorbed the 21st's hours
+    assert store.read_page("x").total_posts == 64
+
+
+def test_hour_writes_are_idempotent_on_replay(store):
+    rows = [("a", t(22, 1), 3, "a"), ("b", t(22, 1), 9, "B"), ("a", t(22, 2), 1, "a")]
+    store.write_hour_counts(rows)
+    first = {k: store.read_page(k).total_posts for k in ("a", "b")}
+    store.write_hour_counts(rows)
+    store.write_hour_counts(rows[:1])
+    assert {k: store.read_page(k).total_posts for k in ("a", "b")} == first == {"a": 4, "b": 9}
+
+
+def test_accumulating_refiring_rewrites_same_cell(store):
+    store.write_hour_counts([("a", t(22, 1), 3, None)])
+    store.write_hour_counts([("a", t(22, 1), 5, None)])  # later pane of the same window
+    assert store.read_page("a").total_posts == 5
+
+
+def test_top_posts_newest_computed_at_wins(store):
+    new = TopPostsUpdate("cats", t(22, 10), (TopPost("p2", "https://img/2.jpg"), TopPost("p1", "https://img/1.jpg")))
+    old = TopPostsUpdate("cats", t(22, 9), (TopPost("p9", "https://img/9.jpg"),))
+    store.write_top_posts(new)
+    store.write_top_posts(old)  # arrives late: must not replace
+    doc = store.read_page("cats")
+    assert [p.post_id for p in doc.top_posts] == ["p2", "p1"]
+    assert doc.top_computed_at == t(22, 10)
+    assert doc.total_posts == 0
+
+
+def test_scan_totals(store):
+    store.write_hour_counts([("a", t(22, 1), 3, None), ("b", t(22, 1), 2, None)])
+    store.write_base_counts([("a", 10), ("c", 0)], as_of=t(22))
+    assert sorted((k, n) for k, n, _ in store.scan_totals()) == [("a", 13), ("b", 2), ("c", 0)]
+
+
+def test_create_table_applies_layout_gc_rules(bigtable_emulator, table_name):
+    create_table(PROJECT, INSTANCE, table_name)
+    create_table(PROJECT, INSTANCE, table_name)  # idempotent
+    fams = bigtable.Client(project=PROJECT, admin=True).instance(INSTANCE).table(table_name).list_column_families()
+    assert set(fams) == {"counts", "top", "meta"}
+    pb = fams["counts"].gc_rule.to_pb()
+    assert pb.intersection.rules[0].max_num_versions == layout.BASE_VERSIONS_KEPT
+    assert pb.intersection.rules[1].max_age == dt.timedelta(days=layout.HOUR_CELL_MAX_AGE_DAYS)
+    assert fams["top"].gc_rule.to_pb().max_num_versions == 1
+
+
+def test_outage_raises_store_unavailable(monkeypatch):
+    from devstack.emulators import free_port
+
+    monkeypatch.setenv("BIGTABLE_EMULATOR_HOST", f"localhost:{free_port()}")  # nothing listens
+    s = BigtableStore(PROJECT, INSTANCE, "hashtags", read_timeout=0.5)
+    with pytest.raises(StoreUnavailable):
+        s.read_page("love")
