@@ -1,0 +1,1 @@
+"""Beam pipelines: shared transforms (transforms.py), the streaming job, the batch recount/backfill."""
