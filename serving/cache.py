@@ -1,0 +1,94 @@
+"""The in-process page cache: short freshness, bounded size, thread-safe, keeps last good copies.
+
+One entry per row key holds the page document read from the store (or ``None`` for a tag with no
+row: unknown tags are cached too, so a flood of 404s cannot hammer the table) and, filled lazily,
+the encoded responses built from it (HTML and JSON, plain and gzip, each with its strong ETag), so a
+cache hit costs no rendering and no hashing.
+
+An entry is *fresh* for ``ttl`` seconds (``Settings.cache_ttl_seconds``); after that the next
+request re-reads the row. Expired entries stay (up to ``stale_if_error`` seconds, within the same
+size bound) as the *last good copy*, served marked stale only when the store is unavailable.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from cachetools import TTLCache
+
+from hashtags.layout import PageDocument
+
+STALE_IF_ERROR_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class Body:
+    """One encoded representation with its strong validators."""
+
+    data: bytes
+    etag: str
+    gzip_data: bytes
+    gzip_etag: str
+
+    @classmethod
+    def build(cls, data: bytes) -> "Body":
+        digest = hashlib.blake2b(data, digest_size=12).hexdigest()
+        # mtime=0: the same bytes always compress to the same bytes (stable ETag across workers)
+        return cls(data, digest, gzip.compress(data, compresslevel=6, mtime=0), digest + "-gz")
+
+
+class Entry:
+    __slots__ = ("doc", "fetched_at", "bodies")
+
+    def __init__(self, doc: PageDocument | None, fetched_at: float):
+        self.doc = doc
+        self.fetched_at = fetched_at
+        self.bodies: dict[str, Body] = {}
+
+    def body(self, kind: str, render: Callable[[PageDocument | None], bytes]) -> Body:
+        """The cached representation ``kind``, rendered on first use. Two threads racing here both
+        render identical bytes; either result is fine, so no lock is needed."""
+        b = self.bodies.get(kind)
+        if b is None:
+            b = self.bodies[kind] = Body.build(render(self.doc))
+        return b
+
+
+class PageCache:
+    def __init__(self, maxsize: int, ttl: float, stale_if_error: float = STALE_IF_ERROR_SECONDS,
+                 clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        # TTLCache bounds size (LRU eviction) and drops copies too old to serve even as stale.
+        self._entries: TTLCache = TTLCache(maxsize=max(1, maxsize), ttl=max(ttl, stale_if_error), timer=clock)
+        self.hits = self.misses = 0
+
+    def get(self, key: str) -> tuple[Entry | None, bool]:
+        """(entry or None, fresh?)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            fresh = entry is not None and self._clock() - entry.fetched_at < self.ttl
+            if fresh:
+                self.hits += 1
+            else:
+                self.misses += 1
+            return entry, fresh
+
+    def put(self, key: str, doc: PageDocument | None) -> Entry:
+        entry = Entry(doc, self._clock())
+        with self._lock:
+            self._entries[key] = entry
+        return entry
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
