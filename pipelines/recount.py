@@ -1,0 +1,336 @@
+"""The nightly recount: the exact count of every hashtag from the post-event archive, as of a UTC
+midnight, written as ``counts:base@as_of`` (DESIGN.md "Recount job and DAG"). ``recount_main`` is
+the thin main; ``backfill`` runs it over dates. This module holds the transforms and pure helpers.
+
+Semantics, for ``as_of`` (a UTC midnight):
+
+* the input is every archived event with ``event_time < as_of`` (the archive is partitioned by the
+  event's UTC date, so only partitions ``dt=<date before as_of>`` are read; late events sit in their
+  event date's partition whenever they arrived);
+* per ``post_id`` the LATEST event wins: by event_time; on a tie ``deleted`` beats ``published``;
+  then event_id, then the event's JSON line (a total order: the result never depends on the input
+  order). So a duplicated delivery counts once, a published-then-deleted post counts 0, a
+  re-publish after a delete counts, an edit counts the latest caption's tags;
+* the winners that are ``published`` go through the SAME ``CountTags`` transform as the streaming
+  job (distinct normalised tags per post, +1 each);
+* every counted tag, and every tag that has a row in the table but no count (it disappeared) gets
+  ``counts:base = exact count`` (0 for the latter) at ``as_of``: an idempotent SetCell.
+
+Before anything is written the job reads the table's rows (a snapshot) and joins them with the
+exact counts to build the drift report (``pipelines.drift``); the writes sit behind that join (a
+GroupByKey barrier), so the snapshot is complete before the first base cell is written.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Iterable, Iterator, NamedTuple
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from hashtag_store import mutations
+from hashtags import layout
+from hashtags.messages import DELETED, PUBLISHED, PostEvent
+from pipelines.drift import DEFAULT_LIST_LIMIT, DriftAccumulator, TagDrift
+from pipelines.transforms import CountTags, ParsePostEvents, event_json_line
+
+NAMESPACE = "recount"
+_PARTITION = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})(?:/|$)")
+
+
+# ---- dates and archive files (pure) -----------------------------------------------------------
+def parse_day(value: str | dt.date) -> dt.date:
+    """``YYYY-MM-DD`` → date (the day whose midnight UTC is the as_of)."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(layout.UTC).date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value.strip()[:10])
+    except ValueError as e:
+        raise ValueError(f"not a YYYY-MM-DD date: {value!r}") from e
+
+
+def as_of_time(day: str | dt.date) -> dt.datetime:
+    return layout.midnight_utc(parse_day(day))
+
+
+def partition_day(path: str) -> dt.date | None:
+    """The ``dt=YYYY-MM-DD`` partition of an archive file path, or None."""
+    m = _PARTITION.search(path.replace("\\", "/"))
+    if not m:
+        return None
+    try:
+        return dt.date.fromisoformat(m.group(1))
+    except ValueError:
+        return None
+
+
+def files_before(paths: Iterable[str], as_of: dt.datetime, since: dt.date | None = None) -> list[str]:
+    """Archive files whose partition day is before ``as_of``'s day (and on/after ``since``), sorted."""
+    day = as_of.astimezone(layout.UTC).date()
+    out = []
+    for p in paths:
+        d = partition_day(p)
+        if d is not None and d < day and (since is None or d >= since):
+            out.append(p)
+    return sorted(out)
+
+
+def list_archive(archive_path: str) -> list[tuple[str, int]]:
+    """Every ``<archive>/dt=*/*.jsonl`` file (local or gs://) with its size in bytes."""
+    pattern = archive_path.rstrip("/") + "/dt=*/*.jsonl"
+    try:
+        result = FileSystems.match([pattern])[0]
+    except Exception as e:  # BeamIOError when nothing matches on some filesystems
+        if "No files found" in str(e) or "no files" in str(e).lower():
+            return []
+        raise
+    return sorted((m.path, m.size_in_bytes) for m in result.metadata_list)
+
+
+def archive_days(archive_path: str) -> dict[dt.date, tuple[int, int]]:
+    """day → (files, bytes) of the archive's partitions."""
+    days: dict[dt.date, tuple[int, int]] = {}
+    for path, size in list_archive(archive_path):
+        d = partition_day(path)
+        if d is not None:
+            n, b = days.get(d, (0, 0))
+            days[d] = (n + 1, b + size)
+    return days
+
+
+# ---- the winner of a post (pure) --------------------------------------------------------------
+def winner_order(e: PostEvent) -> tuple:
+    """Sort key of an event among its post's events: the max wins (see module doc)."""
+    return (e.event_time, 1 if e.event == DELETED else 0, e.event_id or "", event_json_line(e))
+
+
+def later_event(a: PostEvent | None, b: PostEvent | None) -> PostEvent | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    # cheap fields first; the JSON line only on a full tie of time, type and event_id
+    ka = (a.event_time, a.event == DELETED, a.event_id or "")
+    kb = (b.event_time, b.event == DELETED, b.event_id or "")
+    if ka != kb:
+        return a if ka > kb else b
+    return a if event_json_line(a) >= event_json_line(b) else b
+
+
+class LatestEventFn(beam.CombineFn):
+    """Latest event of a post. Associative and commutative (a total order), so lifted before the
+    shuffle: duplicates of the same post collapse in the combiner."""
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, acc, event):
+        return later_event(acc, event)
+
+    def merge_accumulators(self, accs):
+        out = None
+        for a in accs:
+            out = later_event(out, a)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+# ---- the table snapshot -----------------------------------------------------------------------
+class RowSnapshot(NamedTuple):
+    """What one row showed when the recount started."""
+
+    before: int  # the page's total (latest base + hour cells at/after the base's as_of)
+    hours_from_as_of: int  # Σ counts:h cells at/after THIS recount's as_of
+    base_as_of_ms: int | None  # the latest base's timestamp (ms), if any
+
+
+def snapshot_row(cells_base: list[layout.Cell], cells_hour: list[layout.Cell], as_of_ms: int) -> RowSnapshot:
+    base = max(cells_base, key=lambda c: c.timestamp_ms) if cells_base else None
+    before = layout.total_posts(base, cells_hour)
+    hours = sum(layout.decode_count(c.value) for c in cells_hour if c.timestamp_ms >= as_of_ms)
+    return RowSnapshot(before, hours, base.timestamp_ms if base else None)
+
+
+def read_snapshot(project: str, instance: str, table: str, as_of: dt.datetime) -> Iterator[tuple[str, RowSnapshot]]:
+    """Scan the table's count cells: (key, RowSnapshot) per row. Honours BIGTABLE_EMULATOR_HOST."""
+    from google.cloud.bigtable.data import BigtableDataClient, ReadRowsQuery
+
+    from hashtag_store.bigtable import COUNTS_FILTER
+
+    as_of_ms = layout.to_millis(as_of)
+    client = BigtableDataClient(project=project)
+    try:
+        reader = client.get_table(instance, table)
+        for row in reader.read_rows_stream(ReadRowsQuery(row_filter=COUNTS_FILTER), operation_timeout=1800):
+            base, hours = [], []
+            for c in row.cells:
+                if c.family != layout.FAMILY_COUNTS:
+                    continue
+                cell = layout.Cell(c.value, c.timestamp_micros // 1000)
+                if c.qualifier == layout.COL_BASE:
+                    base.append(cell)
+                elif c.qualifier == layout.COL_HOUR:
+                    hours.append(cell)
+            yield row.row_key.decode("utf-8"), snapshot_row(base, hours, as_of_ms)
+    finally:
+        client.close()
+
+
+class SnapshotTableFn(beam.DoFn):
+    """One element in → every row's (key, RowSnapshot). A plain DoFn over the data client
+    (ReadFromBigtable needs a Java expansion service, unavailable locally)."""
+
+    def __init__(self, project: str, instance: str, table: str, as_of: dt.datetime):
+        self._args = (project, instance, table, as_of)
+        self._rows = Metrics.counter(NAMESPACE, "table_rows")
+
+    def process(self, _):
+        for kv in read_snapshot(*self._args):
+            self._rows.inc()
+            yield kv
+
+
+# ---- the pipeline pieces ----------------------------------------------------------------------
+class _BeforeAsOf(beam.DoFn):
+    def __init__(self, as_of: dt.datetime):
+        self._as_of = as_of
+        self._kept = Metrics.counter(NAMESPACE, "events_before_as_of")
+        self._skipped = Metrics.counter(NAMESPACE, "events_at_or_after_as_of")
+
+    def process(self, e: PostEvent):
+        if e.event_time < self._as_of:
+            self._kept.inc()
+            yield e.post_id, e
+        else:
+            self._skipped.inc()
+
+
+class _PublishedWinners(beam.DoFn):
+    def __init__(self):
+        self._posts = Metrics.counter(NAMESPACE, "posts")
+        self._live = Metrics.counter(NAMESPACE, "posts_live")
+
+    def process(self, kv):
+        _, e = kv
+        self._posts.inc()
+        if e.event == PUBLISHED:
+            self._live.inc()
+            yield e
+
+
+class ExactCounts(beam.PTransform):
+    """Archive lines (str/bytes) → (key, Tally) exact counts as of ``as_of``. Unparseable lines are
+    counted (metric hashtags/post_events_rejected) and dropped; the streaming job only archives
+    valid events, so there should be none."""
+
+    def __init__(self, as_of: dt.datetime):
+        super().__init__()
+        self.as_of = as_of
+
+    def expand(self, lines):
+        parsed = lines | "Parse" >> ParsePostEvents(stamp=False)
+        return (
+            parsed.events
+            | "BeforeAsOf" >> beam.ParDo(_BeforeAsOf(self.as_of))
+            | "LatestPerPost" >> beam.CombinePerKey(LatestEventFn())
+            | "PublishedWinners" >> beam.ParDo(_PublishedWinners())
+            | "CountTags" >> CountTags()
+        )
+
+
+class TagResult(NamedTuple):
+    key: str
+    exact: int  # the new base at as_of
+    snapshot: RowSnapshot | None
+
+
+def join_counts(kv) -> Iterator[TagResult]:
+    key, grouped = kv
+    tallies, snaps = list(grouped["exact"]), list(grouped["table"])
+    exact = sum(t.count for t in tallies)
+    yield TagResult(key, exact, snaps[0] if snaps else None)
+
+
+def tag_drift(r: TagResult, as_of_ms: int) -> TagDrift:
+    snap = r.snapshot
+    if snap is None:  # a tag the table has never seen (e.g. only late events)
+        return TagDrift(r.key, 0, r.exact)
+    if snap.base_as_of_ms is not None and snap.base_as_of_ms > as_of_ms:
+        return TagDrift(r.key, snap.before, snap.before, superseded=True)
+    return TagDrift(r.key, snap.before, r.exact + snap.hours_from_as_of)
+
+
+class DriftCombineFn(beam.CombineFn):
+    def __init__(self, as_of: dt.datetime, list_limit: int = DEFAULT_LIST_LIMIT):
+        self._as_of_ms = layout.to_millis(as_of)
+        self._limit = list_limit
+
+    def create_accumulator(self):
+        return DriftAccumulator(list_limit=self._limit)
+
+    def add_input(self, acc, r: TagResult):
+        return acc.add(tag_drift(r, self._as_of_ms))
+
+    def merge_accumulators(self, accs):
+        accs = list(accs)
+        out = accs[0]
+        for a in accs[1:]:
+            out.merge(a)
+        return out
+
+    def extract_output(self, acc):
+        return json.dumps(acc.to_json(), ensure_ascii=False)
+
+
+class _BaseRow(beam.DoFn):
+    def __init__(self, as_of: dt.datetime):
+        self._as_of = as_of
+        self._written = Metrics.counter(NAMESPACE, "base_cells")
+        self._zeroed = Metrics.counter(NAMESPACE, "base_cells_zero")
+
+    def process(self, r: TagResult):
+        self._written.inc()
+        if r.exact == 0:
+            self._zeroed.inc()
+        yield mutations.base_count_row(r.key, self._as_of, r.exact)
+
+
+def build_recount(p: beam.Pipeline, *, files: list[str], as_of: dt.datetime, summary_path: str,
+                  bigtable: dict | None, write: bool, list_limit: int = DEFAULT_LIST_LIMIT,
+                  snapshot: beam.PCollection | None = None) -> dict:
+    """The recount graph. ``bigtable`` = dict(project_id, instance_id, table_id) of the table to
+    snapshot and (unless ``write`` is False: dry run) write; ``snapshot`` overrides the table scan
+    (tests). Writes the drift accumulator as one JSON line to ``summary_path``."""
+    from apache_beam.io import ReadAllFromText, WriteToText
+
+    lines = (p | "ArchiveFiles" >> beam.Create(files)
+             | "ReadArchive" >> ReadAllFromText())
+    exact = lines | "ExactCounts" >> ExactCounts(as_of)
+    if snapshot is None:
+        if bigtable is None:
+            snapshot = p | "NoTable" >> beam.Create([])
+        else:
+            snapshot = (p | "Once" >> beam.Create([None])
+                        | "SnapshotTable" >> beam.ParDo(SnapshotTableFn(
+                            bigtable["project_id"], bigtable["instance_id"], bigtable["table_id"], as_of)))
+    results = ({"exact": exact, "table": snapshot}
+               | "Join" >> beam.CoGroupByKey()
+               | "TagResults" >> beam.FlatMap(join_counts))
+    (results
+     | "Drift" >> beam.CombineGlobally(DriftCombineFn(as_of, list_limit))
+     | "WriteSummary" >> WriteToText(summary_path, shard_name_template="", num_shards=1))
+    out = {"results": results, "exact": exact}
+    if write and bigtable is not None:
+        from apache_beam.io.gcp.bigtableio import WriteToBigTable
+
+        (results
+         | "BaseRows" >> beam.ParDo(_BaseRow(as_of))
+         | "WriteBase" >> WriteToBigTable(**bigtable))
+    return out
