@@ -56,6 +56,11 @@ resource "google_cloud_run_v2_service" "web" {
         name  = "HASHTAGS_POST_URL_TEMPLATE"
         value = var.web_post_url_template
       }
+      # gunicorn: only Cloud Run's front end can reach the container, so trust its X-Forwarded-*.
+      env {
+        name  = "FORWARDED_ALLOW_IPS"
+        value = "*"
+      }
 
       # Traffic only once the table answers (GET /readyz reads Bigtable).
       startup_probe {

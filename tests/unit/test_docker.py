@@ -1,0 +1,222 @@
+"""The Dockerfiles (docker/web, docker/dataflow) and the flex template metadata.
+
+`docker build` cannot run on these machines, so these tests check what a build and a container
+start would need: the files each COPY names exist and pass the Dockerfile's .dockerignore, the
+entry points (gunicorn's config and WSGI module, the flex template's py file and setup file) exist
+and import, the web image's dependency list covers every third-party import of the code it ships,
+and the images are pinned, non-root (web) and have a HEALTHCHECK. checkov checks the rest
+(scripts/checkov.sh).
+"""
+from __future__ import annotations
+
+import ast
+import fnmatch
+import importlib
+import importlib.metadata as md
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "docker" / "web" / "Dockerfile"
+FLEX = ROOT / "docker" / "dataflow" / "Dockerfile"
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    out, current = [], ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        current += line[:-1] + " " if line.endswith("\\") else line
+        if not line.endswith("\\"):
+            word, _, rest = current.strip().partition(" ")
+            out.append((word.upper(), rest.strip()))
+            current = ""
+    return out
+
+
+def args_of(path: Path, word: str) -> list[str]:
+    return [a for w, a in instructions(path) if w == word]
+
+
+def env_of(path: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for a in args_of(path, "ENV"):
+        for key, value in re.findall(r'(\w+)=("[^"]*"|\S+)', a):
+            env[key] = value.strip('"')
+    return env
+
+
+def copy_sources(path: Path) -> list[str]:
+    sources = []
+    for a in args_of(path, "COPY"):
+        parts = [p for p in a.split() if not p.startswith("--")]
+        if any(p.startswith("--from") for p in a.split()):
+            continue
+        sources += parts[:-1]
+    return sources
+
+
+def dockerignore_allows(path: Path, rel: str) -> bool:
+    """BuildKit's <Dockerfile>.dockerignore semantics, enough for our whitelist files."""
+    ignore = Path(str(path) + ".dockerignore")
+    allowed = True
+    for line in ignore.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line[1:] if negate else line
+        pattern = pattern.rstrip("/")
+        if fnmatch.fnmatch(rel, pattern) or rel.startswith(pattern + "/"):
+            allowed = negate
+    return allowed
+
+
+@pytest.mark.parametrize("dockerfile", [WEB, FLEX], ids=["web", "dataflow"])
+def test_copied_files_exist_and_are_in_the_build_context(dockerfile):
+    sources = copy_sources(dockerfile)
+    assert sources
+    for src in sources:
+        rel = src.rstrip("/")
+        assert (ROOT / rel).exists(), f"{dockerfile.parent.name}: COPY {src} does not exist"
+        assert dockerignore_allows(dockerfile, rel), f"{rel} is excluded by the .dockerignore"
+    assert not dockerignore_allows(dockerfile, ".venv"), "the build context must not carry .venv"
+
+
+@pytest.mark.parametrize("dockerfile", [WEB, FLEX], ids=["web", "dataflow"])
+def test_base_images_are_pinned_and_there_is_a_healthcheck(dockerfile):
+    froms = args_of(dockerfile, "FROM")
+    assert froms
+    for f in froms:
+        image = f.split()[0]
+        assert ":" in image.split("/")[-1] or "@sha256:" in image, f"unpinned base image {image}"
+        assert not image.endswith(":latest"), image
+    assert args_of(dockerfile, "HEALTHCHECK"), "no HEALTHCHECK"
+
+
+def test_web_image_runs_gunicorn_as_non_root():
+    users = args_of(WEB, "USER")
+    assert users and users[-1].split(":")[0] not in {"root", "0"}
+    assert json.loads(args_of(WEB, "CMD")[-1]) == [
+        "gunicorn", "-c", "serving/gunicorn.conf.py", "serving.wsgi:app"]
+    assert (ROOT / "serving" / "gunicorn.conf.py").is_file()
+    assert "python:3.11" in args_of(WEB, "FROM")[-1]
+    assert "-c /tmp/requirements.lock" in " ".join(args_of(WEB, "RUN")), "install pinned by the lock"
+
+
+def test_gunicorn_config_binds_to_cloud_runs_port():
+    code = ("import runpy; c = runpy.run_path('serving/gunicorn.conf.py'); "
+            "print(c['bind'])")
+    env = {k: v for k, v in os.environ.items() if k not in {"GUNICORN_BIND"}}
+    env["PORT"] = "9123"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == "0.0.0.0:9123"
+
+
+def test_web_wsgi_module_imports_and_exposes_a_flask_app():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HASHTAGS_")}
+    code = ("import serving.wsgi as w, flask; assert isinstance(w.app, flask.Flask); "
+            "print(sorted(r.rule for r in w.app.url_map.iter_rules()))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "/healthz" in out.stdout and "/readyz" in out.stdout, out.stdout
+
+
+def _third_party_imports(packages: list[str]) -> set[str]:
+    names: set[str] = set()
+    for pkg in packages:
+        for path in (ROOT / pkg).rglob("*.py"):
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names |= {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module.split(".")[0])
+    local = {"hashtags", "hashtag_store", "serving", "pipelines", "devstack", "__future__"}
+    return {n for n in names - local if n not in sys.stdlib_module_names}
+
+
+def _closure(dists: set[str]) -> set[str]:
+    """The distributions and their (non-extra) requirements, transitively, as installed here."""
+    seen: set[str] = set()
+    todo = [d.lower().replace("_", "-") for d in dists]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            reqs = md.requires(name) or []
+        except md.PackageNotFoundError:
+            continue
+        for r in reqs:
+            if "extra ==" in r:
+                continue
+            todo.append(re.split(r"[\s<>=!~;\[(]", r, maxsplit=1)[0].lower().replace("_", "-"))
+    return seen
+
+
+def test_web_requirements_cover_every_import_of_the_shipped_code():
+    listed = {line.strip() for line in (ROOT / "docker/web/requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    installed = _closure(listed)
+    dists_of = md.packages_distributions()
+    imports = _third_party_imports(["serving", "hashtags", "hashtag_store"])
+    # Pillow is imported lazily by serving.devimages, in the local dev mode only.
+    imports.discard("PIL")
+    missing = {}
+    for mod in imports:
+        dists = {d.lower().replace("_", "-") for d in dists_of.get(mod, [])}
+        assert dists, f"{mod} is not installed in the dev venv"
+        if not dists & installed:
+            missing[mod] = dists
+    assert not missing, f"docker/web/requirements.txt misses: {missing}"
+    lock = {line.split("==")[0].lower().replace("_", "-")
+            for line in (ROOT / "requirements.lock").read_text().splitlines() if "==" in line}
+    assert {d.lower() for d in listed} <= lock, "every web requirement is pinned by requirements.lock"
+
+
+def test_flex_template_entry_points():
+    env = env_of(FLEX)
+    workdir = [a for a in args_of(FLEX, "ARG") if a.startswith("WORKDIR=")][0].split("=", 1)[1]
+    py_file = env["FLEX_TEMPLATE_PYTHON_PY_FILE"].replace("${WORKDIR}", workdir)
+    setup_file = env["FLEX_TEMPLATE_PYTHON_SETUP_FILE"].replace("${WORKDIR}", workdir)
+    assert py_file == f"{workdir}/pipelines/streaming_main.py"
+    assert setup_file == f"{workdir}/setup.py"
+    # The files, relative to the image's WORKDIR, are copied from the repository root.
+    for f in (py_file, setup_file):
+        rel = f[len(workdir) + 1:]
+        assert (ROOT / rel).is_file(), rel
+    assert "gcr.io/dataflow-templates-base/python311-template-launcher-base:" in args_of(FLEX, "FROM")[0]
+    source = (ROOT / "pipelines" / "streaming_main.py").read_text()
+    assert re.search(r'^if __name__ == "__main__":', source, re.M), "the launcher runs it as a script"
+    module = importlib.import_module("pipelines.streaming_main")
+    assert callable(module.run)
+
+
+def test_flex_template_image_copies_every_package_setup_py_ships():
+    setup_src = (ROOT / "setup.py").read_text()
+    packages = set(re.findall(r'"([a-z_]+)", "\1\.\*"', setup_src))
+    assert packages, "could not read setup.py's packages"
+    copied = {s.rstrip("/") for s in copy_sources(FLEX)}
+    assert packages <= copied, f"setup.py ships packages the image does not copy: {packages - copied}"
+
+
+def test_flex_template_metadata_is_valid():
+    meta = json.loads((ROOT / "docker" / "dataflow" / "metadata.json").read_text())
+    assert meta["name"] and meta["description"] and meta["streaming"] is True
+    for p in meta["parameters"]:
+        assert set(p) <= {"name", "label", "helpText", "isOptional", "regexes", "paramType"}, p
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", p["name"])

@@ -1,0 +1,582 @@
+"""terraform/ against the project's single source of truth.
+
+Terraform cannot import Python, so terraform/*.tf spell the resource names out. These tests parse
+every .tf file with python-hcl2 and check that the Pub/Sub topics and subscriptions, the Bigtable
+table, app profile, column families and GC rules equal hashtags/settings.py and hashtags/layout.py
+(the GC rules as hashtag_store.bigtable.gc_rule_for builds them locally), that the streaming job's
+parameters are the flex template's (docker/dataflow/metadata.json) and the job's options
+(pipelines/options.py), and that the web service and the Composer environment get the variables
+their code reads.
+
+The consistency check is a function (``consistency_problems``) so that its own power is tested:
+the ``test_detects_*`` tests rename a topic or a family on one side only (in the parsed terraform,
+in a copy of terraform/ on disk, or in settings/layout via monkeypatch) and assert it is reported.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import shutil
+from pathlib import Path
+
+import hcl2
+import pytest
+from hcl2.utils import SerializationOptions
+
+from hashtags import layout, settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TERRAFORM = ROOT / "terraform"
+METADATA = ROOT / "docker" / "dataflow" / "metadata.json"
+_OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
+
+# The Airflow Variables the recount DAG reads (set on Composer as AIRFLOW_VAR_<NAME>).
+DAG_VARIABLES = {
+    "hashtags_runner", "hashtags_archive", "hashtags_project", "hashtags_bigtable_instance",
+    "hashtags_table", "hashtags_region", "hashtags_temp_location", "hashtags_drift_threshold",
+}
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+def tf_files(directory: Path = TERRAFORM) -> list[Path]:
+    return sorted(directory.glob("*.tf"))
+
+
+def parse_file(path: Path) -> dict:
+    with path.open(encoding="utf-8") as f:
+        return hcl2.load(f, serialization_options=_OPTIONS)
+
+
+def load_terraform(directory: Path = TERRAFORM) -> dict:
+    """All .tf files of a module merged: {"resource": {type: {name: body}}, "locals": {...},
+    "variable": {...}, "output": {...}, "terraform": [...], "data": {...}}."""
+    model: dict = {"resource": {}, "data": {}, "locals": {}, "variable": {}, "output": {}, "terraform": []}
+    for path in tf_files(directory):
+        doc = parse_file(path)
+        for block in doc.get("resource", []):
+            for rtype, named in block.items():
+                for name, body in named.items():
+                    assert name not in model["resource"].setdefault(rtype, {}), f"duplicate {rtype}.{name}"
+                    model["resource"][rtype][name] = body
+        for block in doc.get("data", []):
+            for rtype, named in block.items():
+                model["data"].setdefault(rtype, {}).update(named)
+        for block in doc.get("locals", []):
+            model["locals"].update(block)
+        for kind in ("variable", "output"):
+            for block in doc.get(kind, []):
+                model[kind].update(block)
+        model["terraform"].extend(doc.get("terraform", []))
+    return model
+
+
+_REF = re.compile(r"^\$\{(google_[a-z0-9_]+)\.([a-z0-9_]+)\.(name|id|app_profile_id)\}$")
+
+
+def resolve(model: dict, value):
+    """A literal, or a reference to another resource's name/id, resolved to that resource's name."""
+    if not isinstance(value, str):
+        return value
+    m = _REF.match(value)
+    if not m:
+        return value
+    rtype, rname, _attr = m.groups()
+    body = model["resource"].get(rtype, {}).get(rname)
+    if body is None:
+        return f"<missing {rtype}.{rname}>"
+    key = "app_profile_id" if rtype == "google_bigtable_app_profile" else "name"
+    return resolve(model, body.get(key))
+
+
+def block(body: dict, name: str) -> dict | None:
+    """The single nested block ``name`` of a resource body (hcl2 gives a list of one dict)."""
+    found = body.get(name)
+    if not found:
+        return None
+    assert isinstance(found, list) and len(found) == 1, f"expected one {name} block, got {found!r}"
+    return found[0]
+
+
+def _duration_days(duration: str) -> int:
+    m = re.fullmatch(r"(\d+)h", duration)
+    assert m, f"max_age duration must be whole hours (e.g. 336h), got {duration!r}"
+    hours = int(m.group(1))
+    assert hours % 24 == 0, f"max_age {duration} is not a whole number of days"
+    return hours // 24
+
+
+# --- what terraform says, and what the code says --------------------------------------------------
+
+def terraform_facts(model: dict) -> dict:
+    res = model["resource"]
+    topics = {resolve(model, b.get("name")) for b in res.get("google_pubsub_topic", {}).values()}
+    subscriptions = {}
+    for body in res.get("google_pubsub_subscription", {}).values():
+        dlp = block(body, "dead_letter_policy")
+        subscriptions[resolve(model, body.get("name"))] = {
+            "topic": resolve(model, body.get("topic")),
+            "dead_letter_topic": resolve(model, dlp["dead_letter_topic"]) if dlp else None,
+            "ordering": bool(body.get("enable_message_ordering", False)),
+            "retry_policy": block(body, "retry_policy") is not None,
+        }
+    tables = res.get("google_bigtable_table", {})
+    table_names = {resolve(model, b.get("name")) for b in tables.values()}
+    families = set()
+    for body in tables.values():
+        for fam in body.get("column_family", []):
+            families.add(resolve(model, fam["family"]))
+    gc_rules: dict[str, dict] = {}
+    for rname, body in res.get("google_bigtable_gc_policy", {}).items():
+        family = resolve(model, body.get("column_family"))
+        versions = [b["number"] for b in body.get("max_version", [])]
+        ages = [_duration_days(b["duration"]) for b in body.get("max_age", [])]
+        if family in gc_rules:
+            raise AssertionError(f"two GC policies for family {family!r}")
+        gc_rules[family] = {
+            "rule": layout.GcRule(max_versions=versions[0] if versions else None,
+                                  max_age_days=ages[0] if ages else None),
+            "mode": body.get("mode"),
+            "table": resolve(model, body.get("table")),
+            "n_rules": len(versions) + len(ages),
+            "resource": rname,
+        }
+    app_profiles = {resolve(model, b.get("app_profile_id"))
+                    for b in res.get("google_bigtable_app_profile", {}).values()}
+    return {"topics": topics, "subscriptions": subscriptions, "tables": table_names,
+            "families": families, "gc_rules": gc_rules, "app_profiles": app_profiles}
+
+
+def expected_facts() -> dict:
+    """The same facts from hashtags/settings.py and hashtags/layout.py (read at call time, so a
+    monkeypatched setting is seen)."""
+    from hashtag_store.bigtable import gc_rule_for
+    from google.cloud.bigtable import column_family
+
+    subscriptions = {
+        settings.POST_EVENTS_SUBSCRIPTION: {"topic": settings.POST_EVENTS_TOPIC,
+                                            "dead_letter_topic": settings.POST_EVENTS_DLQ_TOPIC,
+                                            "ordering": True, "retry_policy": True},
+        settings.TOP_POSTS_SUBSCRIPTION: {"topic": settings.TOP_POSTS_TOPIC,
+                                          "dead_letter_topic": settings.TOP_POSTS_DLQ_TOPIC,
+                                          "ordering": False, "retry_policy": True},
+        settings.POST_EVENTS_DLQ_SUBSCRIPTION: {"topic": settings.POST_EVENTS_DLQ_TOPIC,
+                                                "dead_letter_topic": None, "ordering": False,
+                                                "retry_policy": False},
+        settings.TOP_POSTS_DLQ_SUBSCRIPTION: {"topic": settings.TOP_POSTS_DLQ_TOPIC,
+                                              "dead_letter_topic": None, "ordering": False,
+                                              "retry_policy": False},
+    }
+    modes = {}
+    for family, rule in layout.COLUMN_FAMILIES.items():
+        built = gc_rule_for(rule)  # what create_table() sends to the emulator / Bigtable
+        modes[family] = "INTERSECTION" if isinstance(built, column_family.GCRuleIntersection) else None
+    return {
+        "topics": {settings.POST_EVENTS_TOPIC, settings.TOP_POSTS_TOPIC,
+                   settings.POST_EVENTS_DLQ_TOPIC, settings.TOP_POSTS_DLQ_TOPIC},
+        "subscriptions": subscriptions,
+        "tables": {settings.TABLE},
+        "families": set(layout.COLUMN_FAMILIES),
+        "gc_rules": dict(layout.COLUMN_FAMILIES),
+        "modes": modes,
+        "app_profile": settings.SERVING_APP_PROFILE,
+    }
+
+
+def consistency_problems(model: dict) -> list[str]:
+    """Every difference between terraform (parsed) and settings/layout; empty when they agree."""
+    tf, want = terraform_facts(model), expected_facts()
+    problems: list[str] = []
+
+    def diff(what, have, expect):
+        if have != expect:
+            problems.append(f"{what}: terraform has {sorted(have - expect)} not in the code, "
+                            f"code has {sorted(expect - have)} not in terraform")
+
+    diff("Pub/Sub topics", tf["topics"], want["topics"])
+    diff("Pub/Sub subscriptions", set(tf["subscriptions"]), set(want["subscriptions"]))
+    for name, expect in want["subscriptions"].items():
+        have = tf["subscriptions"].get(name)
+        if have is None:
+            continue
+        for key, value in expect.items():
+            if have[key] != value:
+                problems.append(f"subscription {name}: {key} is {have[key]!r} in terraform, "
+                                f"{value!r} in the code")
+    diff("Bigtable tables", tf["tables"], want["tables"])
+    diff("column families of the table", tf["families"], want["families"])
+    diff("column families with a GC policy", set(tf["gc_rules"]), set(want["gc_rules"]))
+    for family, rule in want["gc_rules"].items():
+        have = tf["gc_rules"].get(family)
+        if have is None:
+            continue
+        if have["rule"] != rule:
+            problems.append(f"GC rule of {family}: terraform {have['rule']}, layout {rule}")
+        expected_mode = want["modes"][family]
+        if have["mode"] != expected_mode:
+            problems.append(f"GC mode of {family}: terraform {have['mode']!r}, code {expected_mode!r}")
+        if expected_mode is None and have["n_rules"] != 1:
+            problems.append(f"GC policy of {family} has {have['n_rules']} rules and no mode")
+        if have["table"] not in want["tables"]:
+            problems.append(f"GC policy of {family} is on table {have['table']!r}")
+    if want["app_profile"] not in tf["app_profiles"]:
+        problems.append(f"app profile {want['app_profile']!r} (settings.SERVING_APP_PROFILE) is not "
+                        f"in terraform (has {sorted(tf['app_profiles'])})")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def model() -> dict:
+    return load_terraform()
+
+
+# --- every file parses ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", tf_files(), ids=lambda p: p.name)
+def test_tf_file_parses(path):
+    doc = parse_file(path)
+    assert doc, f"{path.name} parsed to nothing"
+
+
+def test_module_has_the_expected_files():
+    names = {p.name for p in tf_files()}
+    assert {"versions.tf", "variables.tf", "outputs.tf", "pubsub.tf", "bigtable.tf", "storage.tf",
+            "dataflow.tf", "composer.tf", "cloud_run.tf", "iam.tf"} <= names
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_environment_tfvars_parse_and_cover_required_variables(model, env):
+    path = TERRAFORM / "environments" / f"{env}.tfvars"
+    values = parse_file(path)
+    assert values["environment"] == env
+    required = {name for name, body in model["variable"].items() if "default" not in body}
+    # image_tag is given on the command line (-var=image_tag=<git sha>), per release.
+    assert required - {"image_tag"} <= set(values), f"{env}.tfvars misses {required - set(values)}"
+    assert set(values) <= set(model["variable"]), f"unknown variables in {env}.tfvars"
+    clusters = values["bigtable_clusters"]
+    assert len(clusters) == (1 if env == "dev" else 2)
+    assert len({c["zone"] for c in clusters}) == len(clusters)
+
+
+# --- the consistency check, and proof that it bites ------------------------------------------------
+
+def test_terraform_matches_settings_and_layout(model):
+    assert consistency_problems(model) == []
+
+
+def test_facts_are_not_vacuous(model):
+    facts = terraform_facts(model)
+    assert facts["topics"] == {"post-events", "top-posts", "post-events-dlq", "top-posts-dlq"}
+    assert facts["families"] == {"counts", "top", "meta"}
+    assert facts["gc_rules"]["counts"]["rule"] == layout.GcRule(max_versions=3, max_age_days=14)
+    assert facts["gc_rules"]["counts"]["mode"] == "INTERSECTION"
+
+
+def _rename(model: dict, rtype: str, rname: str, key: str, value) -> dict:
+    mutated = copy.deepcopy(model)
+    mutated["resource"][rtype][rname][key] = value
+    return mutated
+
+
+def test_detects_topic_renamed_in_terraform_only(model):
+    problems = consistency_problems(_rename(model, "google_pubsub_topic", "post_events", "name", "post-events-v2"))
+    assert any("post-events-v2" in p for p in problems), problems
+    # The streaming subscription now points at a topic the code does not know.
+    assert any("subscription post-events-streaming: topic" in p for p in problems), problems
+
+
+def test_detects_dead_letter_topic_renamed_in_terraform_only(model):
+    problems = consistency_problems(_rename(model, "google_pubsub_topic", "top_posts_dlq", "name", "top-posts-dead"))
+    assert any("top-posts-dead" in p for p in problems), problems
+    assert any("subscription top-posts-streaming: dead_letter_topic" in p for p in problems), problems
+
+
+def test_detects_ordering_turned_off(model):
+    mutated = _rename(model, "google_pubsub_subscription", "post_events_streaming",
+                      "enable_message_ordering", False)
+    assert any("ordering" in p for p in consistency_problems(mutated))
+
+
+def test_detects_family_renamed_in_terraform_only(model):
+    mutated = copy.deepcopy(model)
+    table = mutated["resource"]["google_bigtable_table"]["hashtags"]
+    table["column_family"] = [{"family": "cnt" if f["family"] == "counts" else f["family"]}
+                              for f in table["column_family"]]
+    problems = consistency_problems(mutated)
+    assert any("column families of the table" in p and "cnt" in p for p in problems), problems
+
+
+def test_detects_gc_rule_changed_in_terraform_only(model):
+    mutated = copy.deepcopy(model)
+    policy = mutated["resource"]["google_bigtable_gc_policy"]["counts"]
+    policy["max_version"] = [{"number": 5}]
+    problems = consistency_problems(mutated)
+    assert any(p.startswith("GC rule of counts") for p in problems), problems
+    policy["max_version"] = [{"number": 3}]
+    policy["mode"] = "UNION"
+    problems = consistency_problems(mutated)
+    assert any(p.startswith("GC mode of counts") for p in problems), problems
+
+
+def test_detects_topic_renamed_in_settings_only(model, monkeypatch):
+    monkeypatch.setattr(settings, "TOP_POSTS_TOPIC", "top-posts-v2")
+    problems = consistency_problems(model)
+    assert any("top-posts-v2" in p for p in problems), problems
+
+
+def test_detects_family_renamed_in_layout_only(model, monkeypatch):
+    families = dict(layout.COLUMN_FAMILIES)
+    families["display"] = families.pop("meta")
+    monkeypatch.setattr(layout, "COLUMN_FAMILIES", families)
+    problems = consistency_problems(model)
+    assert any("column families of the table" in p and "display" in p for p in problems), problems
+
+
+def test_detects_gc_rule_changed_in_layout_only(model, monkeypatch):
+    families = dict(layout.COLUMN_FAMILIES)
+    families["counts"] = layout.GcRule(max_versions=3, max_age_days=30)
+    monkeypatch.setattr(layout, "COLUMN_FAMILIES", families)
+    assert any(p.startswith("GC rule of counts") for p in consistency_problems(model))
+
+
+def test_detects_rename_in_a_copy_of_the_files_on_disk(tmp_path):
+    """The same check over real files: copy terraform/, rename a topic and a family in the text."""
+    copy_dir = tmp_path / "terraform"
+    shutil.copytree(TERRAFORM, copy_dir, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*"))
+    pubsub = copy_dir / "pubsub.tf"
+    text = pubsub.read_text()
+    assert text.count('name                       = "top-posts"') == 1
+    pubsub.write_text(text.replace('name                       = "top-posts"',
+                                   'name                       = "top-posts-renamed"'))
+    bigtable = copy_dir / "bigtable.tf"
+    text = bigtable.read_text()
+    assert text.count('family = "meta"') == 1
+    bigtable.write_text(text.replace('family = "meta"', 'family = "metadata"'))
+
+    problems = consistency_problems(load_terraform(copy_dir))
+    assert any("top-posts-renamed" in p for p in problems), problems
+    assert any("metadata" in p for p in problems), problems
+    # ... and the untouched original still agrees.
+    assert consistency_problems(load_terraform(TERRAFORM)) == []
+
+
+# --- the rest of the module -------------------------------------------------------------------------
+
+def test_google_provider_is_pinned(model):
+    providers = {}
+    for t in model["terraform"]:
+        for rp in t.get("required_providers", []):
+            providers.update(rp)
+    for name in ("google", "google-beta"):
+        assert providers[name]["source"] == f"hashicorp/{name}"
+        assert re.fullmatch(r"~> 6\.\d+\.\d+", providers[name]["version"]), providers[name]
+
+
+def test_variables_and_outputs(model):
+    assert {"project", "region", "environment"} <= set(model["variable"])
+    assert "validation" in model["variable"]["environment"]
+    assert {"topics", "subscriptions", "bigtable_instance", "bigtable_table", "web_url",
+            "archive_path", "composer_dag_prefix", "streaming_job_id"} <= set(model["output"])
+
+
+def test_dead_lettering_grants_for_the_pubsub_service_agent(model):
+    res = model["resource"]
+    assert "gcp-sa-pubsub" in model["locals"]["pubsub_service_agent"]
+    pub = res["google_pubsub_topic_iam_member"]["dead_letter_publisher"]
+    assert pub["role"] == "roles/pubsub.publisher" and pub["member"] == "${local.pubsub_service_agent}"
+    dl_topics = {resolve(model, v) for v in model["locals"]["dead_letter_topics"].values()}
+    assert dl_topics == {settings.POST_EVENTS_DLQ_TOPIC, settings.TOP_POSTS_DLQ_TOPIC}
+    sub = res["google_pubsub_subscription_iam_member"]["dead_letter_subscriber"]
+    assert sub["role"] == "roles/pubsub.subscriber"
+    assert {resolve(model, v) for v in sub["for_each"].values()} == {
+        settings.POST_EVENTS_SUBSCRIPTION, settings.TOP_POSTS_SUBSCRIPTION}
+
+
+def _streaming_options() -> dict[str, argparse.Action]:
+    from pipelines.options import StreamingOptions
+
+    parser = argparse.ArgumentParser()
+    StreamingOptions._add_argparse_args(parser)
+    return {a.dest: a for a in parser._actions if a.dest != "help"}
+
+
+def test_flex_template_job(model):
+    job = model["resource"]["google_dataflow_flex_template_job"]["streaming"]
+    assert job["provider"] in ("google-beta", "${google-beta}")
+    assert job["on_delete"] == "drain"
+    assert job["skip_wait_on_job_termination"] is False
+    assert job["enable_streaming_engine"] is True
+    params = job["parameters"]
+    metadata = json.loads(METADATA.read_text())
+    declared = {p["name"]: p for p in metadata["parameters"]}
+    assert set(params) <= set(declared), f"parameters not in metadata.json: {set(params) - set(declared)}"
+    required = {n for n, p in declared.items() if not p.get("isOptional", False)}
+    assert required <= set(params)
+    assert resolve(model, params["bigtable_table"]) == settings.TABLE
+    assert resolve(model, params["post_events_subscription"]) == settings.POST_EVENTS_SUBSCRIPTION
+    assert resolve(model, params["top_posts_subscription"]) == settings.TOP_POSTS_SUBSCRIPTION
+    assert resolve(model, params["post_events_dlq_topic"]) == settings.POST_EVENTS_DLQ_TOPIC
+    assert resolve(model, params["top_posts_dlq_topic"]) == settings.TOP_POSTS_DLQ_TOPIC
+    assert params["archive_path"] == "${local.archive_path}"
+
+
+def test_metadata_parameters_are_options_of_the_streaming_job():
+    metadata = json.loads(METADATA.read_text())
+    options = _streaming_options()
+    names = [p["name"] for p in metadata["parameters"]]
+    assert len(names) == len(set(names))
+    assert set(names) <= set(options), f"not options of the job: {set(names) - set(options)}"
+    assert {"bigtable_instance", "bigtable_table", "post_events_subscription", "top_posts_subscription",
+            "post_events_dlq_topic", "top_posts_dlq_topic", "archive_path", "window_seconds",
+            "allowed_lateness_seconds", "early_firing_seconds"} <= set(names)
+    for p in metadata["parameters"]:
+        assert p["label"] and len(p["helpText"]) > 20, p["name"]
+        for rx in p.get("regexes", []):
+            re.compile(rx)
+
+
+def test_metadata_regexes_accept_the_values_terraform_passes(model):
+    """Resolve the terraform parameter values with dev's tfvars and check them against metadata."""
+    metadata = {p["name"]: p for p in json.loads(METADATA.read_text())["parameters"]}
+    dev = parse_file(TERRAFORM / "environments" / "dev.tfvars")
+    project = dev["project"]
+    values = {
+        "bigtable_project": project,
+        "bigtable_instance": f"hashtags-{dev['environment']}",
+        "bigtable_table": settings.TABLE,
+        "post_events_subscription": f"projects/{project}/subscriptions/{settings.POST_EVENTS_SUBSCRIPTION}",
+        "top_posts_subscription": f"projects/{project}/subscriptions/{settings.TOP_POSTS_SUBSCRIPTION}",
+        "post_events_dlq_topic": f"projects/{project}/topics/{settings.POST_EVENTS_DLQ_TOPIC}",
+        "top_posts_dlq_topic": f"projects/{project}/topics/{settings.TOP_POSTS_DLQ_TOPIC}",
+        "archive_path": f"gs://{project}-hashtags-archive/post-events",
+        "window_seconds": "3600", "allowed_lateness_seconds": "21600", "early_firing_seconds": "30",
+    }
+    assert model["locals"]["bigtable_instance_id"] == "${local.name_prefix}"
+    assert model["locals"]["name_prefix"] == "hashtags-${var.environment}"
+    assert model["locals"]["archive_path"] == "gs://${local.archive_bucket_name}/post-events"
+    for name, value in values.items():
+        for rx in metadata[name].get("regexes", []):
+            assert re.search(rx, value), f"{name}={value!r} does not match {rx}"
+
+
+def test_cloud_run_service(model):
+    from hashtags.settings import Settings
+    import dataclasses
+
+    svc = model["resource"]["google_cloud_run_v2_service"]["web"]
+    template = block(svc, "template")
+    assert template["max_instance_request_concurrency"] == "${var.web_concurrency}"
+    assert block(template, "scaling")["min_instance_count"] == "${var.web_min_instances}"
+    container = block(template, "containers")
+    env = {e["name"]: e["value"] for e in container["env"]}
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    for name in env:
+        if name.startswith(Settings.ENV_PREFIX):
+            assert name[len(Settings.ENV_PREFIX):].lower() in fields, f"{name} is not a Settings field"
+    assert resolve(model, env["HASHTAGS_TABLE"]) == settings.TABLE
+    assert resolve(model, env["HASHTAGS_APP_PROFILE"]) == settings.SERVING_APP_PROFILE
+    assert env["HASHTAGS_BIGTABLE_INSTANCE"] == "${google_bigtable_instance.hashtags.name}"
+    assert {"HASHTAGS_PROJECT", "HASHTAGS_IMAGE_ORIGINS"} <= set(env)
+    assert block(block(container, "startup_probe"), "http_get")["path"] == "/readyz"
+    assert block(block(container, "liveness_probe"), "http_get")["path"] == "/healthz"
+    assert block(container, "ports")["container_port"] == 8080
+
+
+def test_composer_sets_the_airflow_variables_the_dag_reads(model):
+    env = model["resource"]["google_composer_environment"]["hashtags"]
+    software = block(block(env, "config"), "software_config")
+    assert re.match(r"composer-3-airflow-3", model["variable"]["composer_image_version"]["default"])
+    assert "local.airflow_variables" in software["env_variables"]
+    assert "AIRFLOW_VAR_${upper(name)}" in software["env_variables"]
+    variables = model["locals"]["airflow_variables"]
+    assert DAG_VARIABLES <= set(variables), DAG_VARIABLES - set(variables)
+    assert variables["hashtags_runner"] == "DataflowRunner"
+    assert resolve(model, variables["hashtags_table"]) == settings.TABLE
+    assert variables["hashtags_archive"] == model["resource"]["google_dataflow_flex_template_job"][
+        "streaming"]["parameters"]["archive_path"], "the recount must read what the streaming job archives"
+
+
+def test_every_variable_a_dag_reads_is_set_on_composer(model):
+    """Each Variable.get("hashtags_…") in dags/ has its AIRFLOW_VAR_ on Composer (none: vacuous)."""
+    variables = set(model["locals"]["airflow_variables"])
+    used = set()
+    for path in (ROOT / "dags").glob("*.py"):
+        text = path.read_text()
+        used |= set(re.findall(r"""Variable\.get\(\s*["'](hashtags_[a-z0-9_]+)["']""", text))
+        used |= set(re.findall(r"var\.value\.(hashtags_[a-z0-9_]+)", text))
+    missing = used - variables
+    assert not missing, f"dags/ reads Airflow Variables terraform does not set: {sorted(missing)}"
+
+
+def test_least_privilege(model):
+    res = model["resource"]
+    members = []
+    for rtype in ("google_project_iam_member", "google_bigtable_instance_iam_member",
+                  "google_storage_bucket_iam_member", "google_pubsub_subscription_iam_member",
+                  "google_pubsub_topic_iam_member", "google_artifact_registry_repository_iam_member",
+                  "google_service_account_iam_member"):
+        for name, body in res.get(rtype, {}).items():
+            members.append((rtype, name, body["role"], body["member"]))
+    web = [(t, r) for t, _n, r, m in members if m == "${local.web_member}"]
+    assert web == [("google_bigtable_instance_iam_member", "roles/bigtable.reader")]
+    project_roles = {(r, m) for t, _n, r, m in members if t == "google_project_iam_member"}
+    assert project_roles == {
+        ("roles/dataflow.worker", "${local.streaming_member}"),
+        ("roles/dataflow.worker", "${local.recount_member}"),
+        ("roles/composer.worker", "${local.composer_member}"),
+        ("roles/dataflow.developer", "${local.composer_member}"),
+    }
+    for _t, _n, role, _m in members:
+        assert role not in {"roles/owner", "roles/editor", "roles/bigtable.admin",
+                            "roles/pubsub.admin", "roles/storage.admin"}, role
+
+
+def test_buckets_are_private_and_have_lifecycle_rules(model):
+    buckets = model["resource"]["google_storage_bucket"]
+    for name, body in buckets.items():
+        assert body["uniform_bucket_level_access"] is True, name
+        assert body["public_access_prevention"] == "enforced", name
+        assert body.get("lifecycle_rule"), name
+    archive_actions = [block(r, "action") for r in buckets["archive"]["lifecycle_rule"]]
+    assert {"type": "SetStorageClass", "storage_class": "NEARLINE"} in archive_actions
+    assert all(a["type"] != "Delete" for a in archive_actions), "the archive is never deleted by lifecycle"
+    assert block(buckets["archive"], "versioning")["enabled"] is False
+
+
+# --- checkov skips have reasons, and are listed in terraform/README.md ----------------------------------
+
+def _skips() -> dict[str, str]:
+    """{check id: reason} from terraform/.checkov.yaml (reason = the line's comment) and inline
+    `checkov:skip=ID: reason` comments in terraform/ and docker/."""
+    import yaml
+
+    config_path = TERRAFORM / ".checkov.yaml"
+    skips: dict[str, str] = {}
+    in_list = False
+    for line in config_path.read_text().splitlines():
+        if line.startswith("skip-check:"):
+            in_list = True
+        elif in_list and line.strip() and not line[0].isspace():
+            in_list = False
+        elif in_list:
+            m = re.match(r"\s+-\s+(CKV\w+)\s*(?:#\s*(.*))?$", line)
+            if m:
+                skips[m.group(1)] = (m.group(2) or "").strip()
+    assert set(skips) == set(yaml.safe_load(config_path.read_text())["skip-check"])
+    inline = list(TERRAFORM.glob("*.tf")) + list((ROOT / "docker").rglob("Dockerfile"))
+    for path in inline:
+        for m in re.finditer(r"checkov:skip=(CKV\w+):?([^\n]*)", path.read_text()):
+            skips[f"{m.group(1)}@{path.relative_to(ROOT)}"] = m.group(2).strip()
+    return skips
+
+
+def test_every_checkov_skip_has_a_reason_and_is_in_the_readme():
+    skips = _skips()
+    assert skips, "no skips found: the parser is broken"
+    readme = (TERRAFORM / "README.md").read_text()
+    for key, reason in skips.items():
+        assert len(reason) >= 30, f"{key}: skip without a real reason: {reason!r}"
+        check_id = key.split("@")[0]
+        assert check_id in readme, f"{check_id} is skipped but not listed in terraform/README.md"
