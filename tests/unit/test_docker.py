@@ -220,3 +220,12 @@ def test_flex_template_metadata_is_valid():
     for p in meta["parameters"]:
         assert set(p) <= {"name", "label", "helpText", "isOptional", "regexes", "paramType"}, p
         assert re.fullmatch(r"[a-z][a-z0-9_]*", p["name"])
+
+
+def test_cloud_build_config_builds_both_dockerfiles():
+    import yaml
+
+    config = yaml.safe_load((ROOT / "docker" / "cloudbuild.yaml").read_text())
+    built = {step["args"][step["args"].index("-f") + 1] for step in config["steps"]}
+    assert built == {"docker/web/Dockerfile", "docker/dataflow/Dockerfile"}
+    assert set(config["images"]) == {"${_REPO}/web:${_TAG}", "${_REPO}/streaming:${_TAG}"}
