@@ -28,11 +28,19 @@ resource "google_composer_environment" "hashtags" {
 
     software_config {
       image_version = var.composer_image_version
-      env_variables = { for name, value in local.airflow_variables : "AIRFLOW_VAR_${upper(name)}" => value }
+      env_variables = merge(
+        { for name, value in local.airflow_variables : "AIRFLOW_VAR_${upper(name)}" => value },
+        {
+          # Where the DAG finds pipelines/recount_main.py and setup.py: the environment bucket's
+          # data/ folder, mounted on the workers (docs/DEPLOY.md step 5 copies them there).
+          HASHTAGS_PROJECT_ROOT = "/home/airflow/gcs/data/hashtags"
+          # The workers' own Python (the Beam provider brings apache-beam); there is no .venv.
+          HASHTAGS_PY_INTERPRETER = "python3"
+        },
+      )
 
       airflow_config_overrides = {
         core-dags_are_paused_at_creation = "False"
-        core-load_examples               = "False"
       }
     }
 

@@ -506,6 +506,10 @@ def test_every_variable_a_dag_reads_is_set_on_composer(model):
         text = path.read_text()
         used |= set(re.findall(r"""Variable\.get\(\s*["'](hashtags_[a-z0-9_]+)["']""", text))
         used |= set(re.findall(r"var\.value\.(hashtags_[a-z0-9_]+)", text))
+        # names kept in a dict of Variable name -> local default
+        used |= set(re.findall(r"""["'](hashtags_[a-z0-9_]+)["']\s*:""", text))
+    if (ROOT / "dags" / "hashtag_recount.py").exists():
+        assert DAG_VARIABLES <= used, f"the DAG no longer reads {DAG_VARIABLES - used}: update DAG_VARIABLES"
     missing = used - variables
     assert not missing, f"dags/ reads Airflow Variables terraform does not set: {sorted(missing)}"
 
