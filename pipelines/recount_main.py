@@ -17,7 +17,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sys
+
+if not __package__:  # run as a file (Airflow's BeamRunPythonPipelineOperator): make the project importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +38,24 @@ log = logging.getLogger("pipelines.recount")
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DRIFT = 0, 1, 2, 3
 
 
+def _flag(value) -> bool:
+    """``--flag``, ``--flag=true`` and ``--flag=false`` all work (Airflow renders options as text)."""
+    if isinstance(value, bool):
+        return value
+    v = str(value).strip().lower()
+    if v in ("1", "true", "yes", "y", "on", ""):
+        return True
+    if v in ("0", "false", "no", "n", "off", "none"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _optional_float(value) -> float | None:
+    if value is None or str(value).strip().lower() in ("", "none", "null"):
+        return None
+    return float(value)
+
+
 class RecountOptions(PipelineOptions):
     """The recount's own options. The shared ones (--archive_path, --bigtable_project,
     --bigtable_instance, --bigtable_table) are StreamingOptions' (pipelines/options.py): Beam
@@ -45,16 +67,16 @@ class RecountOptions(PipelineOptions):
                             help="YYYY-MM-DD: count events before this day's midnight UTC (default: today UTC)")
         parser.add_argument("--report_path", default="artifacts/drift",
                             help="Folder (local or gs://) for drift-<as_of>.json/.md")
-        parser.add_argument("--drift_threshold", type=float, default=None,
+        parser.add_argument("--drift_threshold", type=_optional_float, default=None,
                             help="Fail (exit 3) when the drift ratio sum|before-after| / sum after exceeds this")
         parser.add_argument("--worst_n", type=int, default=drift.DEFAULT_WORST_N,
                             help="Tags in the Markdown table")
         parser.add_argument("--list_limit", type=int, default=drift.DEFAULT_LIST_LIMIT,
                             help="Drifted tags listed in the JSON report (worst first)")
-        parser.add_argument("--report_only", action="store_true", default=False,
+        parser.add_argument("--report_only", nargs="?", const=True, default=False, type=_flag,
                             help="Dry run: compute and report, write nothing to the table "
                                  "(Beam's own --dry_run means something else)")
-        parser.add_argument("--allow_empty_archive", action="store_true", default=False,
+        parser.add_argument("--allow_empty_archive", nargs="?", const=True, default=False, type=_flag,
                             help="Run even when no archive file precedes as_of (would zero every tag)")
 
 
@@ -69,8 +91,6 @@ class RecountOutcome:
 
 def _write_text(path: str, text: str) -> None:
     if "://" not in path:
-        import os
-
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with FileSystems.create(path) as f:
         f.write(text.encode("utf-8"))
@@ -125,8 +145,6 @@ def run_recount(argv: list[str], *, files: list[str] | None = None) -> RecountOu
     report_root = opts.report_path.rstrip("/")
     summary_path = f"{report_root}/.work/drift-{day}-summary.json"
     if "://" not in summary_path:
-        import os
-
         os.makedirs(os.path.dirname(os.path.abspath(summary_path)), exist_ok=True)
 
     log.info("recount as_of=%s: %d archive files, table %s/%s/%s%s", as_of_s, len(files), project,
