@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, store=None, *, dev_images: bool
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=1024,  # the service takes no request bodies
     )
+    app.url_map.merge_slashes = False  # /tags//x is no tag: a 404, not a redirect
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     app.json.ensure_ascii = False
@@ -117,6 +118,9 @@ def create_app(settings: Settings | None = None, store=None, *, dev_images: bool
 
     from serving import views
 
+    from serving.fastpath import FastPath
+
+    app.wsgi_app = FastPath(app.wsgi_app, app.extensions["hashtags"], security_headers)
     app.register_blueprint(views.bp)
     views.register_error_handlers(app)
     if dev_images:

@@ -15,7 +15,6 @@ import gzip
 import hashlib
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 from cachetools import TTLCache
@@ -25,20 +24,28 @@ from hashtags.layout import PageDocument
 STALE_IF_ERROR_SECONDS = 3600.0
 
 
-@dataclass(frozen=True)
 class Body:
-    """One encoded representation with its strong validators."""
+    """One encoded representation with its strong validators (ETags without quotes). The gzip
+    variant is compressed on first use (most load tools and many proxies never ask for it)."""
 
-    data: bytes
-    etag: str
-    gzip_data: bytes
-    gzip_etag: str
+    __slots__ = ("data", "etag", "gzip_etag", "_gzip")
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.etag = hashlib.blake2b(data, digest_size=12).hexdigest()
+        self.gzip_etag = self.etag + "-gz"
+        self._gzip: bytes | None = None
+
+    @property
+    def gzip_data(self) -> bytes:
+        if self._gzip is None:
+            # mtime=0: the same bytes always compress to the same bytes (stable across workers)
+            self._gzip = gzip.compress(self.data, compresslevel=6, mtime=0)
+        return self._gzip
 
     @classmethod
     def build(cls, data: bytes) -> "Body":
-        digest = hashlib.blake2b(data, digest_size=12).hexdigest()
-        # mtime=0: the same bytes always compress to the same bytes (stable ETag across workers)
-        return cls(data, digest, gzip.compress(data, compresslevel=6, mtime=0), digest + "-gz")
+        return cls(data)
 
 
 class Entry:
@@ -78,6 +85,16 @@ class PageCache:
             else:
                 self.misses += 1
             return entry, fresh
+
+    def peek_fresh(self, key: str) -> Entry | None:
+        """The entry if it is fresh, else None; counts a hit only (the fast path's lookup: on a
+        miss the request goes on to the full path, which counts it)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and self._clock() - entry.fetched_at < self.ttl:
+                self.hits += 1
+                return entry
+            return None
 
     def put(self, key: str, doc: PageDocument | None) -> Entry:
         entry = Entry(doc, self._clock())

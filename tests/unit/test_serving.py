@@ -356,3 +356,60 @@ def test_dev_images_rewritten_and_served(store, monkeypatch):
     assert c.get("/dev-images/..%2Fetc.png").status_code == 404
     # the API returns the document as stored
     assert c.get("/api/tags/dev").get_json()["top_posts"][0]["image_url"] == f"{DEV_IMAGE_ORIGIN}/dev-1.png"
+
+
+# ---- fast path -------------------------------------------------------------------------------
+def _headers(r):
+    return {k: v for k, v in r.headers.items() if k != "X-Cache"}
+
+
+@pytest.mark.parametrize("path", ["/tags/love", "/api/tags/love"])
+@pytest.mark.parametrize("extra", [{}, {"Accept-Encoding": "gzip"}])
+def test_fast_path_sends_the_same_response_as_flask(client, app, path, extra):
+    first = client.get(path, headers=extra)  # miss: Flask renders and fills the cache
+    hit = client.get(path, headers=extra)  # answered by the fast path
+    assert (first.headers["X-Cache"], hit.headers["X-Cache"]) == ("miss", "hit")
+    assert first.status_code == hit.status_code == 200 and first.data == hit.data
+    assert _headers(first) == _headers(hit)
+    nm_fast = client.get(path, headers={**extra, "If-None-Match": first.headers["ETag"]})
+    assert nm_fast.status_code == 304 and nm_fast.headers["X-Cache"] == "hit"
+    # the Flask path's 304: a fresh entry whose representation is not rendered yet
+    app.extensions["hashtags"]["cache"].clear()
+    other = "/api/tags/love" if path == "/tags/love" else "/tags/love"
+    client.get(other)
+    nm_flask = client.get(path, headers={**extra, "If-None-Match": "W/" + first.headers["ETag"]})
+    assert nm_flask.status_code == 304 and _headers(nm_flask) == _headers(nm_fast)
+
+
+def test_fast_path_ignores_what_it_does_not_own(client, store):
+    client.get("/tags/love")
+    assert client.head("/tags/love").status_code == 200  # HEAD goes through Flask
+    assert client.get("/tags/love/x").status_code == 404
+    assert client.get("/tags/Love").status_code == 301
+    store.docs.pop("love")
+    assert client.get("/tags/love").status_code == 200  # still fresh in the cache
+
+
+@pytest.mark.parametrize("header, ok", [
+    (None, False), ("", False), ("gzip", True), ("br, gzip", True), ("gzip;q=0", False),
+    ("gzip; q=0.5", True), ("*", True), ("*;q=0", False), ("identity", False), ("br;q=1, *;q=0.1", True),
+    ("gzip;q=0, *", False), ("x-gzip", True), ("gzip;q=abc", False),
+])
+def test_accepts_gzip(header, ok):
+    from serving.responses import accepts_gzip
+    assert accepts_gzip(header) is ok
+
+
+_url_chars = st.sampled_from(list("abcAB09.-_~%!$&()*+,;=:@/?#[]'\"<> \\\t\n\x00é") + ["https://", "http://", "HTTPS://"])
+
+
+@hsettings(max_examples=500, deadline=None)
+@given(st.lists(_url_chars, max_size=30).map("".join))
+def test_fast_url_check_never_accepts_what_the_domain_rejects(tail):
+    from hashtags.messages import is_https_url
+    from serving.views import _PLAIN_HTTPS, renderable_image
+
+    for url in ("https://" + tail, tail):
+        assert renderable_image(url) == is_https_url(url)
+        if _PLAIN_HTTPS.fullmatch(url):
+            assert is_https_url(url), url
