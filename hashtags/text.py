@@ -37,6 +37,7 @@ Results depend on the Unicode tables of the Python version (3.11: Unicode 14.0) 
 """
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 import regex
@@ -160,6 +161,12 @@ def normalize_tag(tag: str) -> str:
     """The key of a tag: NFKC + full case folding (+ NFKC, spaces removed), idempotent."""
     if tag.isascii():
         return tag.lower()
+    if len(tag) <= _CACHED_LENGTH:
+        return _normalize_cached(tag)
+    return _normalize_unicode(tag)
+
+
+def _normalize_unicode(tag: str) -> str:
     key = _normalize_step(tag)
     for _ in range(8):  # converges after one step for every code point; bounded anyway
         nxt = _normalize_step(key)
@@ -167,6 +174,12 @@ def normalize_tag(tag: str) -> str:
             break
         key = nxt
     return key
+
+
+# Tags are Zipf-distributed, so most normalisations are cache hits. Only short strings are cached
+# (bounded memory even when callers pass arbitrary input, e.g. URL path names).
+_CACHED_LENGTH = 2 * MAX_TAG_LENGTH
+_normalize_cached = functools.lru_cache(maxsize=1 << 15)(_normalize_unicode)
 
 
 def is_valid_key(key: str) -> bool:
@@ -191,9 +204,13 @@ def distinct_tags(text: str) -> list[tuple[str, str]]:
     for tag in extract_hashtags(text):
         if len(tag) > MAX_TAG_LENGTH:
             continue
-        key = normalize_tag(tag)
-        if key in seen:
-            continue
-        if tag.isascii() or is_valid_key(key):
+        key = tag.lower() if tag.isascii() else _countable_key(tag)
+        if key is not None and key not in seen:
             seen[key] = tag
     return list(seen.items())
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _countable_key(tag: str) -> str | None:  # tag: at most MAX_TAG_LENGTH characters
+    key = normalize_tag(tag)
+    return key if is_valid_key(key) else None
