@@ -1,6 +1,7 @@
 """Routes: the tag page, its JSON twin, health checks, dev images."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -57,13 +58,54 @@ def renderable_image(url: str) -> bool:
     return is_https_url(url)
 
 
+_SAFE_ID = re.compile(r"[A-Za-z0-9_.~-]+")  # characters quote(x, safe="") leaves as they are
+
+
+@functools.lru_cache(maxsize=8)
+def _href_parts(post_url_template: str) -> tuple[str, str] | None:
+    """The configured post URL pattern split around ``{post_id}``, each side HTML-escaped once."""
+    if post_url_template.count("{post_id}") != 1 or post_url_template.count("{") != 1:
+        return None
+    prefix, suffix = post_url_template.split("{post_id}")
+    return str(escape(prefix)), str(escape(suffix.replace("}}", "}")))
+
+
 def tiles_html(doc: PageDocument, post_url_template: str, dev_images: bool) -> Markup:
-    """The tiles, escaped here (markupsafe.escape, as Jinja's autoescape does): non-https image
-    URLs are dropped whatever the table holds; post ids are percent-encoded into the configured
-    URL pattern. Built in Python rather than a template loop: a third of the render cost."""
+    """The tiles, every value escaped: non-https image URLs are dropped whatever the table holds;
+    post ids are percent-encoded into the configured URL pattern.
+
+    Built in Python rather than a template loop (a third of the render cost), with shortcuts that
+    give the same bytes as ``markupsafe.escape`` (checked by a property test against
+    :func:`tiles_html_reference`): a URL matching ``_PLAIN_HTTPS`` can only contain ``&`` among
+    the characters HTML escapes; a post id made of unreserved characters is its own
+    percent-encoding and needs no escaping."""
+    parts_ = _href_parts(post_url_template)
+    if parts_ is None:
+        return tiles_html_reference(doc, post_url_template, dev_images)
+    prefix, suffix = parts_
     parts = []
     for post in doc.top_posts:
-        if not renderable_image(post.image_url):
+        url = post.image_url
+        if len(url) <= MAX_URL_LENGTH and _PLAIN_HTTPS.fullmatch(url):
+            src = devimages.rewrite_url(url) if dev_images else url
+            src = src.replace("&", "&amp;")
+        elif is_https_url(url):
+            src = str(escape(devimages.rewrite_url(url) if dev_images else url))
+        else:
+            continue
+        pid = post.post_id
+        href = prefix + (pid if _SAFE_ID.fullmatch(pid) else quote(pid, safe="")) + suffix
+        n = len(parts) + 1
+        parts.append(f'<li><a href="{href}"><img src="{src}" alt="Post {n}" width="{TILE_SIZE}" '
+                     f'height="{TILE_SIZE}"{_FIRST if n == 1 else _LAZY if n > EAGER_TILES else ""}></a></li>\n')
+    return Markup("".join(parts))
+
+
+def tiles_html_reference(doc: PageDocument, post_url_template: str, dev_images: bool) -> Markup:
+    """The plain version of :func:`tiles_html`: every value through ``markupsafe.escape``."""
+    parts = []
+    for post in doc.top_posts:
+        if not is_https_url(post.image_url):
             continue
         src = devimages.rewrite_url(post.image_url) if dev_images else post.image_url
         n = len(parts) + 1

@@ -413,3 +413,19 @@ def test_fast_url_check_never_accepts_what_the_domain_rejects(tail):
         assert renderable_image(url) == is_https_url(url)
         if _PLAIN_HTTPS.fullmatch(url):
             assert is_https_url(url), url
+
+
+_ids = st.text(st.sampled_from(list("abZ09_.~-%&<>\"' /?#é")), min_size=1, max_size=12)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_ids, st.lists(_url_chars, max_size=20).map(lambda t: "https://img.example.com/" + "".join(t))),
+                max_size=20),
+       st.sampled_from(["https://example.com/p/{post_id}", "/posts/{post_id}?from=tag&x='1'",
+                        "https://example.com/{post_id}/{{x}}"]),
+       st.booleans())
+def test_fast_tiles_equal_reference(posts, template, dev):
+    from serving.views import tiles_html, tiles_html_reference
+
+    d = doc(posts=[TopPost(pid, url) for pid, url in posts])
+    assert tiles_html(d, template, dev) == tiles_html_reference(d, template, dev)
