@@ -276,7 +276,7 @@ def report(r: dict, args: argparse.Namespace, html: bytes, gz: bytes, load: tupl
         "| target | met | measured |", "|---|---|---|",
         *[f"| {name} | {'yes' if ok else '**no**'} | {val} |" for name, ok, val in targets],
     ]
-    if args.notes:
+    if args.notes and Path(args.notes).exists():
         lines += ["", Path(args.notes).read_text().strip()]
     return "\n".join(lines) + "\n"
 
@@ -288,7 +288,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-doc", action="store_true", help="print only; do not touch docs/BENCHMARKS.md")
-    p.add_argument("--notes", help="a Markdown file appended to the section (analysis of the run)")
+    p.add_argument("--notes", default=str(ROOT / "bench" / "bench_http_notes.md"),
+                   help="a Markdown file appended to the section (analysis of the runs)")
     args = p.parse_args(argv)
 
     for tool in (WRK, NGINX):
