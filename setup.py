@@ -16,8 +16,9 @@ setup(
         "apache-beam[gcp]==2.77.0",
         "google-cloud-bigtable==2.50.2",
         "google-cloud-pubsub==2.44.0",
+        "regex==2026.11.15",
     ],
     extras_require={
-        "serving": ["Flask==3.1.3", "Jinja2==3.1.6", "gunicorn==27.0.1"],
+        "serving": ["Flask==3.1.3", "Jinja2==3.1.6", "gunicorn==27.0.1", "cachetools==6.2.6"],
     },
 )

@@ -1,7 +1,7 @@
 """Resource names and tunables: the single source of truth.
 
 Every name used by the jobs, the web service, the local stack, the tests and terraform comes from
-here (terraform is checked against these values by ``tests/unit/test_terraform_consistency.py``).
+here (terraform is checked against these values by ``tests/unit/test_terraform.py``).
 Pure: :func:`Settings.from_env` takes a mapping, it never reads ``os.environ`` itself.
 """
 from __future__ import annotations

@@ -22,6 +22,10 @@ class StreamingOptions(PipelineOptions):
         parser.add_argument("--top_posts_dlq_topic", required=False, help="projects/<p>/topics/<t>")
         parser.add_argument("--archive_path", required=False,
                             help="Folder (local path or gs://) of the post-event archive read by the recount")
+        parser.add_argument("--read", choices=["all", "post-events", "top-posts"], default="all",
+                            help="Which subscriptions this job reads (default both). The local stack runs "
+                                 "one process per source: the DirectRunner blocks up to 30 s on a pull from "
+                                 "an empty subscription, which stalls every other source in the process.")
         parser.add_argument("--window_seconds", type=int, default=3600, help="Count window (1 h)")
         parser.add_argument("--allowed_lateness_seconds", type=int, default=6 * 3600,
                             help="How late an event may be and still update its hour cell")

@@ -30,11 +30,17 @@ log = logging.getLogger(__name__)
 
 
 def build(p: beam.Pipeline, opts: StreamingOptions, project: str) -> None:
-    if not opts.post_events_subscription:
-        raise SystemExit("--post_events_subscription is required")
     bt = dict(project_id=opts.bigtable_project or project, instance_id=opts.bigtable_instance,
               table_id=opts.bigtable_table)
+    if opts.read in ("all", "post-events"):
+        if not opts.post_events_subscription:
+            raise SystemExit("--post_events_subscription is required")
+        build_post_events(p, opts, bt)
+    if opts.read in ("all", "top-posts") and opts.top_posts_subscription:
+        build_top_posts(p, opts, bt)
 
+
+def build_post_events(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> None:
     messages = p | "ReadPostEvents" >> ReadFromPubSub(subscription=opts.post_events_subscription,
                                                       with_attributes=True)
     parsed = messages | "ParsePostEvents" >> ParsePostEvents()
@@ -53,13 +59,15 @@ def build(p: beam.Pipeline, opts: StreamingOptions, project: str) -> None:
     if opts.archive_path:
         parsed.events | "Archive" >> ArchiveEvents(opts.archive_path, opts.archive_window_seconds)
 
-    if opts.top_posts_subscription:
-        top = (p | "ReadTopPosts" >> ReadFromPubSub(subscription=opts.top_posts_subscription,
-                                                    with_attributes=True)
-               | "ParseTopPosts" >> ParseTopPosts())
-        top.updates | "TopRows" >> beam.ParDo(TopPostsRow()) | "WriteTopPosts" >> WriteToBigTable(**bt)
-        if opts.top_posts_dlq_topic:
-            top.dead | "TopPostsDLQ" >> WriteToPubSub(opts.top_posts_dlq_topic, with_attributes=True)
+
+
+def build_top_posts(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> None:
+    top = (p | "ReadTopPosts" >> ReadFromPubSub(subscription=opts.top_posts_subscription,
+                                                with_attributes=True)
+           | "ParseTopPosts" >> ParseTopPosts())
+    top.updates | "TopRows" >> beam.ParDo(TopPostsRow()) | "WriteTopPosts" >> WriteToBigTable(**bt)
+    if opts.top_posts_dlq_topic:
+        top.dead | "TopPostsDLQ" >> WriteToPubSub(opts.top_posts_dlq_topic, with_attributes=True)
 
 
 def make_pipeline(argv: list[str] | None = None) -> beam.Pipeline:

@@ -12,7 +12,10 @@ from hashtags import distinct_tags, extract_hashtags, is_valid_key, normalize_ta
 from hashtags.settings import MAX_TAG_LENGTH
 
 REPO = Path(__file__).resolve().parents[2]
-CONFORMANCE = REPO.parent / "shared" / "conformance" / "twitter_text_hashtags.yml"
+# A vendored copy of ../shared/conformance/twitter_text_hashtags.yml, so a clean clone runs it;
+# test_vendored_conformance_matches_shared checks the copy against the shared file where it exists.
+CONFORMANCE = REPO / "tests" / "data" / "twitter_text_hashtags.yml"
+SHARED_CONFORMANCE = REPO.parent / "shared" / "conformance" / "twitter_text_hashtags.yml"
 
 
 def _conformance_cases():
@@ -23,6 +26,11 @@ def _conformance_cases():
 
 
 CONFORMANCE_CASES = _conformance_cases()
+
+
+@pytest.mark.skipif(not SHARED_CONFORMANCE.is_file(), reason="no ../shared checkout beside this clone")
+def test_vendored_conformance_matches_shared():
+    assert CONFORMANCE.read_bytes() == SHARED_CONFORMANCE.read_bytes()
 
 
 def test_conformance_file_has_all_cases():
