@@ -34,7 +34,10 @@ def generate(root: Path, events: int, days: int = 10, files_per_day: int = 4, se
     """~87 % publishes, ~8 % deletes of earlier posts, ~5 % duplicated deliveries; 5,000 tags (Zipf-ish)."""
     rnd = random.Random(seed)
     vocab = [f"tag{i}" for i in range(5000)]
-    weights = [1 / (i + 1) for i in range(len(vocab))]
+    cum, acc = [], 0.0
+    for i in range(len(vocab)):
+        acc += 1 / (i + 1)
+        cum.append(acc)
     start = AS_OF - dt.timedelta(days=days)
     span = days * 86400
     per_day: dict[str, list[list[str]]] = collections.defaultdict(lambda: [[] for _ in range(files_per_day)])
@@ -53,7 +56,7 @@ def generate(root: Path, events: int, days: int = 10, files_per_day: int = 4, se
         else:
             post += 1
             t = start + dt.timedelta(seconds=rnd.randrange(span))
-            tags = rnd.choices(vocab, weights, k=rnd.randint(1, 4))
+            tags = rnd.choices(vocab, cum_weights=cum, k=rnd.randint(1, 4))
             d = {"event": "published", "post_id": f"p{post}", "user_id": f"u{post % 9973}",
                  "caption": "photo " + " ".join("#" + x.upper() if rnd.random() < .1 else "#" + x for x in tags),
                  "image_url": f"https://img.example/{post}.jpg", "event_time": t.strftime("%Y-%m-%dT%H:%M:%SZ"),

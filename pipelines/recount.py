@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 from typing import Iterable, Iterator, NamedTuple
 
@@ -104,6 +105,25 @@ def archive_days(archive_path: str) -> dict[dt.date, tuple[int, int]]:
 
 
 # ---- the winner of a post (pure) --------------------------------------------------------------
+# Through the shuffle an event travels as a flat tuple of primitives (Beam's FastPrimitivesCoder:
+# ~1.6 µs and ~100 bytes per event here, against ~26 µs and ~320 bytes for a pickled PostEvent).
+# (event_time µs, deleted?, event_id, event, post_id, user_id, caption, image_url, hashtags)
+Packed = tuple
+
+
+def pack(e: PostEvent) -> Packed:
+    t = e.event_time - layout.EPOCH
+    us = (t.days * 86_400 + t.seconds) * 1_000_000 + t.microseconds
+    return (us, 1 if e.event == DELETED else 0, e.event_id or "", e.event, e.post_id, e.user_id, e.caption,
+            e.image_url, e.hashtags, e.event_id)
+
+
+def unpack(p: Packed) -> PostEvent:
+    return PostEvent(event=p[3], post_id=p[4], user_id=p[5], caption=p[6], image_url=p[7],
+                     event_time=layout.EPOCH + dt.timedelta(microseconds=p[0]), event_id=p[9],
+                     hashtags=tuple(p[8]) if p[8] is not None else None)
+
+
 def winner_order(e: PostEvent) -> tuple:
     """Sort key of an event among its post's events: the max wins (see module doc)."""
     return (e.event_time, 1 if e.event == DELETED else 0, e.event_id or "", event_json_line(e))
@@ -114,28 +134,34 @@ def later_event(a: PostEvent | None, b: PostEvent | None) -> PostEvent | None:
         return b
     if b is None:
         return a
-    # cheap fields first; the JSON line only on a full tie of time, type and event_id
-    ka = (a.event_time, a.event == DELETED, a.event_id or "")
-    kb = (b.event_time, b.event == DELETED, b.event_id or "")
-    if ka != kb:
-        return a if ka > kb else b
-    return a if event_json_line(a) >= event_json_line(b) else b
+    return a if winner_order(a) >= winner_order(b) else b
+
+
+def later_packed(a: Packed | None, b: Packed | None) -> Packed | None:
+    """``later_event`` on packed events: cheap fields first, the JSON line only on a full tie."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if a[:3] != b[:3]:
+        return a if a[:3] > b[:3] else b
+    return a if event_json_line(unpack(a)) >= event_json_line(unpack(b)) else b
 
 
 class LatestEventFn(beam.CombineFn):
-    """Latest event of a post. Associative and commutative (a total order), so lifted before the
-    shuffle: duplicates of the same post collapse in the combiner."""
+    """Latest event of a post (packed). Associative and commutative (a total order), so lifted before
+    the shuffle: duplicates of the same post collapse in the combiner."""
 
     def create_accumulator(self):
         return None
 
-    def add_input(self, acc, event):
-        return later_event(acc, event)
+    def add_input(self, acc, packed):
+        return later_packed(acc, packed)
 
     def merge_accumulators(self, accs):
         out = None
         for a in accs:
-            out = later_event(out, a)
+            out = later_packed(out, a)
         return out
 
     def extract_output(self, acc):
@@ -164,21 +190,30 @@ def read_snapshot(project: str, instance: str, table: str, as_of: dt.datetime) -
 
     from hashtag_store.bigtable import COUNTS_FILTER
 
+    from google.api_core.exceptions import NotFound
+
     as_of_ms = layout.to_millis(as_of)
     client = BigtableDataClient(project=project)
     try:
         reader = client.get_table(instance, table)
-        for row in reader.read_rows_stream(ReadRowsQuery(row_filter=COUNTS_FILTER), operation_timeout=1800):
-            base, hours = [], []
-            for c in row.cells:
-                if c.family != layout.FAMILY_COUNTS:
-                    continue
-                cell = layout.Cell(c.value, c.timestamp_micros // 1000)
-                if c.qualifier == layout.COL_BASE:
-                    base.append(cell)
-                elif c.qualifier == layout.COL_HOUR:
-                    hours.append(cell)
-            yield row.row_key.decode("utf-8"), snapshot_row(base, hours, as_of_ms)
+        rows = 0
+        try:
+            for row in reader.read_rows_stream(ReadRowsQuery(row_filter=COUNTS_FILTER), operation_timeout=1800):
+                base, hours = [], []
+                for c in row.cells:
+                    if c.family != layout.FAMILY_COUNTS:
+                        continue
+                    cell = layout.Cell(c.value, c.timestamp_micros // 1000)
+                    if c.qualifier == layout.COL_BASE:
+                        base.append(cell)
+                    elif c.qualifier == layout.COL_HOUR:
+                        hours.append(cell)
+                rows += 1
+                yield row.row_key.decode("utf-8"), snapshot_row(base, hours, as_of_ms)
+        except NotFound:  # a missing table (a dry run before a full rebuild) shows nothing
+            if rows:
+                raise
+            logging.getLogger(__name__).warning("table %s/%s not found: empty snapshot", instance, table)
     finally:
         client.close()
 
@@ -207,7 +242,7 @@ class _BeforeAsOf(beam.DoFn):
     def process(self, e: PostEvent):
         if e.event_time < self._as_of:
             self._kept.inc()
-            yield e.post_id, e
+            yield e.post_id, pack(e)
         else:
             self._skipped.inc()
 
@@ -218,11 +253,11 @@ class _PublishedWinners(beam.DoFn):
         self._live = Metrics.counter(NAMESPACE, "posts_live")
 
     def process(self, kv):
-        _, e = kv
+        _, packed = kv
         self._posts.inc()
-        if e.event == PUBLISHED:
+        if packed[3] == PUBLISHED:
             self._live.inc()
-            yield e
+            yield unpack(packed)
 
 
 class ExactCounts(beam.PTransform):

@@ -154,3 +154,25 @@ def test_refuses_an_empty_archive(store, table_name, tmp_path):
                                     f"--bigtable_instance={INSTANCE}", f"--bigtable_table={table_name}"])
     assert out.exit_code == recount_main.EXIT_BAD_INPUT
     assert totals(store) == {"one": 3}
+
+
+def test_backfill_dry_run_then_full_rebuild_of_a_lost_table(bigtable_emulator, table_name, tmp_path):
+    """The backfill command: a dry run writes nothing (not even the table); a full rebuild creates the
+    missing table and restores every tag's exact count from the archive."""
+    from hashtag_store import BigtableStore
+    from pipelines import backfill
+
+    events = [e for e in make_events(seed=5, posts=60) if e.event_time < AS_OF]
+    archive = tmp_path / "archive"
+    write_archive(archive, events, events[:5])
+    common = ["--archive", str(archive), "--project", PROJECT, "--instance", INSTANCE, "--table", table_name,
+              "--report-path", str(tmp_path / "r"), "--no-progress"]
+    today = AS_OF.date()
+    assert backfill.main(common + ["--from", "2026-11-20", "--to", "2026-11-22", "--dry-run"], today=today) == 0
+    report = json.loads((tmp_path / "r" / "drift-2026-11-23.json").read_text())
+    assert report["dry_run"] is True and report["total_before"] == 0
+    assert report["total_after"] == sum(exact_totals(events).values())
+
+    assert backfill.main(common + ["--full-rebuild"], today=today) == 0
+    store = BigtableStore(PROJECT, INSTANCE, table_name)
+    assert {k: v for k, v in totals(store).items() if v} == dict(exact_totals(events))

@@ -159,9 +159,10 @@ def test_latest_event_is_a_total_order(events, rnd):
     for half in halves:
         acc = fn.create_accumulator()
         for e in half:
-            acc = fn.add_input(acc, e)
+            acc = fn.add_input(acc, recount.pack(e))
         accs.append(acc)
-    assert fn.extract_output(fn.merge_accumulators(accs)) == expected
+    assert recount.unpack(fn.extract_output(fn.merge_accumulators(accs))) == expected
+    assert all(recount.unpack(recount.pack(e)) == e for e in parsed)
 
 
 # ---- pure helpers -----------------------------------------------------------------------------
