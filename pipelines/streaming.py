@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.io import fileio
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, window
 from apache_beam.transforms.window import TimestampedValue
@@ -90,11 +91,25 @@ class _StampProcessingTime(beam.DoFn):
         yield TimestampedValue(event, time.time())
 
 
-def _archive_file_naming(window, pane, shard_index, total_shards, compression, destination):
-    start = int(window.start) if hasattr(window, "start") else 0
-    pane_index = pane.index if pane is not None else 0
-    return (f"{destination}/events-{start}-p{pane_index}-{shard_index or 0:03d}"
-            f"-{uuid.uuid4().hex[:8]}.jsonl")
+def _archive_file_naming(root):
+    """``dt=YYYY-MM-DD/events-<window start>-p<pane>-<shard>-<random>.jsonl``.
+
+    The random part keeps a restarted job (same processing-time window) from overwriting a file;
+    a duplicate line from a retried bundle is harmless, since the recount keeps one event per post."""
+
+    def name(window, pane, shard_index, total_shards, compression, destination):
+        # WriteToFiles only creates the root folder before its rename, which fails silently
+        # (logged at debug) when the partition folder is missing: create it here. A no-op on GCS.
+        try:
+            FileSystems.mkdirs(FileSystems.join(root, destination))
+        except IOError:
+            pass  # exists
+        start = int(window.start) if hasattr(window, "start") else 0
+        pane_index = pane.index if pane is not None else 0
+        return (f"{destination}/events-{start}-p{pane_index}-{shard_index or 0:03d}"
+                f"-{uuid.uuid4().hex[:8]}.jsonl")
+
+    return name
 
 
 class ArchiveEvents(beam.PTransform):
@@ -123,7 +138,7 @@ class ArchiveEvents(beam.PTransform):
                 path=self.path,
                 destination=lambda kv: kv[0],
                 sink=lambda dest: _LineSink(),
-                file_naming=_archive_file_naming,
+                file_naming=_archive_file_naming(self.path),
                 shards=1,
             )
         )
