@@ -1,0 +1,223 @@
+"""The whole service on one machine: emulators, topics, table, the streaming job, the web server
+and sample traffic, then the URL to open.
+
+    python -m devstack.stack up            # foreground; Ctrl-C stops everything
+    python -m devstack.stack up --detach   # leave it running; stop with `python -m devstack.stack down`
+    python -m devstack.stack down
+    python -m devstack.stack status
+
+Ports and names are the local defaults of DESIGN.md (Pub/Sub emulator :8085, Bigtable emulator
+:8086, web http://127.0.0.1:8080, project local-hashtags, instance local, table hashtags).
+State (PIDs, logs, the post-event archive) lives in .run/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from devstack import emulators, loadgen, processes
+from devstack.resources import ensure_all
+from hashtags import settings as hs
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / ".run"
+PIDS = RUN / "pids.json"
+LOGS = RUN / "logs"
+ARCHIVE = RUN / "archive"
+
+
+def _port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _say(msg: str) -> None:
+    print(f"[stack] {msg}", flush=True)
+
+
+def _save_pids(pids: dict) -> None:
+    RUN.mkdir(exist_ok=True)
+    PIDS.write_text(json.dumps(pids, indent=1))
+
+
+def down() -> int:
+    if not PIDS.exists():
+        _say("nothing recorded in .run/pids.json: not running")
+        return 0
+    pids = json.loads(PIDS.read_text())
+    # Stop in reverse order of start: web, jobs, then the emulators.
+    for name in reversed(list(pids)):
+        _say(f"stopping {name} (pid {pids[name]})")
+        processes.stop(pids[name], timeout=20)
+    PIDS.unlink()
+    return 0
+
+
+def status() -> int:
+    if not PIDS.exists():
+        _say("not running")
+        return 1
+    for name, pid in json.loads(PIDS.read_text()).items():
+        try:
+            os.kill(pid, 0)
+            state = "running"
+        except ProcessLookupError:
+            state = "DEAD"
+        print(f"{name:24} pid {pid:<8} {state}")
+    return 0
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+
+
+def up(args) -> int:
+    ok, why = emulators.emulators_available()
+    if not ok:
+        print(f"ERROR: the Google Cloud CLI emulators are missing: {why}", file=sys.stderr)
+        return 2
+    if PIDS.exists():
+        print("ERROR: a stack is already recorded in .run/pids.json: run `python -m devstack.stack down` first",
+              file=sys.stderr)
+        return 2
+    web_port = _port(hs.LOCAL_WEB_URL)
+    for port in (_port(hs.LOCAL_PUBSUB_HOST), _port(hs.LOCAL_BIGTABLE_HOST), web_port):
+        if _listening(port):
+            print(f"ERROR: port {port} is already in use", file=sys.stderr)
+            return 2
+    LOGS.mkdir(parents=True, exist_ok=True)
+    pids: dict[str, int] = {}
+    try:
+        _say("starting the Bigtable and Pub/Sub emulators")
+        bt = emulators.start_bigtable(_port(hs.LOCAL_BIGTABLE_HOST), log_dir=LOGS)
+        pids["bigtable-emulator"] = bt.proc.pid
+        _save_pids(pids)
+        ps = emulators.start_pubsub(_port(hs.LOCAL_PUBSUB_HOST), log_dir=LOGS)
+        pids["pubsub-emulator"] = ps.proc.pid
+        _save_pids(pids)
+        env = processes.emulator_env(ps.address, bt.address)
+        os.environ.update({"PUBSUB_EMULATOR_HOST": ps.address, "BIGTABLE_EMULATOR_HOST": bt.address})
+        s = hs.Settings.from_env(os.environ)
+        _say(f"creating topics, subscriptions and table {s.table!r} in project {s.project!r}")
+        ensure_all(s)
+
+        _say("starting the streaming job (BundleBasedDirectRunner; one process per subscription)")
+        jobs = processes.start_streaming_jobs(s, ARCHIVE, LOGS, env, early_firing_seconds=5)
+        for job, name in zip(jobs, ("streaming-post-events", "streaming-top-posts")):
+            pids[name] = job.pid
+        _save_pids(pids)
+
+        _say("starting the web server (gunicorn, dev images on)")
+        web_env = dict(env, HASHTAGS_DEV_IMAGES="1", GUNICORN_BIND=f"127.0.0.1:{web_port}",
+                       WEB_CONCURRENCY="2")
+        with open(LOGS / "web.log", "ab") as log:
+            web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "serving/gunicorn.conf.py",
+                                    "serving.wsgi:app"], cwd=ROOT, env=web_env, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        pids["web"] = web.pid
+        _save_pids(pids)
+        _wait_http(f"{hs.LOCAL_WEB_URL}/healthz", 60)
+
+        _say(f"publishing {args.events} sample post events and top-posts lists")
+        exp = loadgen.Expected()
+        msgs = loadgen.generate(args.events, seed=args.seed, expected=exp, deletes=0.05, malformed=0.02)
+        loadgen.publish(msgs, s.project, s.post_events_topic, rate=args.rate, total=args.events)
+        top = [k for k, _ in exp.counts.most_common(20)]
+        loadgen.publish(loadgen.top_posts_messages(exp, top), s.project, s.top_posts_topic, total=len(top),
+                        progress=False)
+        (RUN / "expected.json").write_text(json.dumps(exp.to_json(), ensure_ascii=False, indent=1))
+
+        tag = top[0]
+        _say(f"waiting for #{tag} to reach its exact count ({exp.counts[tag]}) on the page")
+        from hashtag_store import BigtableStore
+        store = BigtableStore(s.project, s.bigtable_instance, s.table)
+        deadline = time.monotonic() + args.wait
+        shown = None
+        while time.monotonic() < deadline:
+            for name, job in zip(("post-events", "top-posts"), jobs):
+                if job.poll() is not None:
+                    raise RuntimeError(f"streaming job ({name}) exited; see {LOGS}/streaming-{name}.log")
+            doc = store.read_page(tag)
+            shown = doc.total_posts if doc else None
+            if doc and shown == exp.counts[tag] and len(doc.top_posts) == 100:
+                break
+            time.sleep(2)
+        else:
+            _say(f"still converging (#{tag} shows {shown}); the page will catch up")
+        store.close()
+    except BaseException:
+        _say("start-up failed: stopping what was started")
+        down()
+        raise
+
+    url = f"{hs.LOCAL_WEB_URL}/tags/{tag}"
+    print()
+    print(f"  Open:  {url}")
+    print(f"  API:   {hs.LOCAL_WEB_URL}/api/tags/{tag}")
+    print(f"  Other populated tags: {', '.join('#' + t for t in top[1:6])}")
+    print(f"  More traffic: PUBSUB_EMULATOR_HOST={hs.LOCAL_PUBSUB_HOST} .venv/bin/python -m devstack.loadgen "
+          f"--count 5000 --rate 200 --print-expected 10")
+    print(f"  Recount (nightly job) over the archive: BIGTABLE_EMULATOR_HOST={hs.LOCAL_BIGTABLE_HOST} "
+          f".venv/bin/python -m pipelines.backfill --full-rebuild --archive {ARCHIVE.relative_to(ROOT)}")
+    print(f"  Logs: {LOGS.relative_to(ROOT)}/   Expected counts: .run/expected.json")
+    print()
+    if args.detach:
+        print("  Stop with: .venv/bin/python -m devstack.stack down  (or `make down`)")
+        return 0
+    print("  Ctrl-C stops everything.", flush=True)
+    stop = {"now": False}
+
+    def _stop(*_):
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    while not stop["now"]:
+        time.sleep(0.5)
+    print()
+    return down()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m devstack.stack", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    u = sub.add_parser("up", help="start everything and publish sample traffic")
+    u.add_argument("--events", type=int, default=3000, help="sample post events to publish")
+    u.add_argument("--rate", type=float, default=0, help="messages/s (0: as fast as possible)")
+    u.add_argument("--seed", type=int, default=1)
+    u.add_argument("--wait", type=float, default=180, help="seconds to wait for the sample counts to land")
+    u.add_argument("--detach", action="store_true", help="return after start-up; stop with `down`")
+    sub.add_parser("down", help="stop everything recorded in .run/pids.json")
+    sub.add_parser("status", help="show the recorded processes")
+    args = ap.parse_args(argv)
+    if args.cmd == "up":
+        return up(args)
+    if args.cmd == "down":
+        return down()
+    return status()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
