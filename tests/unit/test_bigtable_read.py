@@ -1,0 +1,142 @@
+"""The page read's own pieces, without an emulator: the pre-serialised ReadRows request and the chunk
+merger, checked against the protobuf library and against the Bigtable data client's own merger."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from google.cloud.bigtable.data._sync_autogen._read_rows import _ReadRowsOperation
+from google.cloud.bigtable.data.exceptions import InvalidChunk as LibraryInvalidChunk
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hashtag_store.bigtable import (PAGE_FILTER, InvalidChunk, _RequestPb, _ResponsePb, document_from_cells,
+                                    merge_row_chunks, read_one_row_request)
+from hashtags import layout
+from hashtags.layout import TopPost
+
+Chunk = _ResponsePb.CellChunk
+
+
+@given(st.binary(min_size=1, max_size=600))
+def test_request_bytes_equal_the_protobuf_message(key):
+    template = _RequestPb(table_name="projects/p/instances/i/tables/t", app_profile_id="web", rows_limit=1)
+    from google.cloud.bigtable_v2.types import RowFilter
+
+    template.filter.CopyFrom(RowFilter.pb(PAGE_FILTER._to_pb()))
+    expected = _RequestPb()
+    expected.CopyFrom(template)
+    expected.rows.row_keys.append(key)
+    got = _RequestPb.FromString(read_one_row_request(template.SerializeToString(), key))
+    assert got == expected
+    assert list(got.rows.row_keys) == [key] and got.rows_limit == 1
+
+
+def _library_rows(responses):
+    """The data client's merger (google-cloud-bigtable), fed the same chunks."""
+    metric = SimpleNamespace(end_with_success=lambda: None, end_with_status=lambda *_: None, active_attempt=None)
+    fake_op = SimpleNamespace(_operation_metric=metric)
+    chunks = (c for r in responses for c in r.chunks)
+    return [(row.row_key, [(c.family, c.qualifier, c.timestamp_micros, c.value) for c in row.cells])
+            for row in _ReadRowsOperation.merge_rows(fake_op, chunks)]
+
+
+CELL = st.tuples(st.sampled_from(["counts", "top", "meta"]), st.sampled_from([b"h", b"base", b"posts", b""]),
+                 st.integers(0, 2**50), st.binary(max_size=40))
+
+
+def _chunks_for_row(key, cells, split_points, draw):
+    """Chunks of one row as a server may send them: family/qualifier only when they change,
+    values split at arbitrary points."""
+    out = []
+    prev_fam = prev_q = None
+    for i, (fam, q, ts, value) in enumerate(cells):
+        pieces = [value]
+        cut = split_points[i % len(split_points)] if split_points else 0
+        if 0 < cut < len(value):
+            pieces = [value[:cut], value[cut:]]
+        for j, piece in enumerate(pieces):
+            c = Chunk()
+            if i == 0 and j == 0:
+                c.row_key = key
+            if j == 0:
+                if fam != prev_fam:
+                    c.family_name.value = fam
+                    c.qualifier.value = q
+                elif q != prev_q or draw(st.booleans()):
+                    c.qualifier.value = q
+                c.timestamp_micros = ts
+            c.value = piece
+            if j < len(pieces) - 1:
+                c.value_size = len(value)
+            out.append(c)
+        prev_fam, prev_q = fam, q
+    out[-1].commit_row = True
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_merger_agrees_with_the_data_client(data):
+    key = data.draw(st.binary(min_size=1, max_size=20))
+    chunks = []
+    if data.draw(st.booleans()):  # a row the server started, then reset
+        partial = _chunks_for_row(key, data.draw(st.lists(CELL, min_size=1, max_size=3)), [2], data.draw)
+        partial[-1].commit_row = False
+        reset = Chunk()
+        reset.reset_row = True
+        chunks += partial + [reset]
+    cells = data.draw(st.lists(CELL, min_size=1, max_size=6))
+    chunks += _chunks_for_row(key, cells, data.draw(st.lists(st.integers(0, 40), max_size=4)), data.draw)
+    # any grouping of the chunks into responses
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, max(1, len(chunks) - 1)), max_size=4))))
+    responses, start = [], 0
+    for cut in [*cuts, len(chunks)]:
+        if cut > start:
+            responses.append(_ResponsePb(chunks=chunks[start:cut]))
+            start = cut
+    expected = _library_rows(responses)
+    assert len(expected) == 1
+    assert merge_row_chunks(responses) == expected[0]
+    assert [c[3] for c in expected[0][1]] == [c[3] for c in cells]
+
+
+def test_no_row_is_none():
+    assert merge_row_chunks([]) is None
+    assert merge_row_chunks([_ResponsePb(last_scanned_row_key=b"x")]) is None
+
+
+@pytest.mark.parametrize("bad", [
+    [Chunk(family_name={"value": "f"}, qualifier={"value": b"q"}, value=b"v", commit_row=True)],  # no key
+    [Chunk(row_key=b"k", family_name={"value": "f"}, qualifier={"value": b"q"}, value=b"v")],  # no commit
+    [Chunk(row_key=b"k", qualifier={"value": b"q"}, value=b"v", commit_row=True)],  # no family
+    [Chunk(row_key=b"k", family_name={"value": "f"}, qualifier={"value": b"q"}, value=b"v", value_size=3,
+           commit_row=True)],  # committed inside a split value
+    [Chunk(row_key=b"k", family_name={"value": "f"}, qualifier={"value": b"q"}, value=b"v"),
+     Chunk(reset_row=True, value=b"x")],  # reset with data
+])
+def test_protocol_violations_raise(bad):
+    with pytest.raises(InvalidChunk):
+        merge_row_chunks([_ResponsePb(chunks=bad)])
+    with pytest.raises(LibraryInvalidChunk):  # the data client rejects them too
+        _library_rows([_ResponsePb(chunks=bad)])
+
+
+def test_document_from_cells_takes_the_newest_versions():
+    top = layout.encode_top_posts([TopPost("p1", "https://img/1.jpg")])
+    old_top = layout.encode_top_posts([TopPost("p0", "https://img/0.jpg")])
+    cells = [
+        ("counts", b"base", 2_000_000, layout.encode_count(100)),
+        ("counts", b"base", 1_000_000, layout.encode_count(50)),
+        ("counts", b"h", 1_000_000, layout.encode_count(7)),  # before the newest base: inside it
+        ("counts", b"h", 3_000_000, layout.encode_count(5)),
+        ("top", b"posts", 1_000_000, old_top),
+        ("top", b"posts", 4_000_000, top),
+        ("meta", b"display", 3_000_000, b"Love"),
+        ("meta", b"other", 9_000_000, b"ignored"),
+    ]
+    doc = document_from_cells("love", cells)
+    assert doc.total_posts == 105
+    assert [p.post_id for p in doc.top_posts] == ["p1"]
+    assert doc.display_name == "Love"
+    assert doc.updated_at == layout.from_millis(4_000)
