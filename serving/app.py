@@ -105,6 +105,8 @@ def create_app(settings: Settings | None = None, store=None, *, dev_images: bool
         "Cross-Origin-Opener-Policy": "same-origin",
     }
 
+    app.extensions["hashtags"]["static_version"] = static_version
+
     @app.context_processor
     def _template_globals():
         return {"static_version": static_version}
@@ -120,6 +122,9 @@ def create_app(settings: Settings | None = None, store=None, *, dev_images: bool
 
     from serving.fastpath import FastPath
 
+    ext = app.extensions["hashtags"]
+    ext["page_template"] = app.jinja_env.get_template("tag.html")
+    ext["render"] = {"html": views.html_renderer(ext), "json": views.render_json}
     app.wsgi_app = FastPath(app.wsgi_app, app.extensions["hashtags"], security_headers)
     app.register_blueprint(views.bp)
     views.register_error_handlers(app)

@@ -48,6 +48,9 @@ def _ext():
 _PLAIN_HTTPS = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%!$&()*+,;=:@/-]*)?"
                           r"(?:\?[A-Za-z0-9._~%!$&()*+,;=:@/?-]*)?")
 _TILE = '<li><a href="{}"><img src="{}" alt="Post {}" width="{}" height="{}"{}></a></li>\n'
+# The same checks over a whole page at once: the URLs (or ids) joined by newlines, which neither
+# pattern accepts, so the joined string matches iff every item does (one regex call, not 200).
+_ALL_PLAIN_HTTPS = re.compile(rf"(?:{_PLAIN_HTTPS.pattern})(?:\n(?:{_PLAIN_HTTPS.pattern}))*")
 _FIRST = ' fetchpriority="high"'
 _LAZY = ' loading="lazy" decoding="async"'
 
@@ -59,6 +62,7 @@ def renderable_image(url: str) -> bool:
 
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9_.~-]+")  # characters quote(x, safe="") leaves as they are
+_ALL_SAFE_IDS = re.compile(r"[A-Za-z0-9_.~-]+(?:\n[A-Za-z0-9_.~-]+)*")
 
 
 @functools.lru_cache(maxsize=8)
@@ -83,8 +87,21 @@ def tiles_html(doc: PageDocument, post_url_template: str, dev_images: bool) -> M
     if parts_ is None:
         return tiles_html_reference(doc, post_url_template, dev_images)
     prefix, suffix = parts_
+    posts = doc.top_posts
+    if posts and not dev_images:
+        urls = "\n".join([p.image_url for p in posts])
+        if (_ALL_PLAIN_HTTPS.fullmatch(urls) and _ALL_SAFE_IDS.fullmatch("\n".join([p.post_id for p in posts]))
+                and max([len(p.image_url) for p in posts]) <= MAX_URL_LENGTH):
+            # the common page: every URL plain, every id unreserved → no per-tile checks
+            amp = "&" in urls
+            a, b = f'"><img src="', f'" alt="Post '
+            size = f'" width="{TILE_SIZE}" height="{TILE_SIZE}"'
+            return Markup("".join([
+                f'<li><a href="{prefix}{p.post_id}{suffix}{a}{p.image_url.replace("&", "&amp;") if amp else p.image_url}'
+                f'{b}{n}{size}{_FIRST if n == 1 else _LAZY if n > EAGER_TILES else ""}></a></li>\n'
+                for n, p in enumerate(posts, 1)]))
     parts = []
-    for post in doc.top_posts:
+    for post in posts:
         url = post.image_url
         if len(url) <= MAX_URL_LENGTH and _PLAIN_HTTPS.fullmatch(url):
             src = devimages.rewrite_url(url) if dev_images else url
@@ -115,24 +132,28 @@ def tiles_html_reference(doc: PageDocument, post_url_template: str, dev_images: 
     return Markup("".join(parts))
 
 
-def render_page(doc: PageDocument, *, stale: bool = False) -> str:
-    ext = _ext()
-    return render_template(
-        "tag.html",
+def render_page(doc: PageDocument, *, stale: bool = False, ext: dict | None = None) -> str:
+    """The tag page. Renders the template object directly (no Flask request or app context needed,
+    so the WSGI fast path can render a miss too): the template uses only the variables given here."""
+    ext = ext or _ext()
+    return ext["page_template"].render(
         doc=doc,
         tiles=tiles_html(doc, ext["settings"].post_url_template, ext["dev_images"]),
         count_label=posts_label(doc.total_posts),
         count_exact=exact_posts_label(doc.total_posts),
         stale=stale,
+        static_version=ext["static_version"],
     )
 
 
-def _html(doc: PageDocument | None) -> bytes:
-    assert doc is not None
-    return render_page(doc).encode("utf-8")
+def html_renderer(ext: dict):
+    def _html(doc: PageDocument | None) -> bytes:
+        assert doc is not None
+        return render_page(doc, ext=ext).encode("utf-8")
+    return _html
 
 
-def _json(doc: PageDocument | None) -> bytes:
+def render_json(doc: PageDocument | None) -> bytes:
     assert doc is not None
     return json.dumps(doc.to_json(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -156,9 +177,14 @@ class Unavailable(Exception):
     pass
 
 
-def _lookup(key: str) -> tuple[Entry, str]:
-    """The cache entry for ``key`` and how it was obtained: hit, miss (one row read) or stale."""
-    ext = _ext()
+LOOKUP_KEY = "hashtags.lookup"
+"""WSGI environ key under which the fast path hands the result of its lookup (hit, miss or
+:class:`Unavailable`) to the Flask view, so a request it does not answer itself is not read twice."""
+
+
+def lookup(ext: dict, key: str) -> tuple[Entry, str]:
+    """The cache entry for ``key`` and how it was obtained: hit, miss (one row read) or stale.
+    Raises :class:`Unavailable` when the store fails and there is no last good copy."""
     cache = ext["cache"]
     entry, fresh = cache.get(key)
     if entry is not None and fresh:
@@ -171,6 +197,15 @@ def _lookup(key: str) -> tuple[Entry, str]:
             return entry, "stale"
         raise Unavailable() from e
     return cache.put(key, doc), "miss"
+
+
+def _lookup(key: str) -> tuple[Entry, str]:
+    handed = request.environ.pop(LOOKUP_KEY, None)
+    if handed is not None and handed[0] == key:
+        if isinstance(handed[1], Unavailable):
+            raise handed[1]
+        return handed[1]
+    return lookup(_ext(), key)
 
 
 def _unavailable(body: bytes, mimetype: str) -> Response:
@@ -196,7 +231,7 @@ def tag_page(name: str):
         return _not_found_html(resolved.key)
     if how == "stale":
         return _unavailable(render_page(entry.doc, stale=True).encode("utf-8"), "text/html")
-    return _send(entry.body("html", _html), HTML, how)
+    return _send(entry.body("html", _ext()["render"]["html"]), HTML, how)
 
 
 @bp.get("/api/tags/<name>")
@@ -219,7 +254,7 @@ def tag_api(name: str):
         doc = dict(entry.doc.to_json(), stale=True)
         return _unavailable(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
                             "application/json")
-    return _send(entry.body("json", _json), JSON, how)
+    return _send(entry.body("json", _ext()["render"]["json"]), JSON, how)
 
 
 @bp.get("/healthz")

@@ -365,20 +365,45 @@ def _headers(r):
 
 @pytest.mark.parametrize("path", ["/tags/love", "/api/tags/love"])
 @pytest.mark.parametrize("extra", [{}, {"Accept-Encoding": "gzip"}])
-def test_fast_path_sends_the_same_response_as_flask(client, app, path, extra):
-    first = client.get(path, headers=extra)  # miss: Flask renders and fills the cache
-    hit = client.get(path, headers=extra)  # answered by the fast path
-    assert (first.headers["X-Cache"], hit.headers["X-Cache"]) == ("miss", "hit")
-    assert first.status_code == hit.status_code == 200 and first.data == hit.data
-    assert _headers(first) == _headers(hit)
+def test_fast_path_sends_the_same_response_as_flask(client, app, store, path, extra):
+    from werkzeug.test import Client
+
+    flask_only = Client(app.wsgi_app.wsgi_app, app.response_class)  # the Flask app without the fast path
+    via_flask = flask_only.get(path, headers=extra)  # miss: Flask reads, renders, fills the cache
+    app.extensions["hashtags"]["cache"].clear()
+    first = client.get(path, headers=extra)  # miss: the fast path reads and renders
+    hit = client.get(path, headers=extra)  # hit: the fast path sends the cached bytes
+    assert (via_flask.headers["X-Cache"], first.headers["X-Cache"], hit.headers["X-Cache"]) == ("miss", "miss", "hit")
+    assert via_flask.status_code == first.status_code == hit.status_code == 200
+    assert via_flask.data == first.data == hit.data
+    assert _headers(via_flask) == _headers(first) == _headers(hit)
+    assert store.reads == ["love", "love"]
     nm_fast = client.get(path, headers={**extra, "If-None-Match": first.headers["ETag"]})
     assert nm_fast.status_code == 304 and nm_fast.headers["X-Cache"] == "hit"
-    # the Flask path's 304: a fresh entry whose representation is not rendered yet
+    nm_flask = flask_only.get(path, headers={**extra, "If-None-Match": "W/" + first.headers["ETag"]})
+    assert nm_flask.status_code == 304 and _headers(nm_flask) == _headers(nm_fast)
+    # a fresh entry whose other representation is not rendered yet: rendered on the fast path
     app.extensions["hashtags"]["cache"].clear()
     other = "/api/tags/love" if path == "/tags/love" else "/tags/love"
     client.get(other)
-    nm_flask = client.get(path, headers={**extra, "If-None-Match": "W/" + first.headers["ETag"]})
-    assert nm_flask.status_code == 304 and _headers(nm_flask) == _headers(nm_fast)
+    r = client.get(path, headers=extra)
+    assert r.headers["X-Cache"] == "hit" and r.data == first.data and store.reads == ["love"] * 3
+
+
+@pytest.mark.parametrize("path", ["/tags/nothing", "/api/tags/nothing", "/tags/love", "/api/tags/love"])
+def test_one_read_per_request_when_flask_answers_after_the_fast_path(store, clock, path):
+    """Unknown tags (404) and outages (503) are answered by Flask after the fast path has looked the
+    tag up: it hands its result over instead of reading again."""
+    c = create_app(Settings(cache_ttl_seconds=0), store, clock=clock, dev_images=False).test_client()
+    expected = 404 if "nothing" in path else 200
+    assert c.get(path).status_code == expected
+    assert c.get(path).status_code == expected
+    assert len(store.reads) == 2
+    store.down = True
+    r = c.get(path)
+    assert len(store.reads) == 3
+    assert r.status_code == 503  # with the last good copy (known tag) or without (unknown)
+    assert r.headers["Retry-After"]
 
 
 def test_fast_path_ignores_what_it_does_not_own(client, store):
@@ -429,3 +454,22 @@ def test_fast_tiles_equal_reference(posts, template, dev):
 
     d = doc(posts=[TopPost(pid, url) for pid, url in posts])
     assert tiles_html(d, template, dev) == tiles_html_reference(d, template, dev)
+
+
+_plain_urls = st.builds(lambda host, path, query: f"https://{host}/{path}" + (f"?{query}" if query else ""),
+                        st.sampled_from(["img.example-cdn.com", "a.b", "cdn.example.com:8443"]),
+                        st.text(st.sampled_from(list("abc09._~%!$&()*+,;=:@/-")), max_size=30),
+                        st.text(st.sampled_from(list("abc09&=/?-")), max_size=10))
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.text(st.sampled_from(list("aZ09_.~-")), min_size=1, max_size=20), _plain_urls),
+                min_size=1, max_size=30),
+       st.sampled_from(["https://example.com/p/{post_id}", "/posts/{post_id}?from=tag&x='1'"]))
+def test_whole_page_tile_path_equals_reference(posts, template):
+    """Pages whose every URL and id is plain take the one-regex path: same bytes as the reference."""
+    from serving.views import tiles_html, tiles_html_reference
+
+    d = doc(posts=[TopPost(pid, url) for pid, url in posts])
+    assert tiles_html(d, template, False) == tiles_html_reference(d, template, False)
+    assert tiles_html(d, template, True) == tiles_html_reference(d, template, True)
