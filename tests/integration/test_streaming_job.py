@@ -100,6 +100,17 @@ def test_counts_dlq_archive_and_top_posts(job):
     assert [p.post_id for p in doc.top_posts] == expected_ids
     assert doc.total_posts == exp.counts[top_tag]
 
+    # ... and what the JSON API serves from that row (the real store behind the Flask app)
+    from serving import create_app
+
+    client = create_app(s, store=store).test_client()
+    resp = client.get(f"/api/tags/{top_tag}")
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert body["hashtag"] == top_tag and body["total_posts"] == exp.counts[top_tag]
+    assert [p["post_id"] for p in body["top_posts"]] == expected_ids
+    assert client.get("/api/tags/nosuchtagatall").status_code == 404
+
     # Archive: every valid event, by event date, readable by the recount
     def archived():
         lines = [json.loads(line) for f in (tmp / "archive").glob("dt=*/*.jsonl")
