@@ -164,6 +164,31 @@ def stop_pid(pid: int | None) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by one process (all its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of ``root`` and its live children (gunicorn master + workers; workers are not
+    recycled during a 10 s run: max_requests is 100,000 ± 10,000)."""
+    total = _proc_cpu(root)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == root:
+                total += _proc_cpu(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 _UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
@@ -172,7 +197,11 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNIT[m.group(2)]
 
 
-def run_wrk(url: str, args: argparse.Namespace, script: list[str] | None = None) -> dict:
+def run_wrk(url: str, args: argparse.Namespace, script: list[str] | None = None,
+            cpu_of: dict[str, int] | None = None) -> dict:
+    """One wrk run; ``cpu_of`` names processes (trees) whose CPU time per request to report."""
+    cpu_of = cpu_of or {}
+    before = {name: tree_cpu(pid) for name, pid in cpu_of.items()}
     cmd = [WRK, f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency"]
     if script:
         cmd += ["-s", script[0], url, "--", *script[1:]]
@@ -191,7 +220,9 @@ def run_wrk(url: str, args: argparse.Namespace, script: list[str] | None = None)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     res["errors"] = (int(bad.group(1)) if bad else 0) + (sum(map(int, sock.groups())) if sock else 0)
-    print(out, flush=True)
+    res["cpu_us"] = {name: (tree_cpu(pid) - before[name]) / max(res["requests"], 1) * 1e6
+                     for name, pid in cpu_of.items()}
+    print(out, res["cpu_us"], flush=True)
     return res
 
 
@@ -230,7 +261,8 @@ def write_section(text: str) -> None:
     DOC.write_text(new.rstrip("\n") + "\n")
 
 
-def report(r: dict, args: argparse.Namespace, html: bytes, gz: bytes, load: tuple, gconf: str) -> str:
+def report(r: dict, args: argparse.Namespace, html: bytes, gz: bytes, load: tuple, gconf: str,
+           load_after: tuple = (0.0, 0.0, 0.0)) -> str:
     ngx, hot, unc, hot_gz = r["nginx"], r["hot"], r["uncached"], r.get("hot_gzip")
     ratio = hot["rps"] / ngx["rps"]
     targets = [
@@ -242,16 +274,21 @@ def report(r: dict, args: argparse.Namespace, html: bytes, gz: bytes, load: tupl
         ("gzipped ≤ 6 KB", len(gz) <= 6_000, f"{len(gz):,} B"),
     ]
 
+    def cpu(x, who):
+        v = x.get("cpu_us", {}).get(who)
+        return "–" if v is None else f"{v:,.0f}"
+
     def row(name, x):
         return (f"| {name} | {x['rps']:,.0f} | {x['p50']:.2f} | {x['p99']:.2f} | {x['rps'] / ngx['rps']:.2f} × "
-                f"| {x['requests']:,} | {x['errors']} |")
+                f"| {x['requests']:,} | {x['errors']} | {cpu(x, 'gunicorn')} | {cpu(x, 'emulator')} |")
 
     lines = [
         SECTION, "",
         f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/bench_http.py` "
         f"(reproduce: `.venv/bin/python bench/bench_http.py`).", "",
-        f"- Machine: {machine()}; load average before the run {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
-        "(the machine is shared: other work running at the same time lowers every figure).",
+        f"- Machine: {machine()}; load average before the runs {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, "
+        f"after {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} (the benchmark's own processes "
+        "count in it; the machine is shared: other work running at the same time lowers every figure).",
         f"- Tools: {versions()}.",
         f"- Data: Bigtable emulator with {args.tags:,} tags × 100 top posts (production-shaped ids and "
         "image URLs) + an hour count each.",
@@ -259,8 +296,8 @@ def report(r: dict, args: argparse.Namespace, html: bytes, gz: bytes, load: tupl
         "emulator and nginx all on the same 2 cores.",
         f"- Load: `{hot['cmd']}` each; nginx serves a saved copy of the same page as a static file in "
         "the same run (the ceiling).", "",
-        "| scenario | req/s | p50 ms | p99 ms | vs nginx | requests | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| scenario | req/s | p50 ms | p99 ms | vs nginx | requests | errors | server CPU µs/req | emulator CPU µs/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         row("nginx, static copy of the page", ngx),
         row(f"gunicorn, hot tag (page cache hit) `/tags/{HOT}`", hot),
     ]
@@ -270,6 +307,10 @@ def report(r: dict, args: argparse.Namespace, html: bytes, gz: bytes, load: tupl
         row(f"gunicorn, {args.tags:,} distinct tags, cache off (1 Bigtable read each)", unc),
         "",
         f"Uncached command: `{unc['cmd']}` against a server started with `HASHTAGS_CACHE_TTL_SECONDS=0`.",
+        "",
+        "CPU µs/req: user + system CPU time of the gunicorn master and workers (and of the emulator) "
+        "during the run, from /proc, divided by the requests wrk completed. On GCP, Bigtable's side "
+        "runs elsewhere: the server column is what a web instance pays per request.",
         "",
         f"Page size for 100 posts: {len(html):,} bytes of HTML, {len(gz):,} bytes gzipped (level 6).",
         "",
@@ -326,11 +367,14 @@ def main(argv: list[str] | None = None) -> None:
                  f"{os.environ.get('GUNICORN_THREADS', 8)} threads")
         load = os.getloadavg()
         results["nginx"] = run_wrk(f"http://127.0.0.1:{ngx_port}/tags/{HOT}", args)
-        results["hot"] = run_wrk(f"http://127.0.0.1:{hot_port}/tags/{HOT}", args)
+        results["hot"] = run_wrk(f"http://127.0.0.1:{hot_port}/tags/{HOT}", args,
+                                 cpu_of={"gunicorn": gu_hot.pid})
         results["uncached"] = run_wrk(f"http://127.0.0.1:{cold_port}", args,
-                                      script=[str(LUA), str(args.tags), "tag"])
+                                      script=[str(LUA), str(args.tags), "tag"],
+                                      cpu_of={"gunicorn": gu_cold.pid, "emulator": em.proc.pid})
+        load_after = os.getloadavg()
         print(json.dumps(results, indent=2))
-        text = report(results, args, html, gz, load, gconf)
+        text = report(results, args, html, gz, load, gconf, load_after)
         print(text)
         if not args.no_doc:
             write_section(text)

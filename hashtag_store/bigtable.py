@@ -149,26 +149,29 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def read_one_row_request(template: bytes, key: bytes) -> bytes:
-    """``template`` (a serialised ReadRowsRequest without ``rows``) + ``rows { row_keys: key }``.
+def read_rows_request(template: bytes, keys: Sequence[bytes]) -> bytes:
+    """``template`` (a serialised ReadRowsRequest without ``rows``) + ``rows { row_keys: k … }``.
 
-    Serialised protobuf messages concatenate as a merge, so this is the request with that one row
-    key, without building a message per call (checked against the protobuf library by a test)."""
-    row_set = b"\x0a" + _varint(len(key)) + key  # RowSet.row_keys = 1 (bytes)
+    Serialised protobuf messages concatenate as a merge, so this is the request for those row keys,
+    without building a message per call (checked against the protobuf library by a test)."""
+    row_set = b"".join([b"\x0a" + _varint(len(k)) + k for k in keys])  # RowSet.row_keys = 1 (bytes)
     return template + b"\x12" + _varint(len(row_set)) + row_set  # ReadRowsRequest.rows = 2
 
 
-def merge_row_chunks(responses: Iterable) -> tuple[bytes, list[tuple[str, bytes, int, bytes]]] | None:
-    """Merge ReadRowsResponse chunks (the ReadRows protocol: row key and family/qualifier carried
-    over from the previous chunk, values split over chunks announced by ``value_size``,
-    ``reset_row`` drops the row so far, ``commit_row`` ends it) and return the FIRST committed row
-    as ``(row_key, [(family, qualifier, timestamp_micros, value)])``, or None if there is none.
+Cells = list[tuple[str, bytes, int, bytes]]  # (family, qualifier, timestamp_micros, value)
+
+
+def merge_rows(responses: Iterable) -> list[tuple[bytes, Cells]]:
+    """Merge ReadRowsResponse chunks into rows, following the ReadRows protocol: the row key and
+    family/qualifier are carried over from the previous chunk, a value may be split over chunks
+    announced by ``value_size``, ``reset_row`` drops the row so far, ``commit_row`` ends it.
+    Returns every committed row as ``(row_key, [(family, qualifier, timestamp_micros, value)])``.
     Consumes the whole stream (so the call ends normally, not by a cancellation)."""
-    first = None
+    rows: list[tuple[bytes, Cells]] = []
     key = family = None
     qualifier = b""
     ts = 0
-    cells: list[tuple[str, bytes, int, bytes]] = []
+    cells: Cells = []
     parts: list[bytes] | None = None  # pieces of a value split over chunks
     for resp in responses:
         for c in resp.chunks:
@@ -183,6 +186,8 @@ def merge_row_chunks(responses: Iterable) -> tuple[bytes, list[tuple[str, bytes,
             if c.row_key:
                 if key is not None and c.row_key != key:
                     raise InvalidChunk("a new row started before the previous one was committed")
+                if key is None and rows and c.row_key <= rows[-1][0]:
+                    raise InvalidChunk("row keys out of order")
                 key = c.row_key
             elif key is None:
                 raise InvalidChunk("first chunk of a row has no row key")
@@ -207,33 +212,32 @@ def merge_row_chunks(responses: Iterable) -> tuple[bytes, list[tuple[str, bytes,
             if c.commit_row:
                 if parts is not None:
                     raise InvalidChunk("row committed inside a split value")
-                if first is None:
-                    first = (key, cells)
+                rows.append((key, cells))
                 key = family = None
                 qualifier, ts, cells = b"", 0, []
     if key is not None:
         raise InvalidChunk("the stream ended inside a row")
-    return first
+    return rows
 
 
 class _RowReader:
-    """Reads single rows of one table with ``ReadRows`` on a plain gRPC channel (thread-safe; one per
-    process: gRPC channels do not survive fork()).
+    """Reads rows of one table by key with ``ReadRows`` on a plain gRPC channel (thread-safe; one
+    per process: gRPC channels do not survive fork()).
 
     Same request as the data client's ``read_row`` (table name, app profile, row filter, the row
-    key, ``rows_limit=1``) and the same routing header; transient errors are retried with jittered
-    backoff until ``operation_timeout``, each attempt bounded by ``attempt_timeout``."""
+    keys) and the same routing header; transient errors are retried with jittered backoff until
+    ``operation_timeout``, each attempt bounded by ``attempt_timeout``."""
 
     def __init__(self, project: str, instance: str, table: str, row_filter: rf.RowFilter | None, *,
                  app_profile: str | None, operation_timeout: float, attempt_timeout: float):
         table_name = f"projects/{project}/instances/{instance}/tables/{table}"
-        request = _RequestPb(table_name=table_name, app_profile_id=app_profile or "", rows_limit=1)
+        request = _RequestPb(table_name=table_name, app_profile_id=app_profile or "")
         if row_filter is not None:
             request.filter.CopyFrom(RowFilter.pb(row_filter._to_pb()))
         self._template = request.SerializeToString()
         self._metadata = (routing_header.to_grpc_metadata({"table_name": table_name,
                                                            "app_profile_id": app_profile or ""}),)
-        self._operation_timeout = operation_timeout
+        self.operation_timeout = operation_timeout
         self._attempt_timeout = attempt_timeout
         self._channel: grpc.Channel | None = None
         self._call = None
@@ -254,20 +258,20 @@ class _RowReader:
                                                       response_deserializer=_ResponsePb.FromString)
         return self._call
 
-    def read(self, key: bytes):
-        """``(row_key, cells)`` of the row, or None if it does not exist (after the filter).
-        Raises grpc.RpcError (non-retryable, or the last attempt's) or TimeoutError."""
+    def read_many(self, keys: Sequence[bytes]) -> dict[bytes, Cells]:
+        """The cells of each of ``keys`` that exists (after the filter), in one ReadRows call.
+        Raises grpc.RpcError (non-retryable, or the last attempt's), TimeoutError or InvalidChunk."""
         call = self._method()
-        request = read_one_row_request(self._template, key)
-        deadline = time.monotonic() + self._operation_timeout
+        request = read_rows_request(self._template, sorted(set(keys)))
+        deadline = time.monotonic() + self.operation_timeout
         delay = 0.01
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"no answer within {self._operation_timeout}s")
+                raise TimeoutError(f"no answer within {self.operation_timeout}s")
             stream = call(request, timeout=min(self._attempt_timeout, remaining), metadata=self._metadata)
             try:
-                return merge_row_chunks(stream)
+                return dict(merge_rows(stream))
             except grpc.RpcError as e:
                 code = e.code() if callable(getattr(e, "code", None)) else None
                 if code not in _RETRYABLE or deadline - time.monotonic() <= delay:
@@ -277,13 +281,103 @@ class _RowReader:
             time.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, 0.25)
 
+    def read(self, key: bytes) -> Cells | None:
+        return self.read_many([key]).get(key)
+
     def close(self) -> None:
         if self._channel is not None:
             self._channel.close()
             self._channel = self._call = None
 
 
-def document_from_cells(key: str, cells: list[tuple[str, bytes, int, bytes]]) -> PageDocument:
+_QUEUED, _TAKEN, _LEAD, _DONE = range(4)
+
+
+class _Waiter:
+    __slots__ = ("key", "state", "cells", "error", "event")
+
+    def __init__(self, key: bytes):
+        self.key = key
+        self.state = _QUEUED
+        self.cells: Cells | None = None
+        self.error: BaseException | None = None
+        self.event = threading.Event()
+
+
+class _ReadCoalescer:
+    """Point reads from many threads, coalesced into multi-row ReadRows calls (what the Java client's
+    bulk-read batcher does): a read that finds no call in flight sends its own at once (no added
+    latency when idle); reads arriving while a call is in flight queue up, and the first of them
+    sends ONE ReadRows for all queued keys (at most ``max_batch``) when that call returns. Each page
+    is still one row read, with the same filter; under load the per-call cost (gRPC call setup on
+    the client, request handling on the server) is shared by the rows of a batch.
+
+    Bounded: a batch's call is bounded by the reader's operation timeout; a read waits at most for
+    the call ahead of it and its own. A failed call fails the reads of its batch only."""
+
+    def __init__(self, reader: _RowReader, max_batch: int = 64):
+        self._reader = reader
+        self._max_batch = max_batch
+        self._lock = threading.Lock()
+        self._queue: list[_Waiter] = []
+        self._busy = False
+        self.calls = 0  # ReadRows calls sent (for tests and benchmarks)
+
+    def read(self, key: bytes) -> Cells | None:
+        w = _Waiter(key)
+        with self._lock:
+            self._queue.append(w)
+            if not self._busy:
+                self._busy = True
+                w.state = _LEAD
+        # a call ahead of ours (bounded) + our own (bounded), with margin
+        max_wait = 2 * self._reader.operation_timeout + 1.0
+        while w.state != _LEAD:
+            signalled = w.event.wait(max_wait)
+            with self._lock:
+                if w.state == _DONE:
+                    if w.error is not None:
+                        raise ConnectionError(f"batched read failed: {type(w.error).__name__}") from w.error
+                    return w.cells
+                if w.state == _QUEUED and not signalled:  # cannot happen while reads are bounded
+                    self._queue.remove(w)
+                    raise TimeoutError("queued read not sent in time")
+                w.event.clear()
+        return self._lead(w)
+
+    def _lead(self, me: _Waiter) -> Cells | None:
+        with self._lock:
+            batch = self._queue[:self._max_batch]
+            del self._queue[:self._max_batch]
+            for w in batch:
+                w.state = _TAKEN
+            self.calls += 1
+        rows: dict[bytes, Cells] = {}
+        error: BaseException | None = None
+        try:
+            rows = self._reader.read_many([w.key for w in batch])
+        except BaseException as e:  # handed to every read of the batch; ours re-raises it below
+            error = e
+        nxt = None
+        with self._lock:
+            for w in batch:
+                w.cells, w.error, w.state = rows.get(w.key), error, _DONE
+            if self._queue:
+                nxt = self._queue[0]
+                nxt.state = _LEAD
+            else:
+                self._busy = False
+        for w in batch:
+            if w is not me:
+                w.event.set()
+        if nxt is not None:
+            nxt.event.set()
+        if error is not None:
+            raise error
+        return me.cells
+
+
+def document_from_cells(key: str, cells: Cells) -> PageDocument:
     """The page document from the (family, qualifier, timestamp_micros, value) cells of one row
     read with PAGE_FILTER (same result as :func:`document_from_row` on the data client's Row)."""
     base = top = display = None
@@ -320,6 +414,7 @@ class BigtableStore:
         timeouts = {"app_profile": app_profile, "operation_timeout": read_timeout,
                     "attempt_timeout": read_timeout / 2}
         self._page_reader = _RowReader(project, instance, table, PAGE_FILTER, **timeouts)
+        self._pages = _ReadCoalescer(self._page_reader)
         # readiness: a point read (no tag has this key); a missing row is an answer too
         self._ping_reader = _RowReader(project, instance, table, _PING_FILTER, **timeouts)
         self._data_client: BigtableDataClient | None = None
@@ -345,10 +440,10 @@ class BigtableStore:
     def read_page(self, key: str) -> PageDocument | None:
         """The page document for one normalised tag (ONE row read), or None if there is no row."""
         try:
-            row = self._page_reader.read(layout.row_key(key))
+            cells = self._pages.read(layout.row_key(key))
         except _UNAVAILABLE as e:
             raise StoreUnavailable(f"Bigtable read failed: {type(e).__name__}") from e
-        return None if row is None else document_from_cells(key, row[1])
+        return None if cells is None else document_from_cells(key, cells)
 
     def ping(self) -> None:
         """Readiness: one tiny read of the table (a missing row is fine: the table answered).

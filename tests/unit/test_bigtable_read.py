@@ -2,6 +2,8 @@
 merger, checked against the protobuf library and against the Bigtable data client's own merger."""
 from __future__ import annotations
 
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -10,26 +12,26 @@ from google.cloud.bigtable.data.exceptions import InvalidChunk as LibraryInvalid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hashtag_store.bigtable import (PAGE_FILTER, InvalidChunk, _RequestPb, _ResponsePb, document_from_cells,
-                                    merge_row_chunks, read_one_row_request)
+from hashtag_store.bigtable import (PAGE_FILTER, InvalidChunk, _ReadCoalescer, _RequestPb, _ResponsePb,
+                                    document_from_cells, merge_rows, read_rows_request)
 from hashtags import layout
 from hashtags.layout import TopPost
 
 Chunk = _ResponsePb.CellChunk
 
 
-@given(st.binary(min_size=1, max_size=600))
-def test_request_bytes_equal_the_protobuf_message(key):
-    template = _RequestPb(table_name="projects/p/instances/i/tables/t", app_profile_id="web", rows_limit=1)
+@given(st.lists(st.binary(min_size=1, max_size=600), min_size=1, max_size=5))
+def test_request_bytes_equal_the_protobuf_message(keys):
+    template = _RequestPb(table_name="projects/p/instances/i/tables/t", app_profile_id="web")
     from google.cloud.bigtable_v2.types import RowFilter
 
     template.filter.CopyFrom(RowFilter.pb(PAGE_FILTER._to_pb()))
     expected = _RequestPb()
     expected.CopyFrom(template)
-    expected.rows.row_keys.append(key)
-    got = _RequestPb.FromString(read_one_row_request(template.SerializeToString(), key))
+    expected.rows.row_keys.extend(keys)
+    got = _RequestPb.FromString(read_rows_request(template.SerializeToString(), keys))
     assert got == expected
-    assert list(got.rows.row_keys) == [key] and got.rows_limit == 1
+    assert list(got.rows.row_keys) == keys
 
 
 def _library_rows(responses):
@@ -78,16 +80,18 @@ def _chunks_for_row(key, cells, split_points, draw):
 @settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_merger_agrees_with_the_data_client(data):
-    key = data.draw(st.binary(min_size=1, max_size=20))
-    chunks = []
-    if data.draw(st.booleans()):  # a row the server started, then reset
-        partial = _chunks_for_row(key, data.draw(st.lists(CELL, min_size=1, max_size=3)), [2], data.draw)
-        partial[-1].commit_row = False
-        reset = Chunk()
-        reset.reset_row = True
-        chunks += partial + [reset]
-    cells = data.draw(st.lists(CELL, min_size=1, max_size=6))
-    chunks += _chunks_for_row(key, cells, data.draw(st.lists(st.integers(0, 40), max_size=4)), data.draw)
+    keys = sorted(data.draw(st.sets(st.binary(min_size=1, max_size=20), min_size=1, max_size=3)))
+    chunks, expected_values = [], []
+    for key in keys:
+        if data.draw(st.booleans()):  # a row the server started, then reset
+            partial = _chunks_for_row(key, data.draw(st.lists(CELL, min_size=1, max_size=3)), [2], data.draw)
+            partial[-1].commit_row = False
+            reset = Chunk()
+            reset.reset_row = True
+            chunks += partial + [reset]
+        cells = data.draw(st.lists(CELL, min_size=1, max_size=6))
+        chunks += _chunks_for_row(key, cells, data.draw(st.lists(st.integers(0, 40), max_size=4)), data.draw)
+        expected_values.append([c[3] for c in cells])
     # any grouping of the chunks into responses
     cuts = sorted(set(data.draw(st.lists(st.integers(1, max(1, len(chunks) - 1)), max_size=4))))
     responses, start = [], 0
@@ -96,14 +100,14 @@ def test_merger_agrees_with_the_data_client(data):
             responses.append(_ResponsePb(chunks=chunks[start:cut]))
             start = cut
     expected = _library_rows(responses)
-    assert len(expected) == 1
-    assert merge_row_chunks(responses) == expected[0]
-    assert [c[3] for c in expected[0][1]] == [c[3] for c in cells]
+    assert [k for k, _ in expected] == keys
+    assert merge_rows(responses) == expected
+    assert [[c[3] for c in cells] for _, cells in expected] == expected_values
 
 
-def test_no_row_is_none():
-    assert merge_row_chunks([]) is None
-    assert merge_row_chunks([_ResponsePb(last_scanned_row_key=b"x")]) is None
+def test_no_row_is_empty():
+    assert merge_rows([]) == []
+    assert merge_rows([_ResponsePb(last_scanned_row_key=b"x")]) == []
 
 
 @pytest.mark.parametrize("bad", [
@@ -117,9 +121,16 @@ def test_no_row_is_none():
 ])
 def test_protocol_violations_raise(bad):
     with pytest.raises(InvalidChunk):
-        merge_row_chunks([_ResponsePb(chunks=bad)])
+        merge_rows([_ResponsePb(chunks=bad)])
     with pytest.raises(LibraryInvalidChunk):  # the data client rejects them too
         _library_rows([_ResponsePb(chunks=bad)])
+
+
+def test_rows_out_of_key_order_raise():  # the data client checks this one in its chunk_stream
+    bad = [Chunk(row_key=b"k", family_name={"value": "f"}, qualifier={"value": b"q"}, value=b"v", commit_row=True),
+           Chunk(row_key=b"a", family_name={"value": "f"}, qualifier={"value": b"q"}, value=b"v", commit_row=True)]
+    with pytest.raises(InvalidChunk):
+        merge_rows([_ResponsePb(chunks=bad)])
 
 
 def test_document_from_cells_takes_the_newest_versions():
@@ -140,3 +151,87 @@ def test_document_from_cells_takes_the_newest_versions():
     assert [p.post_id for p in doc.top_posts] == ["p1"]
     assert doc.display_name == "Love"
     assert doc.updated_at == layout.from_millis(4_000)
+
+
+# ---- the read coalescer ------------------------------------------------------------------------
+class SlowReader:
+    """Stands in for _RowReader: records each call's keys; rows exist for keys not starting with 'x'."""
+
+    operation_timeout = 2.0
+
+    def __init__(self, delay=0.02, fail_keys=()):
+        self.calls: list[list[bytes]] = []
+        self.delay = delay
+        self.fail_keys = set(fail_keys)
+        self.lock = threading.Lock()
+
+    def read_many(self, keys):
+        with self.lock:
+            self.calls.append(sorted(set(keys)))
+        time.sleep(self.delay)
+        if self.fail_keys & set(keys):
+            raise grpc_error()
+        return {k: [("f", b"q", 0, k)] for k in keys if not k.startswith(b"x")}
+
+
+def grpc_error():
+    return TimeoutError("simulated outage")
+
+
+def test_coalescer_alone_sends_one_call_per_read():
+    reader = SlowReader(delay=0)
+    c = _ReadCoalescer(reader)
+    assert c.read(b"a") == [("f", b"q", 0, b"a")]
+    assert c.read(b"xa") is None
+    assert reader.calls == [[b"a"], [b"xa"]]
+
+
+def test_concurrent_reads_share_calls_and_each_gets_its_own_row():
+    reader = SlowReader(delay=0.02)
+    c = _ReadCoalescer(reader, max_batch=8)
+    keys = [f"k{i:02d}".encode() for i in range(40)] + [b"xmissing", b"k00"]
+    results = {}
+
+    def go(k):
+        results.setdefault(k, []).append(c.read(k))
+
+    threads = [threading.Thread(target=go, args=(k,)) for k in keys]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert all(not t.is_alive() for t in threads)
+    assert results[b"xmissing"] == [None]
+    assert all(r == [("f", b"q", 0, k)] for k, rs in results.items() if k != b"xmissing" for r in rs)
+    assert len(results[b"k00"]) == 2
+    assert sum(len(call) for call in reader.calls) <= len(keys)  # every key read, duplicates once per call
+    assert {k for call in reader.calls for k in call} == set(keys)
+    assert len(reader.calls) < len(keys)  # coalesced
+    assert max(len(call) for call in reader.calls) <= 8
+    assert c.calls == len(reader.calls)
+
+
+def test_a_failed_call_fails_its_batch_only_and_the_next_reads_go_on():
+    reader = SlowReader(delay=0.05, fail_keys={b"bad"})
+    c = _ReadCoalescer(reader)
+    outcomes = {}
+
+    def go(k):
+        try:
+            outcomes[k] = c.read(k)
+        except (ConnectionError, TimeoutError) as e:
+            outcomes[k] = e
+
+    first = threading.Thread(target=go, args=(b"first",))
+    first.start()
+    time.sleep(0.01)  # "first" is in flight: the next two queue up and go together
+    rest = [threading.Thread(target=go, args=(k,)) for k in (b"bad", b"good")]
+    for t in rest:
+        t.start()
+    for t in [first, *rest]:
+        t.join(10)
+    assert outcomes[b"first"] == [("f", b"q", 0, b"first")]
+    assert isinstance(outcomes[b"bad"], (ConnectionError, TimeoutError))
+    assert isinstance(outcomes[b"good"], (ConnectionError, TimeoutError))  # same call as "bad"
+    assert reader.calls == [[b"first"], [b"bad", b"good"]]
+    assert c.read(b"after") == [("f", b"q", 0, b"after")]  # not stuck
