@@ -117,7 +117,7 @@ def test_counts_dlq_archive_and_top_posts(job):
                  for line in f.read_text(encoding="utf-8").splitlines()]
         return len(lines) == exp.published + exp.deleted, len(lines)
 
-    wait_for(archived, 90, "the archive to hold every valid event", log)
+    wait_for(archived, 180, "the archive to hold every valid event", log)
     for f in (tmp / "archive").glob("dt=*/*.jsonl"):
         day = f.parent.name[3:]
         assert all(json.loads(line)["event_time"].startswith(day) for line in f.read_text().splitlines())
