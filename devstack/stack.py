@@ -21,12 +21,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 from devstack import emulators, loadgen, processes
 from devstack.resources import ensure_all
 from hashtags import settings as hs
 
+warnings.filterwarnings("ignore", message="Connecting to Bigtable emulator")
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
 PIDS = RUN / "pids.json"
