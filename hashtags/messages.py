@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Union
 from urllib.parse import urlsplit
@@ -104,14 +105,24 @@ def parse_time(value: Any) -> dt.datetime | None:
     return ts.astimezone(UTC)
 
 
+_BAD_URL_CHAR = re.compile(r"[\"'<> \t\r\n\\]")
+_PLAIN_HTTPS_URL = re.compile(r"https://[^/?#\[\]\"'<> \t\r\n\\]+(?:[/?#][^\"'<> \t\r\n\\]*)?\Z")
+
+
 def _https_url(value: Any) -> str | None:
     if not isinstance(value, str) or not value or len(value) > settings.MAX_URL_LENGTH:
         return None
+    if value.isascii() and _PLAIN_HTTPS_URL.match(value) is not None:
+        # Fast path (~10x cheaper than urlsplit), the same answer: an ASCII value starting with exactly
+        # "https://", a non-empty netloc up to the first '/', '?' or '#' without '[' or ']' (IPv6
+        # hosts, where urlsplit may raise), and no bad character anywhere. urlsplit strips nothing
+        # from such a value and gives scheme "https" and that netloc; anything else takes the slow path.
+        return value
     try:
         parts = urlsplit(value)
     except ValueError:
         return None
-    if parts.scheme != "https" or not parts.netloc or any(c in value for c in "\"'<> \t\r\n\\"):
+    if parts.scheme != "https" or not parts.netloc or _BAD_URL_CHAR.search(value) is not None:
         return None
     return value
 
@@ -121,12 +132,18 @@ def is_https_url(value: Any) -> bool:
 
 
 def _load_object(data: bytes | str, kind: str) -> dict | Rejected:
+    text = None
     if isinstance(data, str):
-        data = data.encode("utf-8", "surrogatepass")
-    if len(data) > settings.MAX_MESSAGE_BYTES:
-        return Rejected(f"{kind} message is {len(data)} bytes, over the {settings.MAX_MESSAGE_BYTES}-byte limit")
+        if data.isascii():  # fast path: as many bytes as characters, and the round trip is the identity
+            text, size = data, len(data)
+        else:
+            data = data.encode("utf-8", "surrogatepass")
+    if text is None:
+        size = len(data)
+    if size > settings.MAX_MESSAGE_BYTES:
+        return Rejected(f"{kind} message is {size} bytes, over the {settings.MAX_MESSAGE_BYTES}-byte limit")
     try:
-        obj = json.loads(data.decode("utf-8"))
+        obj = json.loads(text if text is not None else data.decode("utf-8"))
     except UnicodeDecodeError as e:
         return Rejected(f"payload is not UTF-8: {e.reason} at byte {e.start}")
     except (ValueError, RecursionError) as e:
@@ -152,6 +169,31 @@ def _string_field(obj: Mapping, name: str, max_len: int, *, required: bool = Tru
 def parse_post_event(data: bytes | str, attributes: Mapping[str, str] | None = None) -> ParsedEvent:
     """Parse one ``post-events`` message. ``attributes`` may carry ``event_time`` and ``event_id``
     (the body's ``event_time`` wins when both are present)."""
+    fields = parse_post_event_fields(data, attributes)
+    if type(fields) is Rejected:
+        return fields
+    return post_event_from_fields(fields)
+
+
+# PostEvent's field names, in the order of parse_post_event_fields' tuple.
+POST_EVENT_FIELDS = ("event", "post_id", "user_id", "caption", "image_url", "event_time", "event_id", "hashtags")
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
+def post_event_from_fields(fields: tuple) -> PostEvent:
+    """The PostEvent of a ``parse_post_event_fields`` tuple (already validated), built without the
+    frozen dataclass' ``__init__`` (one ``object.__setattr__`` per field): equal to
+    ``PostEvent(*fields)``, half the cost."""
+    e = _new_object(PostEvent)
+    _set_attribute(e, "__dict__", dict(zip(POST_EVENT_FIELDS, fields)))
+    return e
+
+
+def parse_post_event_fields(data: bytes | str, attributes: Mapping[str, str] | None = None) -> tuple | Rejected:
+    """``parse_post_event`` without building the PostEvent (the batch recount packs the fields
+    straight away): the same validation, returning the fields as a tuple in ``POST_EVENT_FIELDS``
+    order, or ``Rejected``."""
     attributes = attributes or {}
     obj = _load_object(data, "post event")
     if isinstance(obj, Rejected):
@@ -179,7 +221,7 @@ def parse_post_event(data: bytes | str, attributes: Mapping[str, str] | None = N
             return Rejected("missing field 'caption'")
     if not isinstance(caption, str):
         return Rejected(f"field 'caption' must be a string, got {type(caption).__name__}")
-    caption_bytes = len(caption.encode("utf-8", "surrogatepass"))
+    caption_bytes = len(caption) if caption.isascii() else len(caption.encode("utf-8", "surrogatepass"))
     if caption_bytes > settings.MAX_CAPTION_BYTES:
         return Rejected(f"caption is {caption_bytes} bytes, over the {settings.MAX_CAPTION_BYTES}-byte limit")
     hashtags = obj.get("hashtags")
@@ -200,16 +242,7 @@ def parse_post_event(data: bytes | str, attributes: Mapping[str, str] | None = N
     event_id = obj.get("event_id", attributes.get("event_id"))
     if event_id is not None and not isinstance(event_id, str):
         return Rejected(f"field 'event_id' must be a string, got {type(event_id).__name__}")
-    return PostEvent(
-        event=event,
-        post_id=fields["post_id"],
-        user_id=fields["user_id"],
-        caption=caption,
-        image_url=image_url,
-        event_time=event_time,
-        event_id=event_id,
-        hashtags=hashtags,
-    )
+    return (event, fields["post_id"], fields["user_id"], caption, image_url, event_time, event_id, hashtags)
 
 
 def parse_top_posts(data: bytes | str) -> ParsedTopPosts:

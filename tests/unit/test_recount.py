@@ -146,23 +146,36 @@ def test_recount_equals_reference_on_random_streams(events, rnd):
 
 
 @hsettings(max_examples=300, deadline=None)
-@given(st.lists(event_st, min_size=1, max_size=12), st.randoms(use_true_random=False))
-def test_latest_event_is_a_total_order(events, rnd):
-    """Folding later_event in any order (as the combiner does, over any split) gives one winner."""
-    parsed = [parse_post_event(l) for l in to_lines(events)]
+@given(st.lists(event_st, min_size=1, max_size=12), st.sampled_from([f"p{i}" for i in range(8)]),
+       st.randoms(use_true_random=False))
+def test_latest_event_is_a_total_order(events, post_id, rnd):
+    """Folding the packed events of ONE post (the combiner's view: the post_id is the key) in any
+    order, over any split, gives the winner_order maximum."""
+    parsed = [parse_post_event(l) for l in to_lines((k, post_id, tags, h, eid) for k, _, tags, h, eid in events)]
     expected = max(parsed, key=recount.winner_order)
     order = parsed[:]
     rnd.shuffle(order)
     fn = recount.LatestEventFn()
-    halves = [order[: len(order) // 2], order[len(order) // 2:]]
+    cut = rnd.randint(0, len(order))
     accs = []
-    for half in halves:
+    for half in (order[:cut], order[cut:]):
         acc = fn.create_accumulator()
         for e in half:
             acc = fn.add_input(acc, recount.pack(e))
         accs.append(acc)
-    assert recount.unpack(fn.extract_output(fn.merge_accumulators(accs))) == expected
-    assert all(recount.unpack(recount.pack(e)) == e for e in parsed)
+    assert recount.unpack(post_id, fn.extract_output(fn.merge_accumulators(accs))) == expected
+    assert all(recount.unpack(e.post_id, recount.pack(e)) == e for e in parsed)
+
+
+def test_tie_on_time_kind_and_event_id_is_broken_by_the_line():
+    a = parse_post_event(line("published", "x", "#a", "2026-11-22T10:00:00Z", "e"))
+    b = parse_post_event(line("published", "x", "#b", "2026-11-22T10:00:00Z", "e"))
+    winner = max([a, b], key=recount.winner_order)
+    fn = recount.LatestEventFn()
+    for first, second in ((a, b), (b, a)):
+        acc = fn.add_input(fn.add_input(fn.create_accumulator(), recount.pack(first)), recount.pack(second))
+        assert recount.unpack("x", acc) == winner
+        assert recount.unpack("x", fn.merge_accumulators([recount.pack(second), None, recount.pack(first)])) == winner
 
 
 # ---- pure helpers -----------------------------------------------------------------------------
