@@ -82,7 +82,19 @@ def machine() -> dict:
         "beam": apache_beam.__version__,
         "os": platform.platform(),
         "affinity": sorted(os.sched_getaffinity(0)),
+        "commit": _git_head(),
     }
+
+
+def _git_head() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hashtags", "pipelines", "hashtag_store"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
+        return head + (" + uncommitted changes under hashtags/, pipelines/ or hashtag_store/" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def pin_to_one_core(cpu: int) -> None:
@@ -379,7 +391,7 @@ def markdown(cmd: str, info: dict, loads: dict, a: dict | None, b: dict | None) 
                  f"(reproduce: `{cmd}`).")
     lines.append("")
     lines.append(f"Machine: nproc={info['nproc']}, CPU: {info['cpu']}, {info['python']}, Beam {info['beam']}, "
-                 f"{info['os']}; the benchmark process pinned to CPU(s) {info['affinity']} (`taskset`). "
+                 f"{info['os']}, code at `{info.get('commit', 'unknown')}`; the benchmark process pinned to CPU(s) {info['affinity']} (`taskset`). "
                  f"The 2 cores are shared with other engineers' jobs: `uptime` before: `{loads['before']}`"
                  f"{loads.get('note', '')}; after: `{loads['after']}`. Other load on the pinned core slows every "
                  f"row below alike (passes are interleaved), so read the ratio, not the absolute figures.")
