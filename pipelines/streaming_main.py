@@ -20,6 +20,7 @@ import apache_beam as beam
 from apache_beam.io.gcp.bigtableio import WriteToBigTable
 from apache_beam.io.gcp.pubsub import ReadFromPubSub, WriteToPubSub
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
+from apache_beam.transforms import trigger
 
 from hashtags import settings
 from pipelines.options import StreamingOptions
@@ -51,8 +52,9 @@ def build_post_events(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> Non
             lambda m: log.warning("dead letter: %s", m.attributes.get("dlq_reason")))
     (
         parsed.events
-        | "HourCounts" >> WindowedTagCounts(opts.window_seconds, opts.allowed_lateness_seconds,
-                                            opts.early_firing_seconds)
+        | "HourCounts" >> WindowedTagCounts(
+            opts.window_seconds, opts.allowed_lateness_seconds, opts.early_firing_seconds,
+            late_trigger=trigger.AfterProcessingTime(opts.late_firing_seconds))
         | "HourRows" >> beam.ParDo(HourCountRow())
         | "WriteCounts" >> WriteToBigTable(**bt)
     )
