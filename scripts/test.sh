@@ -32,6 +32,14 @@ echo "chromium: $(chromium --version 2>/dev/null | head -1)"
 banner "virtualenv (.venv from requirements.lock)"
 make --no-print-directory venv || { echo "ERROR: could not create .venv"; exit 2; }
 
+# The Airflow and checkov virtualenvs install (and checkov scans) in the background while the main
+# suite runs: they are mostly download/disk bound.
+LOGDIR="$TEST_ARTIFACTS/logs"; mkdir -p "$LOGDIR"
+scripts/airflow.sh install > "$LOGDIR/airflow-install.log" 2>&1 &
+AIRFLOW_INSTALL=$!
+scripts/checkov.sh > "$LOGDIR/checkov.log" 2>&1 &
+CHECKOV=$!
+
 EMU_OK=1
 EMU_WHY=$(.venv/bin/python -c 'from devstack.emulators import emulators_available as a; ok, why = a(); print(why); raise SystemExit(0 if ok else 1)') || EMU_OK=0
 if [ "$EMU_OK" = 1 ]; then export REQUIRE_EMULATORS=1; fi
@@ -42,17 +50,17 @@ rc=$?; RESULT[main]=$rc; [ $rc = 0 ] || FAILED=1
 [ $rc = 5 ] && echo "ERROR: no test collected"
 
 banner "Airflow venv + DAG tests"
-if scripts/airflow.sh install; then
+if wait $AIRFLOW_INSTALL; then
   scripts/airflow.sh pytest -p no:cacheprovider --junitxml="$TEST_ARTIFACTS/junit-dags.xml" -ra
   rc=$?
 else
-  rc=2
+  cat "$LOGDIR/airflow-install.log"; rc=2
 fi
 RESULT[dags]=$rc; [ $rc = 0 ] || FAILED=1
 
 banner "checkov (terraform/ and docker/)"
-scripts/checkov.sh
-rc=$?; RESULT[checkov]=$rc; [ $rc = 0 ] || FAILED=1
+wait $CHECKOV
+rc=$?; cat "$LOGDIR/checkov.log"; RESULT[checkov]=$rc; [ $rc = 0 ] || FAILED=1
 
 banner "summary"
 .venv/bin/python - "$TEST_ARTIFACTS" <<'PY'
