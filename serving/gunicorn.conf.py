@@ -26,9 +26,17 @@ Why these values
   do not all restart at once.
 - preload_app False: the app is imported in each worker; the Bigtable client is created lazily
   by the first request after fork either way (gRPC channels do not survive fork()).
+- Garbage collector (``post_worker_init``): after the app is loaded, ``gc.freeze()`` moves the
+  import-time objects out of the collector's way, and the first-generation threshold is raised
+  from 700 to 50,000 allocations (``PYTHON_GC_GEN0``). A worker keeps up to 10,000 cached pages of
+  ~200 small objects each (~2 M tracked objects), and an uncached request allocates a few hundred:
+  with the defaults the collector runs every couple of requests and a full pass walks every cached
+  page. Measured in-process over 10,000 tags: ~1.2–1.6 ms of CPU per uncached request with the
+  defaults, 8 full collections per 12,000 requests; none and 0.1–0.25 ms less per request with this.
 - No access log by default (``GUNICORN_ACCESS_LOG=-`` enables it): at thousands of requests per
   second per core, a log line per request costs a noticeable share of the CPU; errors are logged.
 """
+import gc
 import multiprocessing
 import os
 
@@ -54,3 +62,11 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # Proxies in front (Cloud Run, a load balancer) set X-Forwarded-*; trust them only from these hosts.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_worker_init(worker) -> None:
+    """Runs in each worker once the app is loaded (see "Garbage collector" above)."""
+    gc.freeze()
+    gen0 = _int("PYTHON_GC_GEN0", 50_000)
+    if gen0 > 0:
+        gc.set_threshold(gen0, 20, 100)
