@@ -186,7 +186,10 @@ def post_event_from_fields(fields: tuple) -> PostEvent:
     frozen dataclass' ``__init__`` (one ``object.__setattr__`` per field): equal to
     ``PostEvent(*fields)``, half the cost."""
     e = _new_object(PostEvent)
-    _set_attribute(e, "__dict__", dict(zip(POST_EVENT_FIELDS, fields)))
+    event, post_id, user_id, caption, image_url, event_time, event_id, hashtags = fields
+    _set_attribute(e, "__dict__", {"event": event, "post_id": post_id, "user_id": user_id, "caption": caption,
+                                   "image_url": image_url, "event_time": event_time, "event_id": event_id,
+                                   "hashtags": hashtags})
     return e
 
 

@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import logging
 import re
+import zlib
 from typing import Iterable, Iterator, NamedTuple
 
 import apache_beam as beam
@@ -165,8 +166,7 @@ def later_packed(a: Packed | None, b: Packed | None) -> Packed | None:
 
 
 class LatestEventFn(beam.CombineFn):
-    """Latest event of a post (packed). Associative and commutative (a total order), so Beam lifts it
-    before the shuffle: duplicated deliveries of a post within a bundle collapse there."""
+    """Latest event of a post (packed). Associative and commutative (a total order)."""
 
     def create_accumulator(self):
         return None
@@ -184,6 +184,66 @@ class LatestEventFn(beam.CombineFn):
         for a in accs:
             out = later_packed(out, a)
         return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+DEFAULT_POST_BUCKETS = 256
+
+
+def post_bucket(post_id: str, buckets: int) -> int:
+    """A post's bucket: stable across processes and runs (unlike ``hash``, salted per process)."""
+    return zlib.crc32(post_id.encode("utf-8", "surrogatepass")) % buckets
+
+
+class LatestPerPostFn(beam.CombineFn):
+    """The latest event of every post of one bucket: accumulator = {post_id: packed}.
+
+    Keyed by bucket rather than by post_id, so Beam's combiner lifting batches the per-post winners of
+    a bundle into one dict per bucket before the shuffle: the shuffle moves (buckets × bundles)
+    elements instead of one per event, which is most of the job's cost on the local runner. Merging
+    is ``LatestEventFn``'s total order per post, so the result does not depend on the split."""
+
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, acc, kv):
+        post_id, packed = kv
+        cur = acc.get(post_id)
+        if cur is None:
+            acc[post_id] = packed
+        else:
+            ka, kb = cur[:3], packed[:3]
+            if ka != kb:
+                if kb > ka:
+                    acc[post_id] = packed
+            else:
+                acc[post_id] = later_packed(cur, packed)
+        return acc
+
+    def merge_accumulators(self, accs):
+        accs = iter(accs)
+        out = next(accs, None)
+        if out is None:
+            return {}
+        for acc in accs:
+            if len(acc) > len(out):
+                out, acc = acc, out
+            get = out.get
+            for post_id, packed in acc.items():
+                cur = get(post_id)
+                if cur is None:
+                    out[post_id] = packed
+                elif cur[:3] != packed[:3]:
+                    if packed[:3] > cur[:3]:
+                        out[post_id] = packed
+                else:
+                    out[post_id] = later_packed(cur, packed)
+        return out
+
+    def compact(self, acc):
+        return acc
 
     def extract_output(self, acc):
         return acc
@@ -254,53 +314,24 @@ class SnapshotTableFn(beam.DoFn):
 
 
 # ---- the pipeline pieces ----------------------------------------------------------------------
-class ReadLinesFn(beam.DoFn):
-    """An archive file (local or gs://, compression from the extension) → its non-empty lines as bytes.
-
-    Replaces ``ReadAllFromText``, whose record reader costs ~4 µs of Python per line: this is a
-    buffered ``for line in file``. A file is one unit of work (no splitting inside a file): the
-    streaming job cuts the archive into many small files, and a ``Reshuffle`` before this spreads
-    them over the workers."""
-
-    def __init__(self):
-        self._files = Metrics.counter(NAMESPACE, "archive_files_read")
-
-    def process(self, path: str):
-        self._files.inc()
-        with FileSystems.open(path) as f:
-            for line in f:
-                line = line.rstrip(b"\r\n")
-                if line:
-                    yield line
-
-
-class ReadArchive(beam.PTransform):
-    """File paths → lines (bytes)."""
-
-    def __init__(self, files: list[str]):
-        super().__init__()
-        self._files = files
-
-    def expand(self, p):
-        return (p | "Files" >> beam.Create(self._files)
-                | "Spread" >> beam.Reshuffle()
-                | "Lines" >> beam.ParDo(ReadLinesFn()))
-
-
 class KeyedEventsFn(beam.DoFn):
-    """Archive line → (post_id, packed event) for events before ``as_of``, parsed and validated by the
+    """Archive line → (bucket, (post_id, packed event)) for events before ``as_of``, parsed and validated by the
     streaming job's own parser (``hashtags.messages.parse_post_event``, the metrics of
     ``ParsePostEventsFn``; the fields, not a PostEvent), in one step: parse, filter and pack are the
     per-event cost of the job."""
 
-    def __init__(self, as_of: dt.datetime):
+    def __init__(self, as_of: dt.datetime, buckets: int = DEFAULT_POST_BUCKETS):
         self._as_of_us = _micros(as_of)
+        self._buckets = buckets
         self._valid = Metrics.counter("hashtags", "post_events_valid")
         self._rejected = Metrics.counter("hashtags", "post_events_rejected")
         self._kept = Metrics.counter(NAMESPACE, "events_before_as_of")
         self._skipped = Metrics.counter(NAMESPACE, "events_at_or_after_as_of")
 
     def process(self, line):
+        return self.keyed(line)
+
+    def keyed(self, line):
         f = parse_post_event_fields(line)
         if type(f) is Rejected:
             self._rejected.inc()
@@ -309,38 +340,67 @@ class KeyedEventsFn(beam.DoFn):
         packed = pack_fields(f)
         if packed[0] < self._as_of_us:
             self._kept.inc()
-            yield f[1], packed
+            post_id = f[1]
+            yield post_bucket(post_id, self._buckets), (post_id, packed)
         else:
             self._skipped.inc()
 
 
+class KeyedEventsOfFilesFn(KeyedEventsFn):
+    """An archive file (local or gs://, compression from the extension) → ``KeyedEventsFn`` of each of
+    its non-empty lines. A buffered ``for line in file`` instead of ``ReadAllFromText`` (whose record
+    reader costs ~4 µs of Python per line) and no step between reading and parsing. A file is one
+    unit of work (no split inside a file): the streaming job cuts the archive into many small files."""
+
+    def __init__(self, as_of: dt.datetime, buckets: int = DEFAULT_POST_BUCKETS):
+        super().__init__(as_of, buckets)
+        self._files = Metrics.counter(NAMESPACE, "archive_files_read")
+
+    def process(self, path: str):
+        self._files.inc()
+        keyed = self.keyed
+        with FileSystems.open(path) as f:
+            for line in f:
+                line = line.rstrip(b"\r\n")
+                if line:
+                    yield from keyed(line)
+
+
 class _PublishedWinners(beam.DoFn):
+    """(bucket, {post_id: winner}) → the winners that are published, as PostEvents."""
+
     def __init__(self):
         self._posts = Metrics.counter(NAMESPACE, "posts")
         self._live = Metrics.counter(NAMESPACE, "posts_live")
 
     def process(self, kv):
-        post_id, packed = kv
-        self._posts.inc()
-        if not packed[1]:
-            self._live.inc()
-            yield unpack(post_id, packed)
+        _, winners = kv
+        live = 0
+        for post_id, packed in winners.items():
+            if not packed[1]:
+                live += 1
+                yield unpack(post_id, packed)
+        self._posts.inc(len(winners))
+        self._live.inc(live)
 
 
 class ExactCounts(beam.PTransform):
-    """Archive lines (str/bytes) → (key, Tally) exact counts as of ``as_of``. Unparseable lines are
-    counted (metric hashtags/post_events_rejected) and dropped; the streaming job only archives
-    valid events, so there should be none."""
+    """Archive lines (str/bytes), or archive file paths with ``from_files``, → (key, Tally) exact counts
+    as of ``as_of``. Unparseable lines are counted (metric hashtags/post_events_rejected) and dropped;
+    the streaming job only archives valid events, so there should be none."""
 
-    def __init__(self, as_of: dt.datetime):
+    def __init__(self, as_of: dt.datetime, buckets: int = DEFAULT_POST_BUCKETS, from_files: bool = False):
         super().__init__()
         self.as_of = as_of
+        self.buckets = buckets
+        self.from_files = from_files  # the input is archive file paths (read here), not lines
 
     def expand(self, lines):
+        keyed = (KeyedEventsOfFilesFn if self.from_files else KeyedEventsFn)(self.as_of, self.buckets)
         return (
             lines
-            | "ParseBeforeAsOf" >> beam.ParDo(KeyedEventsFn(self.as_of))
-            | "LatestPerPost" >> beam.CombinePerKey(LatestEventFn())
+            | "ParseBeforeAsOf" >> beam.ParDo(keyed)
+            | "LatestPerPost" >> beam.CombinePerKey(LatestPerPostFn())
             | "PublishedWinners" >> beam.ParDo(_PublishedWinners())
             | "CountTags" >> CountTags()
         )
@@ -411,8 +471,10 @@ def build_recount(p: beam.Pipeline, *, files: list[str], as_of: dt.datetime, sum
     (tests). Writes the drift accumulator as one JSON line to ``summary_path``."""
     from apache_beam.io import WriteToText
 
-    lines = p | "ReadArchive" >> ReadArchive(files)
-    exact = lines | "ExactCounts" >> ExactCounts(as_of)
+    # The files are read inside ExactCounts' first step (reading fused with the parse: one step per
+    # event less); the Reshuffle spreads the files over the workers.
+    paths = p | "ArchiveFiles" >> beam.Create(files) | "Spread" >> beam.Reshuffle()
+    exact = paths | "ExactCounts" >> ExactCounts(as_of, from_files=True)
     if snapshot is None:
         if bigtable is None:
             snapshot = p | "NoTable" >> beam.Create([])

@@ -165,6 +165,26 @@ def test_latest_event_is_a_total_order(events, post_id, rnd):
         accs.append(acc)
     assert recount.unpack(post_id, fn.extract_output(fn.merge_accumulators(accs))) == expected
     assert all(recount.unpack(e.post_id, recount.pack(e)) == e for e in parsed)
+    # the same fold per bucket: {post_id: winner} accumulators, any split, other posts beside it
+    by_bucket = recount.LatestPerPostFn()
+    other = parse_post_event(line("published", "other", "#z", "2026-11-22T01:00:00Z", "o"))
+    bucket_accs = []
+    for half in (order[:cut] + [other], order[cut:]):
+        acc = by_bucket.create_accumulator()
+        for e in half:
+            acc = by_bucket.add_input(acc, (e.post_id, recount.pack(e)))
+        bucket_accs.append(acc)
+    rnd.shuffle(bucket_accs)
+    winners = by_bucket.extract_output(by_bucket.merge_accumulators(bucket_accs))
+    assert set(winners) == {post_id, "other"}
+    assert recount.unpack(post_id, winners[post_id]) == expected
+
+
+def test_post_bucket_is_stable_and_spread():
+    import zlib
+
+    assert recount.post_bucket("p1", 256) == zlib.crc32(b"p1") % 256  # not the per-process salted hash()
+    assert len({recount.post_bucket(f"p{i}", 256) for i in range(5000)}) == 256
 
 
 def test_tie_on_time_kind_and_event_id_is_broken_by_the_line():
