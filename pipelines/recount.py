@@ -16,6 +16,12 @@ Semantics, for ``as_of`` (a UTC midnight):
 * every counted tag, and every tag that has a row in the table but no count (it disappeared) gets
   ``counts:base = exact count`` (0 for the latter) at ``as_of``: an idempotent SetCell.
 
+Where the time goes (docs/BENCHMARKS.md "Recount"): reading + parsing + packing is one step per
+archive file; the per-post winner is a ``CombinePerKey`` keyed by a stable bucket of the post_id
+(``LatestPerPostFn``, accumulator {post_id: packed event}), so combiner lifting sends one dict per
+bucket and bundle through the shuffle instead of one element per event; only the published winners
+become PostEvents again, for ``CountTags``.
+
 Before anything is written the job reads the table's rows (a snapshot) and joins them with the
 exact counts to build the drift report (``pipelines.drift``); the writes sit behind that join (a
 GroupByKey barrier), so the snapshot is complete before the first base cell is written.
@@ -465,7 +471,7 @@ class _BaseRow(beam.DoFn):
 
 def build_recount(p: beam.Pipeline, *, files: list[str], as_of: dt.datetime, summary_path: str,
                   bigtable: dict | None, write: bool, list_limit: int = DEFAULT_LIST_LIMIT,
-                  snapshot: beam.PCollection | None = None) -> dict:
+                  snapshot: beam.PCollection | None = None, post_buckets: int = DEFAULT_POST_BUCKETS) -> dict:
     """The recount graph. ``bigtable`` = dict(project_id, instance_id, table_id) of the table to
     snapshot and (unless ``write`` is False: dry run) write; ``snapshot`` overrides the table scan
     (tests). Writes the drift accumulator as one JSON line to ``summary_path``."""
@@ -474,7 +480,7 @@ def build_recount(p: beam.Pipeline, *, files: list[str], as_of: dt.datetime, sum
     # The files are read inside ExactCounts' first step (reading fused with the parse: one step per
     # event less); the Reshuffle spreads the files over the workers.
     paths = p | "ArchiveFiles" >> beam.Create(files) | "Spread" >> beam.Reshuffle()
-    exact = paths | "ExactCounts" >> ExactCounts(as_of, from_files=True)
+    exact = paths | "ExactCounts" >> ExactCounts(as_of, buckets=post_buckets, from_files=True)
     if snapshot is None:
         if bigtable is None:
             snapshot = p | "NoTable" >> beam.Create([])

@@ -76,6 +76,10 @@ class RecountOptions(PipelineOptions):
         parser.add_argument("--report_only", nargs="?", const=True, default=False, type=_flag,
                             help="Dry run: compute and report, write nothing to the table "
                                  "(Beam's own --dry_run means something else)")
+        parser.add_argument("--post_buckets", type=int, default=recount.DEFAULT_POST_BUCKETS,
+                            help="Buckets of posts for the latest-event-per-post step: its parallelism after "
+                                 "the shuffle; each bucket's posts are merged in one worker's memory "
+                                 "(raise it for archives of billions of events)")
         parser.add_argument("--allow_empty_archive", nargs="?", const=True, default=False, type=_flag,
                             help="Run even when no archive file precedes as_of (would zero every tag)")
 
@@ -151,7 +155,8 @@ def run_recount(argv: list[str], *, files: list[str] | None = None) -> RecountOu
              shared.bigtable_instance, shared.bigtable_table, " (dry run)" if opts.report_only else "")
     p = beam.Pipeline(options=options)
     recount.build_recount(p, files=files, as_of=as_of, summary_path=summary_path, bigtable=bt,
-                          write=not opts.report_only, list_limit=max(opts.list_limit, opts.worst_n))
+                          write=not opts.report_only, list_limit=max(opts.list_limit, opts.worst_n),
+                          post_buckets=opts.post_buckets)
     result = p.run()
     state = result.wait_until_finish()
     if str(state) not in ("DONE", "PipelineState.DONE"):
