@@ -22,6 +22,7 @@ from typing import Iterable, Iterator, Sequence
 
 import grpc
 from google.api_core import exceptions as gexc
+from google.auth.exceptions import GoogleAuthError
 from google.api_core.retry import Retry
 from google.cloud import bigtable
 from google.cloud.bigtable import column_family
@@ -103,7 +104,8 @@ class InvalidChunk(ValueError):
 
 
 _PING_FILTER = rf.RowFilterChain([rf.CellsRowLimitFilter(1), rf.StripValueTransformerFilter(True)])
-_UNAVAILABLE = (gexc.GoogleAPIError, grpc.RpcError, ConnectionError, TimeoutError, InvalidChunk)
+# GoogleAuthError: no usable credentials when the page reader's channel is first created.
+_UNAVAILABLE = (gexc.GoogleAPIError, grpc.RpcError, ConnectionError, TimeoutError, InvalidChunk, GoogleAuthError)
 
 
 def _cells(row: Row, family: str, qualifier: bytes) -> list[Cell]:

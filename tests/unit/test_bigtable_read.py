@@ -235,3 +235,17 @@ def test_a_failed_call_fails_its_batch_only_and_the_next_reads_go_on():
     assert isinstance(outcomes[b"good"], (ConnectionError, TimeoutError))  # same call as "bad"
     assert reader.calls == [[b"first"], [b"bad", b"good"]]
     assert c.read(b"after") == [("f", b"q", 0, b"after")]  # not stuck
+
+
+def test_no_credentials_outside_the_emulator_is_store_unavailable(monkeypatch, tmp_path):
+    """Production mode (no BIGTABLE_EMULATOR_HOST) without usable credentials: the page reader's
+    channel cannot be created, and that is an unavailable store (503), not a crash."""
+    from hashtag_store import BigtableStore, StoreUnavailable
+
+    monkeypatch.delenv("BIGTABLE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    store = BigtableStore("p", "i", "t", read_timeout=0.5)
+    with pytest.raises(StoreUnavailable):
+        store.read_page("love")
+    with pytest.raises(StoreUnavailable):
+        store.ping()
