@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devstack import emulators  # noqa: E402
+from devstack.processes import wait_http  # noqa: E402
 from hashtag_store import BigtableStore, create_table, mutations  # noqa: E402
 from hashtags.layout import TopPost  # noqa: E402
 from hashtags.messages import TopPostsUpdate  # noqa: E402
@@ -70,18 +71,6 @@ def populate(store: BigtableStore, n_tags: int, seed: int = 42) -> None:
     t0 = time.monotonic()
     store.mutate(rows, batch_size=500)
     print(f"wrote {n_tags} tags ({len(rows)} row mutations) in {time.monotonic() - t0:.1f}s", flush=True)
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(url)
 
 
 def start_gunicorn(port: int, env_extra: dict, log: Path) -> subprocess.Popen:

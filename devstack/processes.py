@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from devstack.resources import streaming_args
@@ -62,3 +63,16 @@ def stop(proc: subprocess.Popen | int, timeout: float = 30) -> None:
                 except ProcessLookupError:
                     return
             time.sleep(0.2)
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    """Poll ``url`` until it answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")

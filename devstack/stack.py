@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import warnings
 from pathlib import Path
 
@@ -82,18 +81,6 @@ def status() -> int:
     return 0
 
 
-def _wait_http(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
-
-
 def up(args) -> int:
     ok, why = emulators.emulators_available()
     if not ok:
@@ -139,7 +126,7 @@ def up(args) -> int:
                                    stderr=subprocess.STDOUT, start_new_session=True)
         pids["web"] = web.pid
         _save_pids(pids)
-        _wait_http(f"{hs.LOCAL_WEB_URL}/healthz", 60)
+        processes.wait_http(f"{hs.LOCAL_WEB_URL}/healthz", 60)
 
         _say(f"publishing {args.events} sample post events and top-posts lists")
         exp = loadgen.Expected()
