@@ -23,6 +23,9 @@ def ensure_pubsub(s: Settings) -> None:
             publisher.create_topic(name=s.topic_path(topic))
         except gexc.AlreadyExists:
             pass
+    # Production enables message ordering on the post-events subscription (terraform/pubsub.tf);
+    # the counts do not depend on delivery order (sums; the recount orders by event time), and the
+    # local runner pulls 10 messages at a time, so the local stack leaves ordering off.
     subs = [
         (s.post_events_subscription, s.post_events_topic, False),
         (s.top_posts_subscription, s.top_posts_topic, False),
