@@ -3,7 +3,8 @@
     check_archive  →  recount (Beam: pipelines/recount_main.py)  →  publish_drift_report
 
 * Nightly at 02:00 UTC, no catch-up, one active run, retries with exponential backoff. A nightly
-  run recounts as of the midnight of the day it runs (``as_of`` = run_after's date, 00:00 UTC), so
+  run recounts as of the midnight of the day it runs (``as_of`` = the logical date's day, or run_after's
+  for a manual run, 00:00 UTC), so
   it needs yesterday's archive partition ``dt=<as_of - 1 day>``; ``check_archive`` fails (and is
   retried with backoff, like a sensor) until that partition has files.
 * Triggered from the UI with Params: ``from_date``/``to_date`` (days of events, inclusive) recount
@@ -197,8 +198,11 @@ with DAG(
     @task(retries=6)  # waits for a late archive partition: 5, 10, 20, 40, 60, 60 min
     def check_archive(params: dict | None = None, dag_run=None) -> dict[str, Any]:
         """Plan the run and check its archive partitions are present (fails clearly otherwise)."""
-        run_after = getattr(dag_run, "run_after", None) or dt.datetime.now(dt.timezone.utc)
-        plan = plan_run(params or {}, run_after)
+        # A scheduled run's logical date is its cron time (also what dag.test(logical_date=…)
+        # sets); a manual run has none and plans from its trigger time, run_after.
+        run_at = (getattr(dag_run, "logical_date", None) or getattr(dag_run, "run_after", None)
+                  or dt.datetime.now(dt.timezone.utc))
+        plan = plan_run(params or {}, run_at)
         cfg = read_config(_variable)
         archive = cfg["hashtags_archive"]
         if plan["mode"] == "full_rebuild":
