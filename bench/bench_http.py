@@ -67,7 +67,8 @@ def populate(store: BigtableStore, n_tags: int, seed: int = 42) -> None:
         posts = tuple(TopPost(str(rng.randrange(10**18, 10**19)),
                               f"https://img.example-cdn.com/p/{rng.getrandbits(128):032x}.jpg") for _ in range(100))
         rows.append(mutations.top_posts_row(TopPostsUpdate(key, computed, posts)))
-        rows.append(mutations.hour_count_row(key, hour, rng.randrange(1, 5_000_000), key.capitalize()))
+        rows.append(mutations.hour_count_row(key, hour, rng.randrange(1, 5_000_000), key.capitalize(),
+                                            generation=0))
     t0 = time.monotonic()
     store.mutate(rows, batch_size=500)
     print(f"wrote {n_tags} tags ({len(rows)} row mutations) in {time.monotonic() - t0:.1f}s", flush=True)

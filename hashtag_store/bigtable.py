@@ -84,18 +84,27 @@ def _column(family: str, qualifier: bytes) -> rf.ColumnRangeFilter:
     return rf.ColumnRangeFilter(family, start_qualifier=qualifier, end_qualifier=qualifier)
 
 
+def _hour_columns() -> rf.ColumnRangeFilter:
+    """Every ``counts:h.<gen>`` column, whatever the generation: qualifiers in [``h.``, ``h/``)
+    (``/`` is the byte after ``.``). Anything else in that range is dropped by is_hour_column."""
+    prefix = layout.HOUR_PREFIX
+    end = prefix[:-1] + bytes([prefix[-1] + 1])
+    return rf.ColumnRangeFilter(layout.FAMILY_COUNTS, start_qualifier=prefix, end_qualifier=end,
+                                inclusive_end=False)
+
+
 _LATEST = rf.CellsColumnLimitFilter(1)
-# ONE row read returns exactly what the page needs: the newest base, every hour cell (the total
-# rule picks those at/after the base), the newest top list and display spelling.
+# ONE row read returns exactly what the page needs: the newest base, every hour cell of every count
+# generation (the total rule picks those at/after the base), the newest top list and display spelling.
 PAGE_FILTER = rf.RowFilterUnion([
     rf.RowFilterChain([_column(layout.FAMILY_COUNTS, layout.COL_BASE), _LATEST]),
-    _column(layout.FAMILY_COUNTS, layout.COL_HOUR),
+    _hour_columns(),
     rf.RowFilterChain([_column(layout.FAMILY_TOP, layout.COL_TOP_POSTS), _LATEST]),
     rf.RowFilterChain([_column(layout.FAMILY_META, layout.COL_DISPLAY), _LATEST]),
 ])
 COUNTS_FILTER = rf.RowFilterUnion([
     rf.RowFilterChain([_column(layout.FAMILY_COUNTS, layout.COL_BASE), _LATEST]),
-    _column(layout.FAMILY_COUNTS, layout.COL_HOUR),
+    _hour_columns(),
 ])
 
 
@@ -113,6 +122,12 @@ def _cells(row: Row, family: str, qualifier: bytes) -> list[Cell]:
             if c.qualifier == qualifier and c.family == family]
 
 
+def _hour_cells(row: Row) -> list[Cell]:
+    """The hour cells of every count generation."""
+    return [Cell(c.value, c.timestamp_micros // 1000) for c in row.cells
+            if c.family == layout.FAMILY_COUNTS and layout.is_hour_column(c.qualifier)]
+
+
 def _first(cells: list[Cell]) -> Cell | None:
     return max(cells, key=lambda c: c.timestamp_ms) if cells else None
 
@@ -121,7 +136,7 @@ def document_from_row(key: str, row: Row) -> PageDocument:
     return layout.page_document(
         key,
         base=_first(_cells(row, layout.FAMILY_COUNTS, layout.COL_BASE)),
-        hours=_cells(row, layout.FAMILY_COUNTS, layout.COL_HOUR),
+        hours=_hour_cells(row),
         top=_first(_cells(row, layout.FAMILY_TOP, layout.COL_TOP_POSTS)),
         display=_first(_cells(row, layout.FAMILY_META, layout.COL_DISPLAY)),
     )
@@ -387,7 +402,7 @@ def document_from_cells(key: str, cells: Cells) -> PageDocument:
     for family, qualifier, ts, value in cells:
         cell = Cell(value, ts // 1000)
         if family == layout.FAMILY_COUNTS:
-            if qualifier == layout.COL_HOUR:
+            if layout.is_hour_column(qualifier):
                 hours.append(cell)
             elif qualifier == layout.COL_BASE and (base is None or cell.timestamp_ms > base.timestamp_ms):
                 base = cell
@@ -461,7 +476,7 @@ class BigtableStore:
             for row in self._reader.read_rows_stream(ReadRowsQuery(row_filter=COUNTS_FILTER),
                                                      operation_timeout=600):
                 base = _first(_cells(row, layout.FAMILY_COUNTS, layout.COL_BASE))
-                total = layout.total_posts(base, _cells(row, layout.FAMILY_COUNTS, layout.COL_HOUR))
+                total = layout.total_posts(base, _hour_cells(row))
                 yield (row.row_key.decode("utf-8"), total,
                        layout.from_millis(base.timestamp_ms) if base else None)
         except _UNAVAILABLE as e:
@@ -489,8 +504,10 @@ class BigtableStore:
             self._writer = client.instance(self._instance).table(self._table_id)
         return self._writer
 
-    def write_hour_counts(self, counts: Iterable[tuple[str, dt.datetime, int, str | None]]) -> int:
-        return self.mutate([mutations.hour_count_row(k, ts, n, d) for k, ts, n, d in counts])
+    def write_hour_counts(self, counts: Iterable[tuple[str, dt.datetime, int, str | None]], *,
+                          generation: int = 0) -> int:
+        return self.mutate([mutations.hour_count_row(k, ts, n, d, generation=generation)
+                            for k, ts, n, d in counts])
 
     def write_base_counts(self, counts: Iterable[tuple[str, int]], as_of: dt.datetime) -> int:
         return self.mutate([mutations.base_count_row(k, as_of, n) for k, n in counts])

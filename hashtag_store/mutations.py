@@ -14,10 +14,13 @@ from hashtags import layout
 from hashtags.messages import TopPostsUpdate
 
 
-def hour_count_row(key: str, window_start: dt.datetime, count: int, display: str | None = None) -> DirectRow:
+def hour_count_row(key: str, window_start: dt.datetime, count: int, display: str | None = None, *,
+                   generation: int) -> DirectRow:
+    """``counts:h.<generation>`` (and ``meta:display``) at the window start: the whole window's
+    count as seen by that generation's job (see hashtags.layout, "Count generations")."""
     row = DirectRow(layout.row_key(key))
-    ts = window_start.astimezone(layout.UTC)
-    row.set_cell(layout.FAMILY_COUNTS, layout.COL_HOUR, layout.encode_count(count), timestamp=ts)
+    ts = layout.cell_time(window_start)
+    row.set_cell(layout.FAMILY_COUNTS, layout.hour_column(generation), layout.encode_count(count), timestamp=ts)
     if display:
         row.set_cell(layout.FAMILY_META, layout.COL_DISPLAY, display.encode("utf-8"), timestamp=ts)
     return row
@@ -26,12 +29,12 @@ def hour_count_row(key: str, window_start: dt.datetime, count: int, display: str
 def base_count_row(key: str, as_of: dt.datetime, count: int) -> DirectRow:
     row = DirectRow(layout.row_key(key))
     row.set_cell(layout.FAMILY_COUNTS, layout.COL_BASE, layout.encode_count(count),
-                 timestamp=as_of.astimezone(layout.UTC))
+                 timestamp=layout.cell_time(as_of))
     return row
 
 
 def top_posts_row(update: TopPostsUpdate) -> DirectRow:
     row = DirectRow(layout.row_key(update.hashtag))
     row.set_cell(layout.FAMILY_TOP, layout.COL_TOP_POSTS, layout.encode_top_posts(update.posts),
-                 timestamp=update.computed_at)
+                 timestamp=layout.cell_time(update.computed_at))
     return row

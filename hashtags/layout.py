@@ -4,13 +4,23 @@ One row per hashtag, row key = the normalised tag (UTF-8).
 
 | family   | column    | cell timestamp            | value                                          |
 |----------|-----------|---------------------------|------------------------------------------------|
-| counts   | h         | start of the hour window  | posts in that hour, signed int64 big-endian     |
+| counts   | h.<gen>   | start of the hour window  | posts in that hour counted by count generation  |
+|          |           |                           | <gen>, signed int64 big-endian                  |
 | counts   | base      | as_of (midnight UTC)      | exact count of posts with event time < as_of    |
 | top      | posts     | computed_at (ms)          | JSON list of {"post_id", "image_url"}          |
 | meta     | display   | start of the hour window  | display spelling (UTF-8)                        |
 
-Total posts = latest ``counts:base`` + every ``counts:h`` cell at or after that base's timestamp.
-Every write is a SetCell at a fixed (row, column, timestamp), so replays are idempotent.
+Total posts = latest ``counts:base`` + the ``counts:h.<gen>`` cells of EVERY generation at or after
+that base's timestamp (:func:`total_posts`, the one place this rule lives).
+
+Count generations: ``<gen>`` is the streaming job's ``--count_generation`` (a non-negative decimal
+int). An in-place ``--update`` keeps it (the window state carries over, so the job keeps rewriting
+its own cells); a relaunch (drain + new job) bumps it, so the new job's partial window state writes
+cells of its own instead of overwriting the drained job's counts for the same hours. The hours a
+drain and a relaunch share are then the sum of two cells, each exact for the events its job saw.
+
+Every write is a SetCell at a fixed (row, column, timestamp), so replays are idempotent. Cell
+timestamps are rounded down to the millisecond (:func:`cell_time`), Bigtable's granularity.
 """
 from __future__ import annotations
 
@@ -24,13 +34,13 @@ FAMILY_COUNTS = "counts"
 FAMILY_TOP = "top"
 FAMILY_META = "meta"
 
-COL_HOUR = b"h"
+HOUR_PREFIX = b"h."
 COL_BASE = b"base"
 COL_TOP_POSTS = b"posts"
 COL_DISPLAY = b"display"
 
 HOUR_CELL_MAX_AGE_DAYS = 14
-"""``counts:h`` cells older than this may be collected. Longer than the longest recount outage we
+"""``counts:h.<gen>`` cells older than this may be collected. Longer than the longest recount outage we
 tolerate (a week), because hour cells after the last base are part of the total."""
 BASE_VERSIONS_KEPT = 3
 
@@ -68,6 +78,18 @@ def decode_count(value: bytes) -> int:
     return _INT64.unpack(value)[0]
 
 
+def hour_column(generation: int) -> bytes:
+    """The hour-count qualifier of count generation ``generation``: ``h.<gen>`` (decimal)."""
+    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+        raise ValueError(f"a count generation is a non-negative int, got {generation!r}")
+    return HOUR_PREFIX + str(generation).encode("ascii")
+
+
+def is_hour_column(qualifier: bytes) -> bool:
+    """True for ``h.<gen>`` qualifiers (``h.`` + ASCII digits), whatever the generation."""
+    return qualifier.startswith(HOUR_PREFIX) and qualifier[len(HOUR_PREFIX):].isdigit()  # bytes: ASCII only
+
+
 def row_key(normalized_tag: str) -> bytes:
     return normalized_tag.encode("utf-8")
 
@@ -82,6 +104,11 @@ def to_millis(ts: dt.datetime) -> int:
 
 def from_millis(ms: int) -> dt.datetime:
     return EPOCH + dt.timedelta(milliseconds=ms)
+
+
+def cell_time(ts: dt.datetime) -> dt.datetime:
+    """``ts`` rounded down to the millisecond, in UTC: the timestamp a cell really gets."""
+    return from_millis(to_millis(ts))
 
 
 def hour_start(ts: dt.datetime) -> dt.datetime:
@@ -124,6 +151,8 @@ class Cell:
 def total_posts(base: Cell | None, hours: Iterable[Cell]) -> int:
     """The total rule: latest base + every hour cell at/after the base's as_of.
 
+    ``hours`` holds the hour cells of EVERY count generation (``counts:h.<gen>``): two generations'
+    cells for the same hour are different events (each job counted only what it saw), so they add.
     Without a base (a tag newer than the last recount) the total is the sum of all hour cells."""
     as_of = base.timestamp_ms if base is not None else None
     total = decode_count(base.value) if base is not None else 0

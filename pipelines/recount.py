@@ -41,6 +41,7 @@ from apache_beam.metrics import Metrics
 
 from hashtag_store import mutations
 from hashtags import layout
+from hashtags.planning import parse_day
 from hashtags.messages import (DELETED, PUBLISHED, PostEvent, Rejected, parse_post_event_fields,
                                post_event_from_fields)
 from pipelines.drift import DEFAULT_LIST_LIMIT, DriftAccumulator, TagDrift
@@ -51,18 +52,6 @@ _PARTITION = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})(?:/|$)")
 
 
 # ---- dates and archive files (pure) -----------------------------------------------------------
-def parse_day(value: str | dt.date) -> dt.date:
-    """``YYYY-MM-DD`` → date (the day whose midnight UTC is the as_of)."""
-    if isinstance(value, dt.datetime):
-        return value.astimezone(layout.UTC).date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(value.strip()[:10])
-    except ValueError as e:
-        raise ValueError(f"not a YYYY-MM-DD date: {value!r}") from e
-
-
 def as_of_time(day: str | dt.date) -> dt.datetime:
     return layout.midnight_utc(parse_day(day))
 
@@ -293,7 +282,7 @@ def read_snapshot(project: str, instance: str, table: str, as_of: dt.datetime) -
                     cell = layout.Cell(c.value, c.timestamp_micros // 1000)
                     if c.qualifier == layout.COL_BASE:
                         base.append(cell)
-                    elif c.qualifier == layout.COL_HOUR:
+                    elif layout.is_hour_column(c.qualifier):
                         hours.append(cell)
                 rows += 1
                 yield row.row_key.decode("utf-8"), snapshot_row(base, hours, as_of_ms)

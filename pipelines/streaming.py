@@ -66,15 +66,17 @@ class _WithWindowStart(beam.DoFn):
 
 
 class HourCountRow(beam.DoFn):
-    """HourCount → one DirectRow: counts:h and meta:display at the window start."""
+    """HourCount → one DirectRow: ``counts:h.<generation>`` and meta:display at the window start."""
 
-    def __init__(self):
+    def __init__(self, generation: int = 0):
+        layout.hour_column(generation)  # a bad generation fails at construction, not on a worker
+        self.generation = generation
         self._rows = Metrics.counter("hashtags", "bigtable_hour_rows")
 
     def process(self, element):
         self._rows.inc()
         yield mutations.hour_count_row(element.key, element.window_start, element.tally.count,
-                                       element.tally.display)
+                                       element.tally.display, generation=self.generation)
 
 
 class TopPostsRow(beam.DoFn):

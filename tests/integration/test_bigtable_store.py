@@ -63,6 +63,25 @@ def test_accumulating_refiring_rewrites_same_cell(store):
     assert store.read_page("a").total_posts == 5
 
 
+def test_every_generation_counts_and_each_keeps_its_own_cell(store, table_name):
+    store.write_base_counts([("g", 100)], as_of=t(22))
+    store.write_hour_counts([("g", t(21, 23), 50, None), ("g", t(22, 9), 7, None)], generation=0)
+    store.write_hour_counts([("g", t(22, 9), 4, None), ("g", t(22, 10), 2, None)], generation=1)
+    store.write_hour_counts([("g", t(22, 9), 4, None)], generation=1)  # a replay of generation 1
+    store.write_hour_counts([("g", t(22, 10), 1, None)], generation=12)
+    # a cell inside the filter's [h., h/) range that is no generation's column: never counted
+    row = bigtable.Client(project=PROJECT).instance(INSTANCE).table(table_name).direct_row(b"g")
+    row.set_cell(layout.FAMILY_COUNTS, b"h.x", layout.encode_count(1000), timestamp=t(22, 11))
+    row.commit()
+    assert store.read_page("g").total_posts == 100 + 7 + 4 + 2 + 1
+    assert [(k, n) for k, n, _ in store.scan_totals()] == [("g", 114)]
+    raw = bigtable.Client(project=PROJECT).instance(INSTANCE).table(table_name).read_row(b"g")
+    hours = {q: [(c.timestamp.astimezone(UTC), layout.decode_count(c.value)) for c in cells]
+             for q, cells in raw.cells[layout.FAMILY_COUNTS].items() if layout.is_hour_column(q)}
+    assert hours == {b"h.0": [(t(22, 9), 7), (t(21, 23), 50)], b"h.1": [(t(22, 10), 2), (t(22, 9), 4)],
+                     b"h.12": [(t(22, 10), 1)]}
+
+
 def test_top_posts_newest_computed_at_wins(store):
     new = TopPostsUpdate("cats", t(22, 10), (TopPost("p2", "https://img/2.jpg"), TopPost("p1", "https://img/1.jpg")))
     old = TopPostsUpdate("cats", t(22, 9), (TopPost("p9", "https://img/9.jpg"),))

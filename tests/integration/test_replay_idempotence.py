@@ -8,8 +8,8 @@ its hour, a malformed message). Then:
 
 1. the totals read through ``BigtableStore.read_page`` are the exact hand-computed numbers;
 2. the SAME pipeline run again (a replay of the same windows' writes) leaves every total, and the
-   number of ``counts:h`` cells per row, unchanged: each write is a SetCell at (row, counts:h, window
-   start), so a replay rewrites the same cell instead of adding to it;
+   number of ``counts:h.<gen>`` cells per row, unchanged: each write is a SetCell at (row,
+   counts:h.<gen>, window start), so a replay rewrites the same cell instead of adding to it;
 3. a replay with the firings split differently (early panes between element batches, an on-time
    pane, then a LATE pane for an event that arrives after the watermark passed its window) passes
    through intermediate values and ends at the same totals and cells.
@@ -140,15 +140,17 @@ def read_totals(store) -> dict[str, int]:
 
 
 def read_hour_cells(table: str) -> dict[str, dict[dt.datetime, list[int]]]:
-    """Every stored version of counts:h per row, by cell timestamp (no version filter: a replay
-    that added cells instead of rewriting them would show up here)."""
+    """Every stored version of the hour cells (every count generation) per row, by cell timestamp
+    (no version filter: a replay that added cells instead of rewriting them would show up here)."""
     tbl = bigtable.Client(project=PROJECT).instance(INSTANCE).table(table)
     out: dict[str, dict[dt.datetime, list[int]]] = {}
     for row in tbl.read_rows():
-        cells = row.cells.get(layout.FAMILY_COUNTS, {}).get(layout.COL_HOUR, [])
         by_ts: dict[dt.datetime, list[int]] = {}
-        for c in cells:
-            by_ts.setdefault(c.timestamp.astimezone(UTC), []).append(layout.decode_count(c.value))
+        for qualifier, cells in row.cells.get(layout.FAMILY_COUNTS, {}).items():
+            if not layout.is_hour_column(qualifier):
+                continue
+            for c in cells:
+                by_ts.setdefault(c.timestamp.astimezone(UTC), []).append(layout.decode_count(c.value))
         out[row.row_key.decode()] = by_ts
     return out
 

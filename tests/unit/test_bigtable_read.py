@@ -43,7 +43,7 @@ def _library_rows(responses):
             for row in _ReadRowsOperation.merge_rows(fake_op, chunks)]
 
 
-CELL = st.tuples(st.sampled_from(["counts", "top", "meta"]), st.sampled_from([b"h", b"base", b"posts", b""]),
+CELL = st.tuples(st.sampled_from(["counts", "top", "meta"]), st.sampled_from([b"h.0", b"h.12", b"h", b"base", b"posts", b""]),
                  st.integers(0, 2**50), st.binary(max_size=40))
 
 
@@ -139,15 +139,18 @@ def test_document_from_cells_takes_the_newest_versions():
     cells = [
         ("counts", b"base", 2_000_000, layout.encode_count(100)),
         ("counts", b"base", 1_000_000, layout.encode_count(50)),
-        ("counts", b"h", 1_000_000, layout.encode_count(7)),  # before the newest base: inside it
-        ("counts", b"h", 3_000_000, layout.encode_count(5)),
+        ("counts", b"h.0", 1_000_000, layout.encode_count(7)),  # before the newest base: inside it
+        ("counts", b"h.0", 3_000_000, layout.encode_count(5)),
+        ("counts", b"h.1", 3_000_000, layout.encode_count(2)),  # same hour, a later generation: adds
+        ("counts", b"h.1", 1_500_000, layout.encode_count(40)),  # before the newest base: inside it
+        ("counts", b"h", 3_000_000, layout.encode_count(1000)),  # not an hour column: ignored
         ("top", b"posts", 1_000_000, old_top),
         ("top", b"posts", 4_000_000, top),
         ("meta", b"display", 3_000_000, b"Love"),
         ("meta", b"other", 9_000_000, b"ignored"),
     ]
     doc = document_from_cells("love", cells)
-    assert doc.total_posts == 105
+    assert doc.total_posts == 107
     assert [p.post_id for p in doc.top_posts] == ["p1"]
     assert doc.display_name == "Love"
     assert doc.updated_at == layout.from_millis(4_000)
@@ -249,3 +252,34 @@ def test_no_credentials_outside_the_emulator_is_store_unavailable(monkeypatch, t
         store.read_page("love")
     with pytest.raises(StoreUnavailable):
         store.ping()
+
+
+# ---- count generations: the hour columns ------------------------------------------------------
+def test_hour_columns_name_every_generation():
+    assert layout.hour_column(0) == b"h.0"
+    assert layout.hour_column(12) == b"h.12"
+    for bad in (-1, True, "1", 1.0):
+        with pytest.raises(ValueError):
+            layout.hour_column(bad)
+    assert [q for q in (b"h.0", b"h.12", b"h", b"h.", b"h.x", b"h.1a", b"base", b"hh.1", "h.١".encode())
+            if layout.is_hour_column(q)] == [b"h.0", b"h.12"]
+
+
+@given(st.integers(0, 10**12))
+def test_the_read_filter_range_covers_every_generation(gen):
+    """PAGE_FILTER's hour range is [start, end): every generation's column lies inside it."""
+    hour_range = PAGE_FILTER.filters[1]
+    q = layout.hour_column(gen)
+    assert hour_range.start_qualifier <= q < hour_range.end_qualifier
+    assert hour_range.inclusive_start and not hour_range.inclusive_end
+    assert not hour_range.start_qualifier <= b"h" < hour_range.end_qualifier
+    assert not hour_range.start_qualifier <= b"hour" < hour_range.end_qualifier
+
+
+def test_cell_time_rounds_down_to_the_millisecond():
+    import datetime as dt
+
+    ts = dt.datetime(2026, 11, 22, 10, 0, 0, 123_999, tzinfo=dt.timezone.utc)
+    assert layout.cell_time(ts) == ts.replace(microsecond=123_000)
+    before_epoch = dt.datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.timezone.utc)
+    assert layout.cell_time(before_epoch) == before_epoch.replace(microsecond=999_000)
