@@ -1,0 +1,145 @@
+"""hashtags.planning: what each run mode covers, the date parser, and invalid requests."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from hashtags import planning
+from hashtags.planning import LastRun, RunPlan, parse_day
+
+D = dt.date
+M = D(2026, 11, 23)  # the midnight of a nightly run (as a date)
+
+
+# ---- the one date parser ----------------------------------------------------------------------
+@pytest.mark.parametrize("value, day", [
+    ("2026-11-23", M),
+    (" 2026-11-23 ", M),
+    (M, M),
+    (dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc), M),
+    (dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=5))), D(2026, 11, 22)),
+    (dt.datetime(2026, 11, 23, 23, 59), M),  # naive: taken as UTC
+    ("2026-11-23T02:00:00+00:00", M),
+    ("2026-11-23T02:00:00Z", M),
+    ("2026-11-23T01:00:00+05:00", D(2026, 11, 22)),  # converted to UTC, never truncated
+])
+def test_parse_day(value, day):
+    assert parse_day(value) == day
+
+
+@pytest.mark.parametrize("value", ["", "yesterday", "2026-13-01", "2026-11-31", "20261123", None, 20261123])
+def test_parse_day_rejects(value):
+    with pytest.raises(ValueError, match="not a YYYY-MM-DD date"):
+        parse_day(value)
+
+
+def test_optional_day():
+    assert planning.optional_day(None) is None and planning.optional_day("  ") is None
+    assert planning.optional_day("2026-11-23") == M
+
+
+# ---- nightly ----------------------------------------------------------------------------------
+def test_first_night_reads_every_day_before_the_midnight():
+    assert planning.plan_nightly(M, None) == RunPlan("nightly", M, None, D(2026, 11, 22), False)
+
+
+def test_consecutive_night_reads_since_the_last_run_with_one_day_overlap():
+    last = LastRun(as_of=D(2026, 11, 22), arrived_to=D(2026, 11, 21))
+    p = planning.plan_nightly(M, last)
+    assert (p.arrived_from, p.arrived_to) == (D(2026, 11, 20), D(2026, 11, 22))
+    assert p.arrival_days() == [D(2026, 11, 20), D(2026, 11, 21), D(2026, 11, 22)]
+
+
+def test_skipped_night_is_covered_by_the_next_one():
+    last = LastRun(as_of=D(2026, 11, 21), arrived_to=D(2026, 11, 20))  # the 22nd never ran
+    p = planning.plan_nightly(M, last)
+    assert (p.arrived_from, p.arrived_to) == (D(2026, 11, 19), D(2026, 11, 22))
+
+
+def test_after_a_short_reapply_the_nightly_catches_up_from_its_cut():
+    last = LastRun(as_of=D(2026, 11, 22), arrived_to=D(2026, 11, 10))  # reapply of days ..11-10 at 11-22
+    assert planning.plan_nightly(M, last).arrived_from == D(2026, 11, 9)
+
+
+@pytest.mark.parametrize("last_as_of", [M, D(2026, 11, 24)])
+def test_nightly_refuses_a_record_not_before_its_midnight(last_as_of):
+    with pytest.raises(ValueError, match="not before as_of"):
+        planning.plan_nightly(M, LastRun(as_of=last_as_of, arrived_to=D(2026, 11, 22)))
+
+
+# ---- reapply and full rebuild -----------------------------------------------------------------
+def test_reapply_is_the_range_given():
+    p = planning.plan_reapply(D(2026, 11, 1), D(2026, 11, 3), M, dry_run=True)
+    assert p == RunPlan("reapply", M, D(2026, 11, 1), D(2026, 11, 3), True)
+    assert p.arrival_days() == [D(2026, 11, 1), D(2026, 11, 2), D(2026, 11, 3)]
+
+
+@pytest.mark.parametrize("first, last, msg", [
+    (D(2026, 11, 3), D(2026, 11, 1), "after the last"),
+    (D(2026, 11, 20), M, "not before as_of"),
+    (D(2026, 11, 20), D(2026, 11, 30), "not before as_of"),
+])
+def test_reapply_invalid_ranges(first, last, msg):
+    with pytest.raises(ValueError, match=msg):
+        planning.plan_reapply(first, last, M)
+
+
+def test_full_rebuild_reads_everything_before_the_midnight():
+    p = planning.plan_full_rebuild(M)
+    assert p == RunPlan("full_rebuild", M, None, D(2026, 11, 22), False)
+    assert p.arrival_days() is None
+
+
+# ---- requests (CLI / DAG) ---------------------------------------------------------------------
+def test_plan_run_defaults_as_of_to_the_run_day():
+    assert planning.plan_run("nightly", run_day=M) == planning.plan_nightly(M, None)
+    assert planning.plan_run("full_rebuild", run_day=M, as_of=D(2026, 11, 1)).as_of == D(2026, 11, 1)
+    assert planning.plan_run("reapply", run_day=M, to_day=D(2026, 11, 2)) == \
+        planning.plan_reapply(D(2026, 11, 2), D(2026, 11, 2), M)
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(mode="nightly", as_of=D(2026, 11, 24)), "has not come yet"),
+    (dict(mode="full_rebuild", as_of=D(2026, 12, 1)), "has not come yet"),
+    (dict(mode="reapply"), "needs a first"),
+    (dict(mode="nightly", from_day=D(2026, 11, 1)), "only go with reapply"),
+    (dict(mode="full_rebuild", to_day=D(2026, 11, 1)), "only go with reapply"),
+    (dict(mode="weekly"), "unknown mode"),
+])
+def test_plan_run_invalid(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        planning.plan_run(run_day=M, **kw)
+
+
+@pytest.mark.parametrize("params, plan", [
+    ({}, RunPlan("nightly", M, None, D(2026, 11, 22), False)),
+    ({"from_date": None, "to_date": "", "full_rebuild": False, "dry_run": True},
+     RunPlan("nightly", M, None, D(2026, 11, 22), True)),
+    ({"full_rebuild": True}, RunPlan("full_rebuild", M, None, D(2026, 11, 22), False)),
+    ({"from_date": "2026-11-01", "to_date": "2026-11-02"}, RunPlan("reapply", M, D(2026, 11, 1), D(2026, 11, 2), False)),
+    ({"from_date": "2026-11-01", "as_of": "2026-11-10"},
+     RunPlan("reapply", D(2026, 11, 10), D(2026, 11, 1), D(2026, 11, 1), False)),
+])
+def test_plan_from_params(params, plan):
+    assert planning.plan_from_params(params, M) == plan
+
+
+def test_required_days_per_mode():
+    assert planning.required_days(planning.plan_nightly(M, None)) == [D(2026, 11, 22)]
+    assert planning.required_days(planning.plan_reapply(D(2026, 11, 1), D(2026, 11, 2), M)) == \
+        [D(2026, 11, 1), D(2026, 11, 2)]
+    assert planning.required_days(planning.plan_full_rebuild(M)) == []
+
+
+def test_job_args_name_the_range_only_for_reapply():
+    assert planning.job_args(planning.plan_nightly(M, None)) == {"mode": "nightly", "as_of": "2026-11-23"}
+    assert planning.job_args(planning.plan_reapply(D(2026, 11, 1), D(2026, 11, 2), M, dry_run=True)) == {
+        "mode": "reapply", "as_of": "2026-11-23", "arrived_from": "2026-11-01", "arrived_to": "2026-11-02",
+        "report_only": True}
+    assert planning.job_args(planning.plan_full_rebuild(M)) == {"mode": "full_rebuild", "as_of": "2026-11-23"}
+
+
+def test_plans_are_frozen():
+    with pytest.raises(AttributeError):
+        planning.plan_full_rebuild(M).as_of = D(2026, 1, 1)
