@@ -46,3 +46,18 @@ def partition_day(path: str) -> dt.date | None:
 
 def is_archive_file(path: str) -> bool:
     return path.endswith(FILE_SUFFIXES) and partition_day(path) is not None
+
+
+TEMP_FOLDER = ".tmp"  # under the root: never matched by partition_glob, never an is_archive_file
+
+
+def file_name(launch: str, window_start: dt.datetime, shard: int, pane: int) -> str:
+    """``events-<launch>-<window start, UTC>-s<shard>-p<pane>.jsonl``: one writer's file.
+
+    Deterministic for a (launch, window, shard, pane), so a retried write rewrites the same file;
+    ``launch`` differs per job launch, so no job overwrites another's files."""
+    return f"events-{launch}-{window_start.strftime('%Y%m%dT%H%M%SZ')}-s{shard:03d}-p{pane}.jsonl"
+
+
+def temp_folder(root: str, launch: str) -> str:
+    return f"{root.rstrip('/')}/{TEMP_FOLDER}/{launch}"
