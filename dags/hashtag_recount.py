@@ -1,32 +1,36 @@
-"""DAG ``hashtag_recount``: the nightly exact recount of every hashtag (DESIGN.md "Recount job and DAG").
+"""DAG ``hashtag_recount``: the nightly incremental reconciliation of hashtag counts (DESIGN.md
+"Reconciliation (incremental) and the DAG").
 
-    check_archive  →  recount (Beam: pipelines/recount_main.py)  →  publish_drift_report
+    check_archive → launcher ─┬─ recount_dataflow (Flex Template, production) ─┬→ publish_drift_report
+                              └─ recount_local (Beam over the project's .venv) ─┘
 
-* Nightly at 02:00 UTC, no catch-up, one active run, retries with exponential backoff. A nightly
-  run recounts as of the midnight of the day it runs (``as_of`` = the logical date's day, or run_after's
-  for a manual run, 00:00 UTC), so
-  it needs yesterday's archive partition ``dt=<as_of - 1 day>``; ``check_archive`` fails (and is
-  retried with backoff, like a sensor) until that partition has files.
-* Triggered from the UI with Params: ``from_date``/``to_date`` (days of events, inclusive) recount
-  as of the midnight after ``to_date`` (the base at a midnight is ALL history before it, so one
-  recount covers the range; every day of the range must have archive files); ``full_rebuild``
-  recounts the whole archive as of today's midnight without the per-day check; ``dry_run`` only
-  reports (``--report_only``: nothing is written).
-* The recount runs with ``BeamRunPythonPipelineOperator``: locally ``FnApiRunner`` with the
-  pipelines' own interpreter (``HASHTAGS_PY_INTERPRETER``, default ``<project>/.venv/bin/python``:
-  Beam lives there, not in Airflow's venv); in production ``DataflowRunner`` — selected by the
-  Variable ``hashtags_runner`` (or env ``AIRFLOW_VAR_HASHTAGS_RUNNER``).
-* ``publish_drift_report`` reads the report the job wrote, logs its one-line summary, returns it
-  (XCom) and FAILS when the drift ratio exceeds ``hashtags_drift_threshold`` (the alert; the counts
-  are already repaired by then, so this task is not retried).
+* Nightly at 02:00 UTC, no catch-up, one active run, retries with exponential backoff. What a run
+  covers is planned by ``hashtags.planning`` (the one planning module; the backfill CLI uses it too):
+  a scheduled run is a ``nightly`` for the midnight of its logical day (the job reads its run
+  record and applies the arrival days since the last successful run); from the UI, *Trigger w/
+  config*: ``from_date``/``to_date`` (ARRIVAL days, inclusive) re-apply those days, ``full_rebuild``
+  rebuilds from the whole archive, ``as_of`` (optional) picks the midnight, ``dry_run`` only reports.
+* ``check_archive`` plans the run and fails (retried with backoff, like a sensor) until the arrival
+  partitions it needs have files: ``arrived=<as_of - 1>`` for a nightly, every day of a re-apply, any
+  day for a full rebuild (``hashtags.archive`` layout).
+* Production (Variable ``hashtags_runner`` = DataflowRunner): ``recount_dataflow`` launches the job
+  as a Flex Template (``hashtags_recount_template``: the recount's spec, built from the streaming
+  job's image) with the recount's service account, staging and temp locations and a job name per
+  night and plan (``planning.job_name``). Airflow has the job id from the launch response (XCom
+  ``job_id``, the Dataflow link; killing the task cancels the job). A retry never starts a second
+  job: see ``RecountFlexTemplateOperator``. Locally ``recount_local`` runs
+  pipelines/recount_main.py with the project's interpreter (``HASHTAGS_PY_INTERPRETER``, default
+  ``<project>/.venv/bin/python``: Beam lives there, not in Airflow's venv) on FnApiRunner.
+* ``publish_drift_report`` reads the report the job wrote to ``hashtags_report_location`` (a kept
+  bucket in production, never the 7-day temp bucket), logs its one-line summary, returns it (XCom)
+  and FAILS when the drift ratio exceeds ``hashtags_drift_threshold`` (the alert; the counts are
+  already repaired by then, so it is not retried).
 
-Variables (all optional locally; names shared with terraform/): hashtags_runner, hashtags_archive,
-hashtags_project, hashtags_bigtable_instance, hashtags_table, hashtags_region,
-hashtags_temp_location, hashtags_drift_threshold. Env: HASHTAGS_PROJECT_ROOT (where
-pipelines/recount_main.py and setup.py live; default: the parent of this folder),
-HASHTAGS_PY_INTERPRETER, HASHTAGS_REPORT_PATH (default <root>/artifacts/drift locally,
-<hashtags_temp_location>/drift-reports on Dataflow).
-
+On Cloud Composer this project is not installed: terraform/composer.tf copies ``hashtags/``
+(``__init__``, ``planning``, ``archive``: pure, stdlib only) beside this file, and the DAG folder is
+on ``sys.path``. Imports are limited to what Composer's Airflow 3 builds ship (composer-3-airflow-3.1.x
+to 3.3.1: airflow.sdk, the Beam provider's BeamRunPythonPipelineOperator, the Google provider's
+DataflowStartFlexTemplateOperator / DataflowHook / GCSHook, all present since long before).
 Parse time does no I/O and imports no Beam: Variables are read inside the tasks.
 """
 from __future__ import annotations
@@ -39,23 +43,33 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from airflow.providers.apache.beam.operators.beam import BeamRunPythonPipelineOperator
+from airflow.providers.google.cloud.operators.dataflow import DataflowStartFlexTemplateOperator
 from airflow.sdk import DAG, Param, Variable, task
+
+from hashtags import archive, planning
 
 log = logging.getLogger(__name__)
 
 DAG_ID = "hashtag_recount"
 PROJECT_ROOT = Path(os.environ.get("HASHTAGS_PROJECT_ROOT") or Path(__file__).resolve().parent.parent)
 PY_INTERPRETER = os.environ.get("HASHTAGS_PY_INTERPRETER") or str(PROJECT_ROOT / ".venv" / "bin" / "python")
+DATAFLOW_TASK, LOCAL_TASK = "recount_dataflow", "recount_local"
 
-# Variable name → local default. The terraform engineer sets these in Cloud Composer.
+# Variable name → local default. terraform/composer.tf sets every one on Composer.
 VARIABLE_DEFAULTS: dict[str, str] = {
     "hashtags_runner": "FnApiRunner",
     "hashtags_archive": str(PROJECT_ROOT / ".run" / "archive"),
     "hashtags_project": "local-hashtags",
     "hashtags_bigtable_instance": "local",
     "hashtags_table": "hashtags",
+    "hashtags_post_state_table": "post_state",  # = hashtags.settings.POST_STATE_TABLE (tests/dags check)
     "hashtags_region": "",
     "hashtags_temp_location": "",
+    "hashtags_staging_location": "",
+    "hashtags_service_account": "",
+    "hashtags_recount_template": "",
+    "hashtags_sdk_container_image": "",
+    "hashtags_report_location": str(PROJECT_ROOT / "artifacts" / "drift"),
     "hashtags_drift_threshold": "0.05",
 }
 
@@ -68,95 +82,107 @@ DEFAULT_ARGS = {
 }
 
 
-# ---- pure planning (unit-tested) --------------------------------------------------------------
-def _day(value: Any) -> dt.date | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value).strip()[:10])
-
-
-def plan_run(params: Mapping[str, Any], run_after: dt.datetime) -> dict[str, Any]:
-    """What this run recounts. ``run_after`` is the run's time (the cron time for a nightly run,
-    the trigger time for a manual one: manual runs have logical_date None)."""
-    today = run_after.astimezone(dt.timezone.utc).date()
-    from_day, to_day = _day(params.get("from_date")), _day(params.get("to_date"))
-    dry_run = bool(params.get("dry_run"))
-    if params.get("full_rebuild"):
-        mode, as_of, required = "full_rebuild", today, []
-    elif from_day or to_day:
-        from_day, to_day = from_day or to_day, to_day or from_day
-        if from_day > to_day:
-            raise ValueError(f"from_date {from_day} is after to_date {to_day}")
-        as_of = to_day + dt.timedelta(days=1)
-        if as_of > today:
-            raise ValueError(f"to_date {to_day} is not a complete day yet (today is {today} UTC)")
-        mode = "backfill"
-        required = [from_day + dt.timedelta(days=i) for i in range((to_day - from_day).days + 1)]
-    else:
-        mode, as_of, required = "nightly", today, [today - dt.timedelta(days=1)]
-    return {"mode": mode, "as_of": as_of.isoformat(), "required_days": [d.isoformat() for d in required],
-            "dry_run": dry_run}
-
-
+# ---- configuration and launch specs (pure, tested) ---------------------------------------------
 def read_config(get: Callable[[str, str], str]) -> dict[str, str]:
     return {name: (get(name, default) or default) for name, default in VARIABLE_DEFAULTS.items()}
 
 
-def pipeline_options(plan: Mapping[str, Any], cfg: Mapping[str, str]) -> dict[str, Any]:
-    """The recount job's command-line options (BeamRunPythonPipelineOperator turns them into --k=v)."""
-    dataflow = cfg["hashtags_runner"].lower() == "dataflowrunner"
-    opts: dict[str, Any] = {
+def is_dataflow(cfg: Mapping[str, str]) -> bool:
+    return cfg["hashtags_runner"].lower() == "dataflowrunner"
+
+
+def report_location(cfg: Mapping[str, str]) -> str:
+    """Where the job writes drift-<as_of>.json/.md. On Dataflow it must be a kept gs:// location,
+    never under the temp location (its bucket deletes objects after a few days)."""
+    path = (os.environ.get("HASHTAGS_REPORT_PATH") or cfg["hashtags_report_location"]).rstrip("/")
+    if is_dataflow(cfg):
+        temp = cfg["hashtags_temp_location"].rstrip("/")
+        if not path.startswith("gs://"):
+            raise ValueError(f"hashtags_report_location must be a gs:// location on Dataflow, not {path!r}")
+        if temp and (path == temp or path.startswith(temp + "/")):
+            raise ValueError(f"hashtags_report_location {path} is under the temp location {temp}: not kept")
+    return path
+
+
+def job_flags(plan: planning.RunPlan, cfg: Mapping[str, str]) -> dict[str, Any]:
+    """recount_main's flags (CONTRACTS.md) for a plan: what to read and where to write."""
+    flags: dict[str, Any] = dict(planning.job_args(plan))
+    flags.update({
         "archive_path": cfg["hashtags_archive"],
-        "as_of": plan["as_of"],
-        "project": cfg["hashtags_project"],
+        "report_path": report_location(cfg),
         "bigtable_project": cfg["hashtags_project"],
         "bigtable_instance": cfg["hashtags_bigtable_instance"],
         "bigtable_table": cfg["hashtags_table"],
-        "report_path": report_path(cfg),
+        "post_state_table": cfg["hashtags_post_state_table"],
+    })
+    return flags
+
+
+def flex_body(plan: planning.RunPlan, cfg: Mapping[str, str]) -> dict[str, Any]:
+    """The flexTemplates.launch request body (Dataflow REST v1b3 LaunchFlexTemplateParameter)."""
+    for name in ("hashtags_recount_template", "hashtags_service_account", "hashtags_staging_location",
+                 "hashtags_temp_location", "hashtags_region"):
+        if not cfg[name]:
+            raise ValueError(f"Variable {name} is required with DataflowRunner")
+    environment = {
+        "serviceAccountEmail": cfg["hashtags_service_account"],
+        "stagingLocation": cfg["hashtags_staging_location"],
+        "tempLocation": cfg["hashtags_temp_location"],
+        "additionalUserLabels": {"app": "hashtags", "mode": plan.mode.replace("_", "-")},
     }
-    if plan["dry_run"]:
-        opts["report_only"] = True
-    if dataflow:
-        opts.update({"temp_location": cfg["hashtags_temp_location"],
-                     "setup_file": str(PROJECT_ROOT / "setup.py")})
-    return opts
+    if cfg["hashtags_sdk_container_image"]:
+        environment["sdkContainerImage"] = cfg["hashtags_sdk_container_image"]
+    # Template parameters are strings; a true flag is "true" (recount_main parses it), a false one is left out.
+    parameters = {k: ("true" if v is True else str(v)) for k, v in job_flags(plan, cfg).items() if v is not False}
+    return {"launchParameter": {
+        "jobName": planning.job_name(plan),
+        "containerSpecGcsPath": cfg["hashtags_recount_template"],
+        "parameters": parameters,
+        "environment": environment,
+    }}
 
 
-def report_path(cfg: Mapping[str, str]) -> str:
-    env = os.environ.get("HASHTAGS_REPORT_PATH")
-    if env:
-        return env
-    if cfg["hashtags_runner"].lower() == "dataflowrunner" and cfg["hashtags_temp_location"]:
-        return cfg["hashtags_temp_location"].rstrip("/") + "/drift-reports"
-    return str(PROJECT_ROOT / "artifacts" / "drift")
+def launch_spec(plan: planning.RunPlan, cfg: Mapping[str, str]) -> dict[str, Any]:
+    """Everything the launch and report tasks need (JSON, passed as check_archive's XCom)."""
+    spec: dict[str, Any] = {
+        "plan": {"mode": plan.mode, "as_of": plan.as_of.isoformat(), "dry_run": plan.dry_run,
+                 "arrived_from": plan.arrived_from.isoformat() if plan.arrived_from else None,
+                 "arrived_to": plan.arrived_to.isoformat() if plan.arrived_to else None},
+        "runner": cfg["hashtags_runner"],
+        "dataflow": is_dataflow(cfg),
+        "report_path": report_location(cfg),
+        "drift_threshold": cfg["hashtags_drift_threshold"],
+    }
+    if spec["dataflow"]:
+        spec["flex"] = {"body": flex_body(plan, cfg), "location": cfg["hashtags_region"],
+                        "project_id": cfg["hashtags_project"], "night_prefix": planning.night_job_prefix(plan.as_of)}
+    else:
+        spec["pipeline_options"] = job_flags(plan, cfg)
+    return spec
 
 
-def missing_days(archive: str, days: list[str], list_files: Callable[[str], list[str]]) -> list[str]:
-    return [d for d in days if not [f for f in list_files(f"{archive.rstrip('/')}/dt={d}") if f.endswith(".jsonl")]]
+def missing_days(root: str, days: list[dt.date], has_files: Callable[[str], bool]) -> list[dt.date]:
+    """The arrival days whose partition has no archive file (``has_files(folder)``)."""
+    return [d for d in days if not has_files(archive.partition_path(root, d))]
 
 
 # ---- I/O helpers (run inside tasks only) ------------------------------------------------------
-def _list_files(folder: str) -> list[str]:
+def _has_archive_files(folder: str) -> bool:
+    """Any ``*.jsonl[.gz]`` directly under ``folder`` (one partition, or ``<root>/arrived=*``): on
+    GCS one listing call returning at most one object per suffix, however large the archive."""
+    patterns = [f"{folder.rstrip('/')}/*{suffix}" for suffix in archive.FILE_SUFFIXES]
     if folder.startswith("gs://"):
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-        bucket, _, prefix = folder[5:].partition("/")
-        return [f"gs://{bucket}/{n}" for n in GCSHook().list(bucket, prefix=prefix.rstrip("/") + "/")]
-    p = Path(folder)
-    return [str(c) for c in p.iterdir() if c.is_file()] if p.is_dir() else []
+        client = GCSHook().get_conn()
+        for pattern in patterns:
+            bucket, _, glob_ = pattern[5:].partition("/")
+            if next(iter(client.list_blobs(bucket, match_glob=glob_, max_results=1)), None) is not None:
+                return True
+        return False
+    import glob
 
-
-def _any_archive(archive: str) -> bool:
-    if archive.startswith("gs://"):
-        bucket, _, prefix = archive[5:].partition("/")
-        from airflow.providers.google.cloud.hooks.gcs import GCSHook
-
-        return any(n.endswith(".jsonl") for n in GCSHook().list(bucket, prefix=prefix.rstrip("/") + "/dt="))
-    return any(Path(archive).glob("dt=*/*.jsonl"))
+    return any(glob.glob(pattern) for pattern in patterns)
 
 
 def _read_text(path: str) -> str:
@@ -172,9 +198,74 @@ def _variable(name: str, default: str) -> str:
     return Variable.get(name, default=default)
 
 
+def run_day(dag_run) -> dt.date:
+    """A scheduled run's logical date is its cron time (also what dag.test(logical_date=…) sets);
+    a manual run has none and plans from its trigger time, run_after."""
+    when = (getattr(dag_run, "logical_date", None) or getattr(dag_run, "run_after", None)
+            or dt.datetime.now(dt.timezone.utc))
+    return planning.parse_day(when)
+
+
+# ---- the production launcher -------------------------------------------------------------------
+class RecountFlexTemplateOperator(DataflowStartFlexTemplateOperator):
+    """DataflowStartFlexTemplateOperator that never starts a second job for a night.
+
+    Verified in apache-airflow-providers-google 22.8.0 (airflow/providers/google/cloud/operators/
+    dataflow.py and hooks/dataflow.py): the operator takes the job id from the flexTemplates.launch
+    response (``hook.start_flex_template`` → XCom ``job_id``, DataflowJobLink, ``on_kill`` cancels
+    ``self.job``), so unlike BeamRunPythonPipelineOperator it does not parse logs for it; with
+    ``append_job_name=False`` the body's ``jobName`` is sent as is (otherwise an 8-character uuid is
+    appended on every attempt, which is what let a retry start a second job). Dataflow itself
+    rejects a launch whose name equals an ACTIVE job's (409 ALREADY_EXISTS, "There is already an
+    active job named …"), which covers two launches racing. Before launching, this operator lists the
+    region's active jobs: one with exactly this name (an earlier attempt whose worker died) is
+    adopted and waited for instead of failing on that 409; one of the same night under another name
+    (another plan writing the same base) fails the attempt, to be retried with backoff.
+    """
+
+    template_fields = (*DataflowStartFlexTemplateOperator.template_fields, "night_prefix")
+
+    def __init__(self, *, night_prefix: str, **kwargs):
+        super().__init__(**kwargs)
+        self.night_prefix = night_prefix  # planning.night_job_prefix(as_of): every job writing this night
+
+    def active_jobs(self, prefix: str) -> list[dict]:
+        jobs_api = self.hook.get_conn().projects().locations().jobs()
+        request = jobs_api.list(projectId=self.project_id, location=self.location, filter="ACTIVE")
+        found: list[dict] = []
+        while request is not None:
+            response = request.execute(num_retries=self.hook.num_retries)
+            found += [j for j in response.get("jobs", []) if j.get("name", "").startswith(prefix)]
+            request = jobs_api.list_next(previous_request=request, previous_response=response)
+        return found
+
+    def execute(self, context):
+        from airflow.exceptions import AirflowException
+
+        name = self.body["launchParameter"]["jobName"]
+        active = self.active_jobs(self.night_prefix)
+        others = sorted(j["name"] for j in active if j["name"] != name)
+        if others:
+            raise AirflowException(f"another recount job of this night is active ({', '.join(others)}): "
+                                   f"not launching {name}")
+        mine = [j for j in active if j["name"] == name]
+        if not mine:
+            return super().execute(context)
+        self.job = mine[0]
+        job_id = self.job["id"]
+        self.log.info("Dataflow job %s (%s) is already running (an earlier attempt): waiting for it", name, job_id)
+        context["task_instance"].xcom_push(key="job_id", value=job_id)
+        self.hook.wait_for_done(job_name=name, location=self.location, project_id=self.project_id, job_id=job_id)
+        return self.hook.get_job(job_id=job_id, project_id=self.project_id, location=self.location)
+
+
+def _spec(path: str) -> str:
+    return "{{ ti.xcom_pull(task_ids='check_archive')" + path + " }}"
+
+
 with DAG(
     dag_id=DAG_ID,
-    description="Nightly exact recount of hashtag counts from the post-event archive + drift report",
+    description="Nightly incremental reconciliation of hashtag counts from the post-event archive + drift report",
     schedule="0 2 * * *",
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
@@ -182,79 +273,82 @@ with DAG(
     default_args=DEFAULT_ARGS,
     dagrun_timeout=dt.timedelta(hours=6),
     render_template_as_native_obj=True,
-    tags=["hashtags", "beam"],
+    tags=["hashtags", "dataflow"],
     params={
         "from_date": Param(None, type=["null", "string"], format="date",
-                           description="Backfill: first day of events (YYYY-MM-DD)"),
+                           description="Re-apply: first ARRIVAL day (YYYY-MM-DD)"),
         "to_date": Param(None, type=["null", "string"], format="date",
-                         description="Backfill: last day of events; recounts as of the next midnight"),
+                         description="Re-apply: last ARRIVAL day, inclusive"),
+        "as_of": Param(None, type=["null", "string"], format="date",
+                       description="Midnight (UTC date) the run writes; default: the run's day"),
         "full_rebuild": Param(False, type="boolean",
-                              description="Recount the whole archive as of today's midnight (no per-day check)"),
-        "dry_run": Param(False, type="boolean", description="Report only: write nothing to the table"),
+                              description="Rebuild every count and post state from the whole archive"),
+        "dry_run": Param(False, type="boolean", description="Report only: write nothing to the tables"),
     },
     doc_md=__doc__,
 ) as dag:
 
     @task(retries=6)  # waits for a late archive partition: 5, 10, 20, 40, 60, 60 min
     def check_archive(params: dict | None = None, dag_run=None) -> dict[str, Any]:
-        """Plan the run and check its archive partitions are present (fails clearly otherwise)."""
-        # A scheduled run's logical date is its cron time (also what dag.test(logical_date=…)
-        # sets); a manual run has none and plans from its trigger time, run_after.
-        run_at = (getattr(dag_run, "logical_date", None) or getattr(dag_run, "run_after", None)
-                  or dt.datetime.now(dt.timezone.utc))
-        plan = plan_run(params or {}, run_at)
+        """Plan the run and check its archive partitions have files (fails clearly otherwise)."""
+        plan = planning.plan_from_params(params or {}, run_day(dag_run))
         cfg = read_config(_variable)
-        archive = cfg["hashtags_archive"]
-        if plan["mode"] == "full_rebuild":
-            if not _any_archive(archive):
-                raise FileNotFoundError(f"no archive files under {archive}/dt=*/ for a full rebuild")
-        else:
-            missing = missing_days(archive, plan["required_days"], _list_files)
+        root = cfg["hashtags_archive"]
+        days = planning.required_days(plan)
+        if days:
+            missing = missing_days(root, days, _has_archive_files)
             if missing:
-                raise FileNotFoundError(
-                    f"archive partitions missing under {archive}: {', '.join('dt=' + d for d in missing)}")
-        plan["runner"] = cfg["hashtags_runner"]
-        plan["pipeline_options"] = pipeline_options(plan, cfg)
-        plan["report_path"] = report_path(cfg)
-        plan["drift_threshold"] = cfg["hashtags_drift_threshold"]
-        plan["dataflow_config"] = {
-            "job_name": f"hashtag-recount-{plan['as_of']}",
-            "project_id": cfg["hashtags_project"],
-            "location": cfg["hashtags_region"] or None,
-            "wait_until_finished": True,
-        }
-        log.info("plan: %s", json.dumps(plan, sort_keys=True))
-        return plan
+                raise FileNotFoundError(f"archive partitions without files under {root}: "
+                                        + ", ".join(archive.partition_name(d) for d in missing))
+        elif not _has_archive_files(f"{root.rstrip('/')}/{archive.PARTITION_KEY}=*"):
+            raise FileNotFoundError(f"no archive files under {root}/{archive.PARTITION_KEY}=*/ for a {plan.mode}")
+        spec = launch_spec(plan, cfg)
+        log.info("%s; plan: %s", plan.describe(), json.dumps(spec, sort_keys=True))
+        return spec
 
-    plan = check_archive()
+    @task.branch(retries=0)
+    def launcher(spec: dict[str, Any]) -> str:
+        return DATAFLOW_TASK if spec["dataflow"] else LOCAL_TASK
 
-    recount = BeamRunPythonPipelineOperator(
-        task_id="recount",
-        py_file=str(PROJECT_ROOT / "pipelines" / "recount_main.py"),
-        py_interpreter=PY_INTERPRETER,
-        runner="{{ ti.xcom_pull(task_ids='check_archive')['runner'] }}",
-        pipeline_options="{{ ti.xcom_pull(task_ids='check_archive')['pipeline_options'] }}",
-        dataflow_config="{{ ti.xcom_pull(task_ids='check_archive')['dataflow_config'] }}",
+    spec = check_archive()
+
+    recount_dataflow = RecountFlexTemplateOperator(
+        task_id=DATAFLOW_TASK,
+        body=_spec("['flex']['body']"),
+        location=_spec("['flex']['location']"),
+        project_id=_spec("['flex']['project_id']"),
+        night_prefix=_spec("['flex']['night_prefix']"),
+        append_job_name=False,  # the deterministic name is what makes a retry find its job
+        wait_until_finished=True,
+        deferrable=False,
         retries=2,
     )
 
-    @task(retries=0)  # the alert: retrying would not change the report
-    def publish_drift_report(plan: dict[str, Any]) -> dict[str, Any]:
-        path = f"{plan['report_path'].rstrip('/')}/drift-{plan['as_of']}.json"
+    recount_local = BeamRunPythonPipelineOperator(
+        task_id=LOCAL_TASK,
+        py_file=str(PROJECT_ROOT / "pipelines" / "recount_main.py"),
+        py_interpreter=PY_INTERPRETER,
+        runner=_spec("['runner']"),
+        pipeline_options=_spec("['pipeline_options']"),
+        retries=2,
+    )
+
+    @task(retries=0, trigger_rule="none_failed_min_one_success")  # the alert: retrying would not change the report
+    def publish_drift_report(spec: dict[str, Any]) -> dict[str, Any]:
+        path = f"{spec['report_path']}/drift-{spec['plan']['as_of']}.json"
         report = json.loads(_read_text(path))
-        threshold = float(plan["drift_threshold"]) if plan.get("drift_threshold") not in (None, "") else None
+        threshold = float(spec["drift_threshold"]) if spec.get("drift_threshold") not in (None, "") else None
         ratio = float(report["drift_ratio"])
-        over = threshold is not None and ratio > threshold
         worst = ", ".join(f"{t['tag']} {t['diff']:+d}" for t in report["drifted_tags"][:5]) or "none"
-        line = (f"drift as_of={report['as_of']} tags={report['tags']} drifted={report['tags_drifted']} "
-                f"({report['fraction_drifted']:.2%}) total {report['total_before']} -> {report['total_after']} "
-                f"ratio {ratio:.4%} threshold {threshold if threshold is not None else 'none'}; worst: {worst}; "
-                f"report: {path} (+ .md)")
+        line = (f"drift {spec['plan']['mode']} as_of={report['as_of']} tags={report['tags']} "
+                f"drifted={report['tags_drifted']} ({report['fraction_drifted']:.2%}) total "
+                f"{report['total_before']} -> {report['total_after']} ratio {ratio:.4%} threshold "
+                f"{threshold if threshold is not None else 'none'}; worst: {worst}; report: {path} (+ .md)")
         summary = {k: report[k] for k in ("as_of", "tags", "tags_drifted", "fraction_drifted", "total_before",
                                           "total_after", "abs_diff_total", "drift_ratio", "dry_run")}
-        summary.update({"report": path, "threshold": threshold,
+        summary.update({"report": path, "threshold": threshold, "mode": spec["plan"]["mode"],
                         "drifted_tags": [t["tag"] for t in report["drifted_tags"]]})
-        if over:
+        if threshold is not None and ratio > threshold:
             from airflow.sdk.exceptions import AirflowFailException
 
             log.error("%s", line)
@@ -262,4 +356,5 @@ with DAG(
         log.info("%s", line)
         return summary
 
-    plan >> recount >> publish_drift_report(plan)
+    spec >> launcher(spec) >> [recount_dataflow, recount_local]
+    [recount_dataflow, recount_local] >> publish_drift_report(spec)

@@ -178,3 +178,21 @@ def job_args(plan: RunPlan) -> dict[str, str | bool]:
     if plan.dry_run:
         args["report_only"] = True
     return args
+
+
+JOB_NAME_PREFIX = "hashtag-recount"
+
+
+def night_job_prefix(as_of: dt.date) -> str:
+    """The Dataflow job-name prefix of every run that writes the base at ``as_of`` (one writer per
+    night: a launcher refuses to start while a job with this prefix but another name is active)."""
+    return f"{JOB_NAME_PREFIX}-{as_of:%Y%m%d}"
+
+
+def job_name(plan: RunPlan) -> str:
+    """Deterministic Dataflow job name of a plan (``[a-z]([-a-z0-9]*[a-z0-9])?``): a retry of the
+    same run has the same name, and Dataflow refuses a second ACTIVE job of one name."""
+    name = f"{night_job_prefix(plan.as_of)}-{plan.mode.replace('_', '-')}"
+    if plan.mode == REAPPLY:
+        name += f"-{plan.arrived_from:%Y%m%d}-{plan.arrived_to:%Y%m%d}"
+    return name + ("-dry" if plan.dry_run else "")

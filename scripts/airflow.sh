@@ -44,6 +44,9 @@ airflow_env() {
   # The DAG runs the recount with the project's own interpreter (Beam lives there, not here).
   export HASHTAGS_PY_INTERPRETER="${HASHTAGS_PY_INTERPRETER:-$ROOT/.venv/bin/python}"
   export HASHTAGS_PROJECT_ROOT="${HASHTAGS_PROJECT_ROOT:-$ROOT}"
+  # The DAG imports hashtags.planning/archive (pure, stdlib only): on Composer they are copied
+  # beside the DAG (terraform/composer.tf); here the project root is on the path instead.
+  export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
   export BIGTABLE_EMULATOR_HOST="${BIGTABLE_EMULATOR_HOST:-localhost:8086}"
   export PATH="$VENV/bin:$PATH"
   mkdir -p "$AIRFLOW_HOME"

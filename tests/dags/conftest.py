@@ -29,8 +29,10 @@ else:
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
     os.environ.setdefault("HASHTAGS_PY_INTERPRETER", str(ROOT / ".venv" / "bin" / "python"))
-    if str(DAGS) not in sys.path:
-        sys.path.insert(0, str(DAGS))
+    for folder in (DAGS, ROOT):  # ROOT: the DAG imports hashtags.planning (on Composer it sits beside the DAG)
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
 
 
 @pytest.fixture(scope="session")

@@ -143,3 +143,12 @@ def test_job_args_name_the_range_only_for_reapply():
 def test_plans_are_frozen():
     with pytest.raises(AttributeError):
         planning.plan_full_rebuild(M).as_of = D(2026, 1, 1)
+
+
+def test_job_names_are_deterministic_per_night_and_plan():
+    assert planning.job_name(planning.plan_nightly(M, None)) == "hashtag-recount-20261123-nightly"
+    assert planning.job_name(planning.plan_full_rebuild(M, dry_run=True)) == "hashtag-recount-20261123-full-rebuild-dry"
+    assert planning.job_name(planning.plan_reapply(D(2026, 11, 1), D(2026, 11, 2), M)) == \
+        "hashtag-recount-20261123-reapply-20261101-20261102"
+    for p in (planning.plan_nightly(M, None), planning.plan_full_rebuild(M), planning.plan_reapply(M - planning.ONE_DAY, M - planning.ONE_DAY, M)):
+        assert planning.job_name(p).startswith(planning.night_job_prefix(M))
