@@ -1,7 +1,27 @@
 """Post events and top-posts messages: parse and validate (DESIGN.md "Messages"). Pure.
 
-Parsers never raise on bad input: they return :class:`Rejected` with a reason string that the
-jobs put on the dead-letter output beside the original payload.
+Parsers never raise, whatever the input (any bytes or str, any attribute map): they return
+:class:`Rejected` with a reason string that the jobs put on the dead-letter output beside the
+original payload. What they accept, every sink downstream can encode (issue 8, "no message can stop
+the job"):
+
+* no string field (ids, caption, image URL, ``hashtags`` entries, top-posts post ids) holds a lone
+  surrogate (JSON ``"\\ud800"`` decodes to one; it cannot be encoded as UTF-8, so an archive line or
+  a Bigtable cell built from it would raise);
+* ids (``post_id``, ``user_id``, ``event_id``, top-posts ``post_id``) hold no control character
+  (C0, DEL, C1; NUL included); image URLs hold no C0 control or DEL;
+* ``event_time`` and ``computed_at`` lie within :class:`Bounds`: not before the floor (every cell
+  timestamp stays positive) and not more than the skew after ``now``. ``now=None`` skips the future
+  check: the batch recount re-parses archived lines that the streaming job checked on arrival;
+* a post counts at most ``settings.MAX_TAGS_PER_POST`` distinct tags (:meth:`PostEvent.tags`), so one
+  message causes a bounded number of count updates.
+
+Attributes of a ``post-events`` message may carry ``event_time`` (RFC 3339, or epoch milliseconds:
+the two forms Dataflow's ``timestamp_attribute`` reads) and ``event_id``. Either may stand in for a
+missing body field; when attribute and body both carry one they must agree (the same instant to the
+millisecond, equal ids), else the message is rejected. With ``require_attributes=True`` (the
+Dataflow path, whose read takes the element timestamp and de-duplication id from the attributes)
+a missing attribute is a rejection too.
 """
 from __future__ import annotations
 
@@ -9,16 +29,27 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, NamedTuple, Union
 from urllib.parse import urlsplit
 
 from hashtags import settings
-from hashtags.layout import UTC, TopPost
+from hashtags.layout import EPOCH as _EPOCH, UTC, TopPost, to_millis
 from hashtags.text import distinct_tags, is_valid_key, normalize_tag
 
 PUBLISHED = "published"
 DELETED = "deleted"
 EVENT_TYPES = (PUBLISHED, DELETED)
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The event times a job accepts: ``floor <= t <= now + max_future_skew``."""
+
+    floor: dt.datetime = settings.EVENT_TIME_FLOOR
+    max_future_skew: dt.timedelta = settings.MAX_FUTURE_SKEW
+
+
+DEFAULT_BOUNDS = Bounds()
 
 
 @dataclass(frozen=True)
@@ -37,18 +68,12 @@ class PostEvent:
         return 1 if self.event == PUBLISHED else -1
 
     def tags(self) -> list[tuple[str, str]]:
-        """Distinct (normalised key, spelling as first written) pairs this post counts for."""
+        """Distinct (normalised key, spelling as first written) pairs this post counts for: the
+        first ``settings.MAX_TAGS_PER_POST`` keys, of the ``hashtags`` list if there is one, else of
+        the caption."""
         if self.hashtags is not None:
-            seen: dict[str, str] = {}
-            for raw in self.hashtags:
-                tag = raw[1:] if raw[:1] in ("#", "＃") else raw
-                if not tag or len(tag) > settings.MAX_TAG_LENGTH:
-                    continue
-                key = normalize_tag(tag)
-                if is_valid_key(key):
-                    seen.setdefault(key, tag)
-            return list(seen.items())
-        return distinct_tags(self.caption)
+            return listed_tags(self.hashtags, settings.MAX_TAGS_PER_POST)
+        return distinct_tags(self.caption, settings.MAX_TAGS_PER_POST)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -67,6 +92,21 @@ class PostEvent:
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def listed_tags(entries, limit: int) -> list[tuple[str, str]]:
+    """``distinct_tags`` of a tag list (``#`` optional): the first ``limit`` distinct valid keys."""
+    seen: dict[str, str] = {}
+    for raw in entries:
+        tag = raw[1:] if raw[:1] in ("#", "＃") else raw
+        if not tag or len(tag) > settings.MAX_TAG_LENGTH:
+            continue
+        key = normalize_tag(tag)
+        if is_valid_key(key) and key not in seen:
+            seen[key] = tag
+            if len(seen) == limit:
+                break
+    return list(seen.items())
 
 
 @dataclass(frozen=True)
@@ -98,15 +138,43 @@ def parse_time(value: Any) -> dt.datetime | None:
         return None
     try:
         ts = dt.datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
+        if ts.tzinfo is None:
+            return None
+        return ts.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
         return None
-    if ts.tzinfo is None:
-        return None
-    return ts.astimezone(UTC)
 
 
-_BAD_URL_CHAR = re.compile(r"[\"'<> \t\r\n\\]")
-_PLAIN_HTTPS_URL = re.compile(r"https://[^/?#\[\]\"'<> \t\r\n\\]+(?:[/?#][^\"'<> \t\r\n\\]*)?\Z")
+def parse_attribute_time(value: Any) -> dt.datetime | None:
+    """An ``event_time`` attribute: RFC 3339 like the body, or epoch milliseconds (both are what
+    Dataflow's ``timestamp_attribute`` accepts, see ReadFromPubSub's docstring in Beam 2.77)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        if len(value) > 15:
+            return None
+        try:
+            return _EPOCH + dt.timedelta(milliseconds=int(value))
+        except OverflowError:  # past year 9999
+            return None
+    return parse_time(value)
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_BAD_ID_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _has_surrogate(value: str) -> bool:
+    return not value.isascii() and _SURROGATE.search(value) is not None
+
+
+def _bad_id(value: str) -> bool:
+    """A control character or a lone surrogate (for ASCII, isprintable() is exactly 0x20-0x7e)."""
+    if value.isascii():
+        return not value.isprintable()
+    return _BAD_ID_CHAR.search(value) is not None
+
+
+_BAD_URL_CHAR = re.compile(r"[\x00-\x20\"'<>\\\x7f\ud800-\udfff]")
+_PLAIN_HTTPS_URL = re.compile(r"https://[^/?#\[\]\"'<>\\\x00-\x20\x7f]+(?:[/?#][^\"'<>\\\x00-\x20\x7f]*)?\Z")
 
 
 def _https_url(value: Any) -> str | None:
@@ -118,11 +186,13 @@ def _https_url(value: Any) -> str | None:
         # hosts, where urlsplit may raise), and no bad character anywhere. urlsplit strips nothing
         # from such a value and gives scheme "https" and that netloc; anything else takes the slow path.
         return value
+    if _BAD_URL_CHAR.search(value) is not None:
+        return None
     try:
         parts = urlsplit(value)
     except ValueError:
         return None
-    if parts.scheme != "https" or not parts.netloc or _BAD_URL_CHAR.search(value) is not None:
+    if parts.scheme != "https" or not parts.netloc:
         return None
     return value
 
@@ -166,19 +236,110 @@ def _string_field(obj: Mapping, name: str, max_len: int, *, required: bool = Tru
     return value
 
 
-def parse_post_event(data: bytes | str, attributes: Mapping[str, str] | None = None) -> ParsedEvent:
-    """Parse one ``post-events`` message. ``attributes`` may carry ``event_time`` and ``event_id``
-    (the body's ``event_time`` wins when both are present)."""
-    fields = parse_post_event_fields(data, attributes)
+def _id_field(obj: Mapping, name: str) -> str | Rejected:
+    value = _string_field(obj, name, settings.MAX_POST_ID_LENGTH)
+    if type(value) is str and _bad_id(value):
+        return Rejected(f"field '{name}' holds a control character or a lone surrogate: {value[:40]!r}")
+    return value
+
+
+def _bounded(name: str, ts: dt.datetime, raw: Any, now: dt.datetime | None, bounds: Bounds) -> Rejected | None:
+    if ts < bounds.floor:
+        return Rejected(f"field '{name}' is before the floor {bounds.floor.isoformat()}: {str(raw)[:40]!r}")
+    if now is not None and ts > now + bounds.max_future_skew:
+        return Rejected(f"field '{name}' is in the future, more than {bounds.max_future_skew.total_seconds():g} s "
+                        f"after {now.isoformat(timespec='seconds')}: {str(raw)[:40]!r}")
+    return None
+
+
+def _attribute(attributes: Mapping | None, name: str, required: bool) -> str | Rejected | None:
+    value = attributes.get(name) if attributes else None
+    if value is None:
+        return Rejected(f"missing attribute '{name}' (required on this path)") if required else None
+    if not isinstance(value, str):
+        return Rejected(f"attribute '{name}' must be a string, got {type(value).__name__}")
+    return value
+
+
+def _event_time(obj: Mapping, attributes: Mapping | None, require: bool) -> dt.datetime | Rejected:
+    """The body's event_time (or the attribute's, when the body has none), checked against the
+    attribute when both are there."""
+    attr = _attribute(attributes, "event_time", require)
+    if type(attr) is Rejected:
+        return attr
+    raw = obj.get("event_time")
+    if raw is None:
+        if attr is None:
+            return Rejected("missing field 'event_time'")
+        ts = parse_attribute_time(attr)
+        if ts is None:
+            return Rejected(f"attribute 'event_time' is not an RFC 3339 timestamp with offset: {attr[:40]!r}")
+        return ts
+    ts = parse_time(raw)
+    if ts is None:
+        return Rejected(f"field 'event_time' is not an RFC 3339 timestamp with offset: {str(raw)[:40]!r}")
+    if attr is not None and attr != raw:
+        at = parse_attribute_time(attr)
+        if at is None:
+            return Rejected(f"attribute 'event_time' is not an RFC 3339 timestamp or epoch milliseconds: "
+                            f"{attr[:40]!r}")
+        if to_millis(at) != to_millis(ts):
+            return Rejected(f"attribute 'event_time' {attr[:40]!r} and field 'event_time' {raw!r} "
+                            "are different instants")
+    return ts
+
+
+def _event_id(obj: Mapping, attributes: Mapping | None, require: bool) -> str | Rejected | None:
+    attr = _attribute(attributes, "event_id", require)
+    if type(attr) is Rejected:
+        return attr
+    value = obj.get("event_id")
+    if value is None:
+        value = attr
+        if value is None:
+            return None
+    elif not isinstance(value, str):
+        return Rejected(f"field 'event_id' must be a string, got {type(value).__name__}")
+    elif attr is not None and attr != value:
+        return Rejected(f"attribute 'event_id' {attr[:40]!r} differs from field 'event_id' {value[:40]!r}")
+    if len(value) > settings.MAX_POST_ID_LENGTH:
+        return Rejected(f"field 'event_id' is longer than {settings.MAX_POST_ID_LENGTH} characters")
+    if _bad_id(value):
+        return Rejected(f"field 'event_id' holds a control character or a lone surrogate: {value[:40]!r}")
+    return value
+
+
+class PostEventFields(NamedTuple):
+    """A validated post event's fields (PostEvent's, in its order), without the PostEvent."""
+
+    event: str
+    post_id: str
+    user_id: str
+    caption: str
+    image_url: str | None
+    event_time: dt.datetime
+    event_id: str | None
+    hashtags: tuple[str, ...] | None
+
+
+POST_EVENT_FIELDS = PostEventFields._fields
+# tuple.__new__ directly: a third of the cost of the NamedTuple's own __new__ (a Python function),
+# the same object.
+_new_fields = tuple.__new__
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
+def parse_post_event(data: bytes | str, attributes: Mapping[str, str] | None = None, *,
+                     now: dt.datetime | None = None, bounds: Bounds | None = None,
+                     require_attributes: bool = False) -> ParsedEvent:
+    """Parse one ``post-events`` message (see the module doc for ``attributes``, ``now``, ``bounds``
+    and ``require_attributes``)."""
+    fields = parse_post_event_fields(data, attributes, now=now, bounds=bounds,
+                                     require_attributes=require_attributes)
     if type(fields) is Rejected:
         return fields
     return post_event_from_fields(fields)
-
-
-# PostEvent's field names, in the order of parse_post_event_fields' tuple.
-POST_EVENT_FIELDS = ("event", "post_id", "user_id", "caption", "image_url", "event_time", "event_id", "hashtags")
-_new_object = object.__new__
-_set_attribute = object.__setattr__
 
 
 def post_event_from_fields(fields: tuple) -> PostEvent:
@@ -193,29 +354,32 @@ def post_event_from_fields(fields: tuple) -> PostEvent:
     return e
 
 
-def parse_post_event_fields(data: bytes | str, attributes: Mapping[str, str] | None = None) -> tuple | Rejected:
+def parse_post_event_fields(data: bytes | str, attributes: Mapping[str, str] | None = None, *,
+                            now: dt.datetime | None = None, bounds: Bounds | None = None,
+                            require_attributes: bool = False) -> PostEventFields | Rejected:
     """``parse_post_event`` without building the PostEvent (the batch recount packs the fields
-    straight away): the same validation, returning the fields as a tuple in ``POST_EVENT_FIELDS``
-    order, or ``Rejected``."""
-    attributes = attributes or {}
+    straight away): the same validation, returning :class:`PostEventFields` or ``Rejected``."""
+    if attributes is not None and type(attributes) is not dict and not isinstance(attributes, Mapping):
+        return Rejected(f"attributes must be a map, got {type(attributes).__name__}")
     obj = _load_object(data, "post event")
-    if isinstance(obj, Rejected):
+    if type(obj) is Rejected:
         return obj
     event = obj.get("event")
     if event not in EVENT_TYPES:
         return Rejected(f"field 'event' must be one of {list(EVENT_TYPES)}, got {str(event)[:40]!r}")
-    fields: dict[str, Any] = {}
-    for name, limit in (("post_id", settings.MAX_POST_ID_LENGTH), ("user_id", settings.MAX_POST_ID_LENGTH)):
-        value = _string_field(obj, name, limit)
-        if isinstance(value, Rejected):
-            return value
-        fields[name] = value
-    raw_time = obj.get("event_time", attributes.get("event_time"))
-    if raw_time is None:
-        return Rejected("missing field 'event_time'")
-    event_time = parse_time(raw_time)
-    if event_time is None:
-        return Rejected(f"field 'event_time' is not an RFC 3339 timestamp with offset: {str(raw_time)[:40]!r}")
+    post_id = _id_field(obj, "post_id")
+    if type(post_id) is Rejected:
+        return post_id
+    user_id = _id_field(obj, "user_id")
+    if type(user_id) is Rejected:
+        return user_id
+    event_time = _event_time(obj, attributes, require_attributes)
+    if type(event_time) is Rejected:
+        return event_time
+    out_of_bounds = _bounded("event_time", event_time, obj.get("event_time", event_time), now,
+                             bounds or DEFAULT_BOUNDS)
+    if out_of_bounds is not None:
+        return out_of_bounds
     caption = obj.get("caption", "" if event == DELETED else None)
     if caption is None:
         if event == DELETED and "hashtags" in obj:
@@ -224,7 +388,13 @@ def parse_post_event_fields(data: bytes | str, attributes: Mapping[str, str] | N
             return Rejected("missing field 'caption'")
     if not isinstance(caption, str):
         return Rejected(f"field 'caption' must be a string, got {type(caption).__name__}")
-    caption_bytes = len(caption) if caption.isascii() else len(caption.encode("utf-8", "surrogatepass"))
+    if caption.isascii():
+        caption_bytes = len(caption)
+    else:
+        try:
+            caption_bytes = len(caption.encode("utf-8"))
+        except UnicodeEncodeError:
+            return Rejected("field 'caption' holds a lone surrogate")
     if caption_bytes > settings.MAX_CAPTION_BYTES:
         return Rejected(f"caption is {caption_bytes} bytes, over the {settings.MAX_CAPTION_BYTES}-byte limit")
     hashtags = obj.get("hashtags")
@@ -233,6 +403,8 @@ def parse_post_event_fields(data: bytes | str, attributes: Mapping[str, str] | N
             return Rejected("field 'hashtags' must be a list of strings")
         if len(hashtags) > 1000:
             return Rejected("field 'hashtags' has more than 1000 entries")
+        if any(_has_surrogate(t) for t in hashtags):
+            return Rejected("field 'hashtags' has an entry holding a lone surrogate")
         hashtags = tuple(hashtags)
     image_url = obj.get("image_url")
     if event == PUBLISHED:
@@ -240,16 +412,21 @@ def parse_post_event_fields(data: bytes | str, attributes: Mapping[str, str] | N
             return Rejected("missing field 'image_url'")
         if _https_url(image_url) is None:
             return Rejected(f"field 'image_url' must be an https URL, got {str(image_url)[:60]!r}")
-    elif image_url is not None and not isinstance(image_url, str):
-        return Rejected(f"field 'image_url' must be a string, got {type(image_url).__name__}")
-    event_id = obj.get("event_id", attributes.get("event_id"))
-    if event_id is not None and not isinstance(event_id, str):
-        return Rejected(f"field 'event_id' must be a string, got {type(event_id).__name__}")
-    return (event, fields["post_id"], fields["user_id"], caption, image_url, event_time, event_id, hashtags)
+    elif image_url is not None:
+        if not isinstance(image_url, str):
+            return Rejected(f"field 'image_url' must be a string, got {type(image_url).__name__}")
+        if _has_surrogate(image_url):
+            return Rejected("field 'image_url' holds a lone surrogate")
+    event_id = _event_id(obj, attributes, require_attributes)
+    if type(event_id) is Rejected:
+        return event_id
+    return _new_fields(PostEventFields, (event, post_id, user_id, caption, image_url, event_time, event_id, hashtags))
 
 
-def parse_top_posts(data: bytes | str) -> ParsedTopPosts:
-    """Parse one ``top-posts`` message: a whole new top list for one hashtag."""
+def parse_top_posts(data: bytes | str, *, now: dt.datetime | None = None,
+                    bounds: Bounds | None = None) -> ParsedTopPosts:
+    """Parse one ``top-posts`` message: a whole new top list for one hashtag. ``computed_at`` is held
+    to the same bounds as a post's ``event_time`` (a year-2999 list would win over every later one)."""
     obj = _load_object(data, "top-posts")
     if isinstance(obj, Rejected):
         return obj
@@ -267,6 +444,9 @@ def parse_top_posts(data: bytes | str) -> ParsedTopPosts:
     computed_at = parse_time(raw_time)
     if computed_at is None:
         return Rejected(f"field 'computed_at' is not an RFC 3339 timestamp with offset: {str(raw_time)[:40]!r}")
+    out_of_bounds = _bounded("computed_at", computed_at, raw_time, now, bounds or DEFAULT_BOUNDS)
+    if out_of_bounds is not None:
+        return out_of_bounds
     computed_at = computed_at.replace(microsecond=computed_at.microsecond // 1000 * 1000)
     posts = obj.get("posts")
     if not isinstance(posts, list):
@@ -278,7 +458,7 @@ def parse_top_posts(data: bytes | str) -> ParsedTopPosts:
     for i, p in enumerate(posts):
         if not isinstance(p, dict):
             return Rejected(f"posts[{i}] must be an object")
-        post_id = _string_field(p, "post_id", settings.MAX_POST_ID_LENGTH)
+        post_id = _id_field(p, "post_id")
         if isinstance(post_id, Rejected):
             return Rejected(f"posts[{i}]: {post_id.reason}")
         if post_id in seen:

@@ -7,6 +7,7 @@ Pure: :func:`Settings.from_env` takes a mapping, it never reads ``os.environ`` i
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -32,6 +33,17 @@ MAX_MESSAGE_BYTES = 64 * 1024  # a whole Pub/Sub payload
 MAX_TOP_POSTS = 100
 MAX_POST_ID_LENGTH = 128
 MAX_URL_LENGTH = 2048
+# Distinct tags counted per post (the first N keys in order of appearance), the same rule for a
+# caption and for a delete's ``hashtags`` list, so a delete takes back exactly what its publish
+# counted and one message can cause at most N count updates. A setting, not a job option: the
+# streaming job and the recount must count with the same N.
+MAX_TAGS_PER_POST = 30
+# Event times (``event_time``, top-posts ``computed_at``) before the floor are dead letters: no post
+# of the service is older, and it keeps every cell timestamp positive (Bigtable rejects pre-1970).
+EVENT_TIME_FLOOR = _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc)
+# ... and so are times more than this after the clock of the job that receives them (a year-2999
+# event would add a permanent +1; a year-2999 computed_at would freeze a tag's top posts).
+MAX_FUTURE_SKEW = _dt.timedelta(minutes=5)
 
 # --- Local defaults (DESIGN.md "Local defaults") -------------------------------------------
 LOCAL_PROJECT = "local-hashtags"

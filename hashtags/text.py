@@ -195,11 +195,11 @@ def is_valid_key(key: str) -> bool:
     return normalize_tag(key) == key
 
 
-def distinct_tags(text: str) -> list[tuple[str, str]]:
+def distinct_tags(text: str, limit: int | None = None) -> list[tuple[str, str]]:
     """Distinct keys of the tags in ``text``, in order of first appearance, each with its first
-    spelling: ``[(key, spelling), ...]``. Tags longer than ``MAX_TAG_LENGTH`` characters, and tags
-    whose key is not valid (e.g. it grew past the limit by case folding ``ß`` -> ``ss``), are
-    skipped: they are never counted."""
+    spelling: ``[(key, spelling), ...]``, at most ``limit`` of them (the first ones). Tags longer
+    than ``MAX_TAG_LENGTH`` characters, and tags whose key is not valid (e.g. it grew past the limit
+    by case folding ``ß`` -> ``ss``), are skipped: they are never counted."""
     seen: dict[str, str] = {}
     for tag in extract_hashtags(text):
         if len(tag) > MAX_TAG_LENGTH:
@@ -207,6 +207,8 @@ def distinct_tags(text: str) -> list[tuple[str, str]]:
         key = tag.lower() if tag.isascii() else _countable_key(tag)
         if key is not None and key not in seen:
             seen[key] = tag
+            if len(seen) == limit:
+                break
     return list(seen.items())
 
 

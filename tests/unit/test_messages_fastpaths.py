@@ -14,19 +14,21 @@ from hashtags.messages import (POST_EVENT_FIELDS, PostEvent, Rejected, is_https_
 
 
 def reference_https(value) -> bool:
-    """The check before the fast path, verbatim."""
+    """The check before the fast path, verbatim, plus the issue-8 rule: no C0 control, DEL or lone
+    surrogate anywhere (a surrogate cannot be encoded into the top-posts cell)."""
     if not isinstance(value, str) or not value or len(value) > settings.MAX_URL_LENGTH:
         return False
     try:
         parts = urlsplit(value)
     except ValueError:
         return False
-    return parts.scheme == "https" and bool(parts.netloc) and not any(c in value for c in "\"'<> \t\r\n\\")
+    return (parts.scheme == "https" and bool(parts.netloc) and not any(c in value for c in "\"'<> \t\r\n\\")
+            and not any(c < " " or c == "\x7f" or "\ud800" <= c <= "\udfff" for c in value))
 
 
 PIECES = ["https://", "HTTPS://", "http://", "https:", "//", "/", "?", "#", "[", "]", "[::1]", "@", ":", "%",
           "a", "img.example", "x.jpg", " ", "\t", "\n", "\r", "\\", "'", '"', "<", ">", "é", "ℂ", "\u2100",
-          "\x00", "\x1f", "-", ".", "~"]
+          "\x00", "\x1f", "\x7f", "\ud800", "\udfff", "-", ".", "~"]
 
 
 @hsettings(max_examples=3000, deadline=None)
