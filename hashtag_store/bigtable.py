@@ -36,7 +36,7 @@ from google.cloud.bigtable_v2.services.bigtable.transports.grpc import BigtableG
 from google.cloud.bigtable_v2.types import ReadRowsRequest, ReadRowsResponse, RowFilter
 
 from hashtag_store import mutations
-from hashtags import layout
+from hashtags import layout, post_state
 from hashtags.layout import Cell, GcRule, PageDocument
 from hashtags.messages import TopPostsUpdate
 
@@ -61,14 +61,17 @@ def gc_rule_for(rule: GcRule) -> column_family.GarbageCollectionRule:
     return parts[0] if len(parts) == 1 else column_family.GCRuleIntersection(parts)
 
 
-def create_table(project: str, instance: str, table: str, *, exist_ok: bool = True) -> None:
-    """Create the table with its column families and GC rules (layout.COLUMN_FAMILIES).
+def create_table(project: str, instance: str, table: str, *, exist_ok: bool = True,
+                 column_families: dict[str, GcRule] | None = None) -> None:
+    """Create the table with its column families and GC rules (``column_families``, default
+    layout.COLUMN_FAMILIES: the ``hashtags`` table; hashtags.post_state.COLUMN_FAMILIES for
+    ``post_state``, see :func:`create_post_state_table`).
 
     Uses ``Client(admin=True)``'s table admin, which honours ``BIGTABLE_EMULATOR_HOST``. Terraform
     declares the same families and rules for production (checked by a unit test)."""
     client = bigtable.Client(project=project, admin=True)
     tbl = client.instance(instance).table(table)
-    families = {name: gc_rule_for(rule) for name, rule in layout.COLUMN_FAMILIES.items()}
+    families = {name: gc_rule_for(rule) for name, rule in (column_families or layout.COLUMN_FAMILIES).items()}
     try:
         tbl.create(column_families=families)
     except gexc.AlreadyExists:
@@ -78,6 +81,15 @@ def create_table(project: str, instance: str, table: str, *, exist_ok: bool = Tr
         for name, rule in families.items():
             if name not in existing:
                 tbl.column_family(name, gc_rule=rule).create()
+
+
+def create_post_state_table(project: str, instance: str, table: str, *, exist_ok: bool = True) -> None:
+    """The reconciliation's ``post_state`` table (hashtags/post_state.py), same rules as above."""
+    create_table(project, instance, table, exist_ok=exist_ok, column_families=post_state.COLUMN_FAMILIES)
+
+
+def table_exists(project: str, instance: str, table: str) -> bool:
+    return bigtable.Client(project=project, admin=True).instance(instance).table(table).exists()
 
 
 def _column(family: str, qualifier: bytes) -> rf.ColumnRangeFilter:

@@ -1,190 +1,83 @@
-"""The nightly recount: the exact count of every hashtag from the post-event archive, as of a UTC
-midnight, written as ``counts:base@as_of`` (DESIGN.md "Recount job and DAG"). ``recount_main`` is
-the thin main; ``backfill`` runs it over dates. This module holds the transforms and pure helpers.
+"""The reconciliation job's graph (DESIGN.md "Reconciliation (incremental)"): the archived events of
+some ARRIVAL days → per-post winners → changes against the per-post state → per-tag deltas → the
+exact ``counts:base`` at M, the new post states at M, and the drift report. ``recount_main`` is the
+thin main (plans the run, creates tables, records the run after every write succeeded).
 
-Semantics, for ``as_of`` (a UTC midnight):
+For ``as_of`` = M (a UTC midnight) and the arrival days of the plan:
 
-* the input is every archived event with ``event_time < as_of`` (the archive is partitioned by the
-  event's UTC date, so only partitions ``dt=<date before as_of>`` are read; late events sit in their
-  event date's partition whenever they arrived);
-* per ``post_id`` the LATEST event wins: by event_time; on a tie ``deleted`` beats ``published``;
-  then event_id, then the event's JSON line (a total order: the result never depends on the input
-  order). So a duplicated delivery counts once, a published-then-deleted post counts 0, a
-  re-publish after a delete counts, an edit counts the latest caption's tags;
-* the winners that are ``published`` go through the SAME ``CountTags`` transform as the streaming
-  job (distinct normalised tags per post, +1 each);
-* every counted tag, and every tag that has a row in the table but no count (it disappeared) gets
-  ``counts:base = exact count`` (0 for the latter) at ``as_of``: an idempotent SetCell.
+1. **Files**: the plan's ``arrived=YYYY-MM-DD`` patterns (``hashtags.archive.partition_glob``; the
+   whole archive for a full rebuild) are matched ON THE WORKERS (``fileio.MatchAll``), filtered to
+   the plan's days, spread (``Reshuffle``) and read one file per unit of work, fused with the parse
+   (the streaming job's validation: ``hashtags.messages.parse_post_event_fields``, no future check).
+2. **Winners**: per post, the latest event with event time < M (``hashtags.post_state.later``, THE
+   order). A ``CombinePerKey`` keyed by a stable bucket of the post_id (accumulator {post_id:
+   candidate}), so combiner lifting sends one dict per bucket and bundle through the shuffle.
+3. **Changes**: each winner against the post's state as of BEFORE M (``BatchElements`` → one
+   multi-key ``ReadRows`` per batch, ``hashtag_store.post_state.PostStateReader``); a full rebuild
+   starts from empty state and skips the lookups. A post changes when its winner is later than
+   the state (a duplicate or an older event changes nothing).
+4. **Deltas**: −1 for each tag of the old winner if it was published, +1 for each of the new one's
+   (``hashtags.post_state.tag_deltas``; tags by the shared rule ``PostEvent.tags``), summed per tag
+   by the streaming job's own combiner (``pipelines.transforms.TallyFn``).
+5. **Rows**: every count row of the ``hashtags`` table, read in parallel over key ranges
+   (``hashtag_store.scan``) → :class:`RowSnapshot`.
+6. **Bases**: ``base@M = latest base before M + Σ deltas`` for every tag with a delta AND every tag
+   whose row has hour cells in [that base, M) (a streaming over-count is reset); a full rebuild
+   writes Σ deltas for every counted tag and 0 for every other row with count cells. The drift
+   report covers exactly these tags (shown vs exact). The bases wait behind the join
+   (``CoGroupByKey``, a barrier), so the rows are read before any base is written.
+7. **States**: the changed posts' new states at M.
 
-Where the time goes (docs/BENCHMARKS.md "Recount"): reading + parsing + packing is one step per
-archive file; the per-post winner is a ``CombinePerKey`` keyed by a stable bucket of the post_id
-(``LatestPerPostFn``, accumulator {post_id: packed event}), so combiner lifting sends one dict per
-bucket and bundle through the shuffle instead of one element per event; only the published winners
-become PostEvents again, for ``CountTags``.
-
-Before anything is written the job reads the table's rows (a snapshot) and joins them with the
-exact counts to build the drift report (``pipelines.drift``); the writes sit behind that join (a
-GroupByKey barrier), so the snapshot is complete before the first base cell is written.
+Every read is "as of before M" and every write a SetCell at M, so a rerun computes and writes the
+same cells: idempotent, and a run that died halfway is simply run again.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
-import re
 import zlib
 from typing import Iterable, Iterator, NamedTuple
 
 import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.filesystem import FileMetadata
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from hashtag_store import mutations
-from hashtags import layout
-from hashtags.planning import parse_day
-from hashtags.messages import (DELETED, PUBLISHED, PostEvent, Rejected, parse_post_event_fields,
-                               post_event_from_fields)
+from hashtags import archive, layout
+from hashtags import post_state as ps
+from hashtags.layout import Cell
+from hashtags.messages import Rejected, parse_post_event_fields
+from hashtags.planning import RunPlan, parse_day
 from pipelines.drift import DEFAULT_LIST_LIMIT, DriftAccumulator, TagDrift
-from pipelines.transforms import CountTags, event_json_line
+from pipelines.transforms import TallyFn
 
 NAMESPACE = "recount"
-_PARTITION = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})(?:/|$)")
+DEFAULT_POST_BUCKETS = 256
+LOOKUP_BATCH = (100, 500)  # posts per state lookup RPC (min, max)
 
 
-# ---- dates and archive files (pure) -----------------------------------------------------------
 def as_of_time(day: str | dt.date) -> dt.datetime:
     return layout.midnight_utc(parse_day(day))
 
 
-def partition_day(path: str) -> dt.date | None:
-    """The ``dt=YYYY-MM-DD`` partition of an archive file path, or None."""
-    m = _PARTITION.search(path.replace("\\", "/"))
-    if not m:
-        return None
-    try:
-        return dt.date.fromisoformat(m.group(1))
-    except ValueError:
-        return None
+# ---- archive files (pure) --------------------------------------------------------------------
+def file_patterns(root: str, plan: RunPlan) -> list[str]:
+    """The patterns to match for a plan: one day's patterns per arrival day, or the whole archive
+    when the range is open at the start (a full rebuild, a first run)."""
+    days = plan.arrival_days()
+    if days is None:
+        return archive.partition_glob(root)
+    return [p for d in days for p in archive.partition_glob(root, d)]
 
 
-def files_before(paths: Iterable[str], as_of: dt.datetime, since: dt.date | None = None) -> list[str]:
-    """Archive files whose partition day is before ``as_of``'s day (and on/after ``since``), sorted."""
-    day = as_of.astimezone(layout.UTC).date()
-    out = []
-    for p in paths:
-        d = partition_day(p)
-        if d is not None and d < day and (since is None or d >= since):
-            out.append(p)
-    return sorted(out)
-
-
-def list_archive(archive_path: str) -> list[tuple[str, int]]:
-    """Every ``<archive>/dt=*/*.jsonl`` file (local or gs://) with its size in bytes."""
-    pattern = archive_path.rstrip("/") + "/dt=*/*.jsonl"
-    try:
-        result = FileSystems.match([pattern])[0]
-    except Exception as e:  # BeamIOError when nothing matches on some filesystems
-        if "No files found" in str(e) or "no files" in str(e).lower():
-            return []
-        raise
-    return sorted((m.path, m.size_in_bytes) for m in result.metadata_list)
-
-
-def archive_days(archive_path: str) -> dict[dt.date, tuple[int, int]]:
-    """day → (files, bytes) of the archive's partitions."""
-    days: dict[dt.date, tuple[int, int]] = {}
-    for path, size in list_archive(archive_path):
-        d = partition_day(path)
-        if d is not None:
-            n, b = days.get(d, (0, 0))
-            days[d] = (n + 1, b + size)
-    return days
-
-
-# ---- the winner of a post (pure) --------------------------------------------------------------
-# Through the shuffle an event travels keyed by its post_id as a flat tuple of primitives (Beam's
-# FastPrimitivesCoder encodes it in ~1.5 µs; a pickled PostEvent costs ~26 µs and 3x the bytes). The
-# first three fields are the winner order's cheap part; the post_id is the key, not repeated:
-# (event_time µs since the epoch, deleted?, event_id or "", event_id, user_id, caption, image_url, hashtags)
-Packed = tuple
-
-
-def _micros(t: dt.datetime) -> int:
-    d = t - layout.EPOCH
-    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
-
-
-def pack(e: PostEvent) -> Packed:
-    return (_micros(e.event_time), 1 if e.event == DELETED else 0, e.event_id or "", e.event_id, e.user_id,
-            e.caption, e.image_url, e.hashtags)
-
-
-def pack_fields(f: tuple) -> Packed:
-    """``pack`` of a ``parse_post_event_fields`` tuple (no PostEvent built)."""
-    return (_micros(f[5]), 1 if f[0] == DELETED else 0, f[6] or "", f[6], f[2], f[3], f[4], f[7])
-
-
-def unpack(post_id: str, p: Packed) -> PostEvent:
-    return post_event_from_fields((DELETED if p[1] else PUBLISHED, post_id, p[4], p[5], p[6],
-                                   layout.EPOCH + dt.timedelta(microseconds=p[0]), p[3],
-                                   tuple(p[7]) if p[7] is not None else None))
-
-
-def winner_order(e: PostEvent) -> tuple:
-    """Sort key of an event among its post's events: the max wins (see module doc)."""
-    return (e.event_time, 1 if e.event == DELETED else 0, e.event_id or "", event_json_line(e))
-
-
-def later_event(a: PostEvent | None, b: PostEvent | None) -> PostEvent | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a if winner_order(a) >= winner_order(b) else b
-
-
-def later_packed(a: Packed | None, b: Packed | None) -> Packed | None:
-    """``later_event`` on two packed events of ONE post: the cheap fields first; on a full tie, the
-    JSON lines. Both events have the same post_id, event type and event time, so their lines share
-    everything up to the fields compared here, and comparing the lines rebuilt with any one post_id
-    orders them as the real lines do."""
-    if a is None:
-        return b
-    if b is None:
-        return a
-    ka, kb = a[:3], b[:3]
-    if ka != kb:
-        return a if ka > kb else b
-    if a == b:  # a duplicated delivery: the common tie
-        return a
-    return a if event_json_line(unpack("", a)) >= event_json_line(unpack("", b)) else b
-
-
-class LatestEventFn(beam.CombineFn):
-    """Latest event of a post (packed). Associative and commutative (a total order)."""
-
-    def create_accumulator(self):
-        return None
-
-    def add_input(self, acc, packed):
-        if acc is None:
-            return packed
-        ka, kb = acc[:3], packed[:3]
-        if ka != kb:
-            return acc if ka > kb else packed
-        return later_packed(acc, packed)
-
-    def merge_accumulators(self, accs):
-        out = None
-        for a in accs:
-            out = later_packed(out, a)
-        return out
-
-    def extract_output(self, acc):
-        return acc
-
-
-DEFAULT_POST_BUCKETS = 256
+def in_plan(path: str, plan: RunPlan) -> bool:
+    """An archive file of one of the plan's arrival days (the whole-archive glob matches them all)."""
+    day = archive.partition_day(path)
+    return (archive.is_archive_file(path) and day is not None
+            and (plan.arrived_from is None or day >= plan.arrived_from)
+            and (plan.arrived_to is None or day <= plan.arrived_to))
 
 
 def post_bucket(post_id: str, buckets: int) -> int:
@@ -192,131 +85,13 @@ def post_bucket(post_id: str, buckets: int) -> int:
     return zlib.crc32(post_id.encode("utf-8", "surrogatepass")) % buckets
 
 
-class LatestPerPostFn(beam.CombineFn):
-    """The latest event of every post of one bucket: accumulator = {post_id: packed}.
-
-    Keyed by bucket rather than by post_id, so Beam's combiner lifting batches the per-post winners of
-    a bundle into one dict per bucket before the shuffle: the shuffle moves (buckets × bundles)
-    elements instead of one per event, which is most of the job's cost on the local runner. Merging
-    is ``LatestEventFn``'s total order per post, so the result does not depend on the split."""
-
-    def create_accumulator(self):
-        return {}
-
-    def add_input(self, acc, kv):
-        post_id, packed = kv
-        cur = acc.get(post_id)
-        if cur is None:
-            acc[post_id] = packed
-        else:
-            ka, kb = cur[:3], packed[:3]
-            if ka != kb:
-                if kb > ka:
-                    acc[post_id] = packed
-            else:
-                acc[post_id] = later_packed(cur, packed)
-        return acc
-
-    def merge_accumulators(self, accs):
-        accs = iter(accs)
-        out = next(accs, None)
-        if out is None:
-            return {}
-        for acc in accs:
-            if len(acc) > len(out):
-                out, acc = acc, out
-            get = out.get
-            for post_id, packed in acc.items():
-                cur = get(post_id)
-                if cur is None:
-                    out[post_id] = packed
-                elif cur[:3] != packed[:3]:
-                    if packed[:3] > cur[:3]:
-                        out[post_id] = packed
-                else:
-                    out[post_id] = later_packed(cur, packed)
-        return out
-
-    def compact(self, acc):
-        return acc
-
-    def extract_output(self, acc):
-        return acc
-
-
-# ---- the table snapshot -----------------------------------------------------------------------
-class RowSnapshot(NamedTuple):
-    """What one row showed when the recount started."""
-
-    before: int  # the page's total (latest base + hour cells at/after the base's as_of)
-    hours_from_as_of: int  # Σ counts:h cells at/after THIS recount's as_of
-    base_as_of_ms: int | None  # the latest base's timestamp (ms), if any
-
-
-def snapshot_row(cells_base: list[layout.Cell], cells_hour: list[layout.Cell], as_of_ms: int) -> RowSnapshot:
-    base = max(cells_base, key=lambda c: c.timestamp_ms) if cells_base else None
-    before = layout.total_posts(base, cells_hour)
-    hours = sum(layout.decode_count(c.value) for c in cells_hour if c.timestamp_ms >= as_of_ms)
-    return RowSnapshot(before, hours, base.timestamp_ms if base else None)
-
-
-def read_snapshot(project: str, instance: str, table: str, as_of: dt.datetime) -> Iterator[tuple[str, RowSnapshot]]:
-    """Scan the table's count cells: (key, RowSnapshot) per row. Honours BIGTABLE_EMULATOR_HOST."""
-    from google.cloud.bigtable.data import BigtableDataClient, ReadRowsQuery
-
-    from hashtag_store.bigtable import COUNTS_FILTER
-
-    from google.api_core.exceptions import NotFound
-
-    as_of_ms = layout.to_millis(as_of)
-    client = BigtableDataClient(project=project)
-    try:
-        reader = client.get_table(instance, table)
-        rows = 0
-        try:
-            for row in reader.read_rows_stream(ReadRowsQuery(row_filter=COUNTS_FILTER), operation_timeout=1800):
-                base, hours = [], []
-                for c in row.cells:
-                    if c.family != layout.FAMILY_COUNTS:
-                        continue
-                    cell = layout.Cell(c.value, c.timestamp_micros // 1000)
-                    if c.qualifier == layout.COL_BASE:
-                        base.append(cell)
-                    elif layout.is_hour_column(c.qualifier):
-                        hours.append(cell)
-                rows += 1
-                yield row.row_key.decode("utf-8"), snapshot_row(base, hours, as_of_ms)
-        except NotFound:  # a missing table (a dry run before a full rebuild) shows nothing
-            if rows:
-                raise
-            logging.getLogger(__name__).warning("table %s/%s not found: empty snapshot", instance, table)
-    finally:
-        client.close()
-
-
-class SnapshotTableFn(beam.DoFn):
-    """One element in → every row's (key, RowSnapshot). A plain DoFn over the data client
-    (ReadFromBigtable needs a Java expansion service, unavailable locally)."""
-
-    def __init__(self, project: str, instance: str, table: str, as_of: dt.datetime):
-        self._args = (project, instance, table, as_of)
-        self._rows = Metrics.counter(NAMESPACE, "table_rows")
-
-    def process(self, _):
-        for kv in read_snapshot(*self._args):
-            self._rows.inc()
-            yield kv
-
-
-# ---- the pipeline pieces ----------------------------------------------------------------------
+# ---- 1-2: read, parse, winners ---------------------------------------------------------------
 class KeyedEventsFn(beam.DoFn):
-    """Archive line → (bucket, (post_id, packed event)) for events before ``as_of``, parsed and validated by the
-    streaming job's own parser (``hashtags.messages.parse_post_event``, the metrics of
-    ``ParsePostEventsFn``; the fields, not a PostEvent), in one step: parse, filter and pack are the
-    per-event cost of the job."""
+    """Archive line → (bucket, (post_id, candidate)) for events with event time before M. Parse,
+    filter and pack in one step: that is the per-event cost of the job."""
 
     def __init__(self, as_of: dt.datetime, buckets: int = DEFAULT_POST_BUCKETS):
-        self._as_of_us = _micros(as_of)
+        self._as_of_us = ps.micros(as_of)
         self._buckets = buckets
         self._valid = Metrics.counter("hashtags", "post_events_valid")
         self._rejected = Metrics.counter("hashtags", "post_events_rejected")
@@ -332,26 +107,28 @@ class KeyedEventsFn(beam.DoFn):
             self._rejected.inc()
             return
         self._valid.inc()
-        packed = pack_fields(f)
-        if packed[0] < self._as_of_us:
+        c = ps.candidate_from_fields(f)
+        if ps.event_time_us(c) < self._as_of_us:
             self._kept.inc()
             post_id = f[1]
-            yield post_bucket(post_id, self._buckets), (post_id, packed)
+            yield post_bucket(post_id, self._buckets), (post_id, c)
         else:
             self._skipped.inc()
 
 
 class KeyedEventsOfFilesFn(KeyedEventsFn):
-    """An archive file (local or gs://, compression from the extension) → ``KeyedEventsFn`` of each of
-    its non-empty lines. A buffered ``for line in file`` instead of ``ReadAllFromText`` (whose record
-    reader costs ~4 µs of Python per line) and no step between reading and parsing. A file is one
-    unit of work (no split inside a file): the streaming job cuts the archive into many small files."""
+    """An archive file (a path or FileMetadata; local or gs://, gzip from the extension) →
+    ``KeyedEventsFn`` of each non-empty line. A plain buffered ``for line in file`` (Beam's text
+    record reader costs ~4 µs of Python per line). A file is one unit of work: the streaming job
+    cuts the archive into files bounded by time and size."""
 
     def __init__(self, as_of: dt.datetime, buckets: int = DEFAULT_POST_BUCKETS):
         super().__init__(as_of, buckets)
         self._files = Metrics.counter(NAMESPACE, "archive_files_read")
 
-    def process(self, path: str):
+    def process(self, path):
+        if isinstance(path, FileMetadata):
+            path = path.path
         self._files.inc()
         keyed = self.keyed
         with FileSystems.open(path) as f:
@@ -361,66 +138,218 @@ class KeyedEventsOfFilesFn(KeyedEventsFn):
                     yield from keyed(line)
 
 
-class _PublishedWinners(beam.DoFn):
-    """(bucket, {post_id: winner}) → the winners that are published, as PostEvents."""
+class LatestPerPostFn(beam.CombineFn):
+    """The winner of every post of one bucket: accumulator = {post_id: candidate}.
+
+    Keyed by bucket rather than by post_id, so Beam's combiner lifting batches a bundle's per-post
+    winners into one dict per bucket before the shuffle: it moves (buckets × bundles) elements
+    instead of one per event. Merging is ``hashtags.post_state.later`` per post (a total order), so
+    the result does not depend on the split."""
+
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, acc, kv):
+        post_id, c = kv
+        acc[post_id] = ps.later(acc.get(post_id), c)
+        return acc
+
+    def merge_accumulators(self, accs):
+        accs = iter(accs)
+        out = next(accs, None)
+        if out is None:
+            return {}
+        for acc in accs:
+            if len(acc) > len(out):
+                out, acc = acc, out
+            get = out.get
+            for post_id, c in acc.items():
+                out[post_id] = ps.later(get(post_id), c)
+        return out
+
+    def compact(self, acc):
+        return acc
+
+    def extract_output(self, acc):
+        return acc
+
+
+def _winners(kv) -> Iterator[tuple[str, ps.Candidate]]:
+    _, winners = kv
+    yield from winners.items()
+
+
+class Winners(beam.PTransform):
+    """Archive file paths (or FileMetadata) → (post_id, winning candidate before M)."""
+
+    def __init__(self, as_of: dt.datetime, buckets: int = DEFAULT_POST_BUCKETS):
+        super().__init__()
+        self.as_of, self.buckets = as_of, buckets
+
+    def expand(self, files):
+        return (files
+                | "ParseBeforeAsOf" >> beam.ParDo(KeyedEventsOfFilesFn(self.as_of, self.buckets))
+                | "LatestPerPost" >> beam.CombinePerKey(LatestPerPostFn())
+                | "PerPost" >> beam.FlatMap(_winners))
+
+
+# ---- 3-4: changes and deltas ----------------------------------------------------------------
+class PostChange(NamedTuple):
+    post_id: str
+    old: ps.PostState | None  # the state before M (None: none, or a full rebuild)
+    new: ps.PostState
+
+
+class _ChangeCounters:
+    def __init__(self):
+        self.posts = Metrics.counter(NAMESPACE, "posts")
+        self.changed = Metrics.counter(NAMESPACE, "posts_changed")
+
+
+class FreshChangesFn(beam.DoFn):
+    """A full rebuild: every winner is a change from empty state."""
 
     def __init__(self):
-        self._posts = Metrics.counter(NAMESPACE, "posts")
-        self._live = Metrics.counter(NAMESPACE, "posts_live")
+        self._n = _ChangeCounters()
 
     def process(self, kv):
-        _, winners = kv
-        live = 0
-        for post_id, packed in winners.items():
-            if not packed[1]:
-                live += 1
-                yield unpack(post_id, packed)
-        self._posts.inc(len(winners))
-        self._live.inc(live)
+        post_id, c = kv
+        self._n.posts.inc()
+        self._n.changed.inc()
+        yield PostChange(post_id, None, ps.state_of(post_id, c))
 
 
-class ExactCounts(beam.PTransform):
-    """Archive lines (str/bytes), or archive file paths with ``from_files``, → (key, Tally) exact counts
-    as of ``as_of``. Unparseable lines are counted (metric hashtags/post_events_rejected) and dropped;
-    the streaming job only archives valid events, so there should be none."""
+class PriorStateChangesFn(beam.DoFn):
+    """A batch of (post_id, winner) → the posts whose winner is later than their state before M:
+    ONE multi-key read per batch (``hashtag_store.post_state.PostStateReader``)."""
 
-    def __init__(self, as_of: dt.datetime, buckets: int = DEFAULT_POST_BUCKETS, from_files: bool = False):
-        super().__init__()
-        self.as_of = as_of
-        self.buckets = buckets
-        self.from_files = from_files  # the input is archive file paths (read here), not lines
+    def __init__(self, project: str, instance: str, table: str, as_of: dt.datetime):
+        self._args = (project, instance, table, as_of)
+        self._reader = None
+        self._n = _ChangeCounters()
+        self._lookups = Metrics.counter(NAMESPACE, "state_lookup_rpcs")
+        self._found = Metrics.counter(NAMESPACE, "posts_with_state")
 
-    def expand(self, lines):
-        keyed = (KeyedEventsOfFilesFn if self.from_files else KeyedEventsFn)(self.as_of, self.buckets)
-        return (
-            lines
-            | "ParseBeforeAsOf" >> beam.ParDo(keyed)
-            | "LatestPerPost" >> beam.CombinePerKey(LatestPerPostFn())
-            | "PublishedWinners" >> beam.ParDo(_PublishedWinners())
-            | "CountTags" >> CountTags()
-        )
+    def setup(self):
+        from hashtag_store.post_state import PostStateReader
+
+        self._reader = PostStateReader(*self._args)
+
+    def process(self, batch):
+        prior = self._reader.read_states([post_id for post_id, _ in batch])
+        self._lookups.inc()
+        self._found.inc(len(prior))
+        self._n.posts.inc(len(batch))
+        for post_id, c in batch:
+            old = prior.get(post_id)
+            if old is not None and ps.order_of(c) <= ps.order_of(old.order):
+                continue  # a duplicate or an older event: nothing changes
+            self._n.changed.inc()
+            yield PostChange(post_id, old, ps.state_of(post_id, c))
+
+    def teardown(self):
+        if self._reader is not None:
+            self._reader.close()
 
 
+_NO_SPELLING = float("inf")
+
+
+def change_deltas(change: PostChange) -> Iterator[tuple[str, tuple[int, float, None]]]:
+    """A change's per-tag deltas in ``TallyFn``'s input form (no spelling: bases carry none)."""
+    for key, d in ps.tag_deltas(change.old, change.new):
+        yield key, (d, _NO_SPELLING, None)
+
+
+# ---- 5: the table's rows ---------------------------------------------------------------------
+class RowSnapshot(NamedTuple):
+    """What one row of the ``hashtags`` table holds, seen from a run at M."""
+
+    shown: int  # the page's total now (newest base + hour cells at/after it)
+    base_before: int  # the newest base before M (0 if none): what the deltas apply to
+    hours_pending: bool  # an hour cell in [that base, M): a streaming count to reset
+    hours_from_as_of: int  # Σ hour cells at/after M (they count on top of the new base)
+    newest_base_ms: int | None
+
+
+def snapshot_row(bases: list[Cell], hours: list[Cell], as_of_ms: int) -> RowSnapshot:
+    newest = max(bases, key=lambda c: c.timestamp_ms, default=None)
+    before = max((c for c in bases if c.timestamp_ms < as_of_ms), key=lambda c: c.timestamp_ms, default=None)
+    since = before.timestamp_ms if before is not None else None
+    pending = any((since is None or c.timestamp_ms >= since) and c.timestamp_ms < as_of_ms for c in hours)
+    return RowSnapshot(
+        shown=layout.total_posts(newest, hours),
+        base_before=layout.decode_count(before.value) if before is not None else 0,
+        hours_pending=pending,
+        hours_from_as_of=sum(layout.decode_count(c.value) for c in hours if c.timestamp_ms >= as_of_ms),
+        newest_base_ms=newest.timestamp_ms if newest is not None else None,
+    )
+
+
+class KeyRangesFn(beam.DoFn):
+    """One element → the table's key ranges (on a worker: SampleRowKeys is an RPC)."""
+
+    def __init__(self, project: str, instance: str, table: str):
+        self._args = (project, instance, table)
+
+    def process(self, _):
+        from hashtag_store.scan import CountRowsReader
+
+        reader = CountRowsReader(*self._args)
+        try:
+            yield from reader.key_ranges()
+        finally:
+            reader.close()
+
+
+class ReadRowsFn(beam.DoFn):
+    """A key range → (key, RowSnapshot) of each row with count cells in it."""
+
+    def __init__(self, project: str, instance: str, table: str, as_of: dt.datetime):
+        self._args = (project, instance, table)
+        self._as_of_ms = layout.to_millis(as_of)
+        self._reader = None
+        self._rows = Metrics.counter(NAMESPACE, "table_rows")
+
+    def setup(self):
+        from hashtag_store.scan import CountRowsReader
+
+        self._reader = CountRowsReader(*self._args)
+
+    def process(self, key_range):
+        for row in self._reader.read_range(key_range):
+            self._rows.inc()
+            yield row.key, snapshot_row(row.bases, row.hours, self._as_of_ms)
+
+    def teardown(self):
+        if self._reader is not None:
+            self._reader.close()
+
+
+# ---- 6: bases and drift ----------------------------------------------------------------------
 class TagResult(NamedTuple):
     key: str
-    exact: int  # the new base at as_of
+    exact: int  # the new base at M
     snapshot: RowSnapshot | None
 
 
-def join_counts(kv) -> Iterator[TagResult]:
-    key, grouped = kv
-    tallies, snaps = list(grouped["exact"]), list(grouped["table"])
-    exact = sum(t.count for t in tallies)
-    yield TagResult(key, exact, snaps[0] if snaps else None)
+def tag_result(key: str, deltas: Iterable, snapshots: Iterable[RowSnapshot], *, fresh: bool) -> TagResult | None:
+    """The new base of a tag, or None when the run does not touch it (see the module doc, 6)."""
+    deltas, snaps = list(deltas), list(snapshots)
+    snap = snaps[0] if snaps else None
+    if not deltas and (snap is None or not (fresh or snap.hours_pending)):
+        return None
+    start = 0 if fresh or snap is None else snap.base_before
+    return TagResult(key, start + sum(t.count for t in deltas), snap)
 
 
 def tag_drift(r: TagResult, as_of_ms: int) -> TagDrift:
     snap = r.snapshot
     if snap is None:  # a tag the table has never seen (e.g. only late events)
         return TagDrift(r.key, 0, r.exact)
-    if snap.base_as_of_ms is not None and snap.base_as_of_ms > as_of_ms:
-        return TagDrift(r.key, snap.before, snap.before, superseded=True)
-    return TagDrift(r.key, snap.before, r.exact + snap.hours_from_as_of)
+    if snap.newest_base_ms is not None and snap.newest_base_ms > as_of_ms:
+        return TagDrift(r.key, snap.shown, snap.shown, superseded=True)
+    return TagDrift(r.key, snap.shown, r.exact + snap.hours_from_as_of)
 
 
 class DriftCombineFn(beam.CombineFn):
@@ -458,36 +387,77 @@ class _BaseRow(beam.DoFn):
         yield mutations.base_count_row(r.key, self._as_of, r.exact)
 
 
-def build_recount(p: beam.Pipeline, *, files: list[str], as_of: dt.datetime, summary_path: str,
-                  bigtable: dict | None, write: bool, list_limit: int = DEFAULT_LIST_LIMIT,
-                  snapshot: beam.PCollection | None = None, post_buckets: int = DEFAULT_POST_BUCKETS) -> dict:
-    """The recount graph. ``bigtable`` = dict(project_id, instance_id, table_id) of the table to
-    snapshot and (unless ``write`` is False: dry run) write; ``snapshot`` overrides the table scan
-    (tests). Writes the drift accumulator as one JSON line to ``summary_path``."""
-    from apache_beam.io import WriteToText
+class _StateRow(beam.DoFn):
+    def __init__(self, as_of: dt.datetime):
+        self._as_of = as_of
+        self._written = Metrics.counter(NAMESPACE, "state_cells")
 
-    # The files are read inside ExactCounts' first step (reading fused with the parse: one step per
-    # event less); the Reshuffle spreads the files over the workers.
-    paths = p | "ArchiveFiles" >> beam.Create(files) | "Spread" >> beam.Reshuffle()
-    exact = paths | "ExactCounts" >> ExactCounts(as_of, buckets=post_buckets, from_files=True)
-    if snapshot is None:
-        if bigtable is None:
-            snapshot = p | "NoTable" >> beam.Create([])
-        else:
-            snapshot = (p | "Once" >> beam.Create([None])
-                        | "SnapshotTable" >> beam.ParDo(SnapshotTableFn(
-                            bigtable["project_id"], bigtable["instance_id"], bigtable["table_id"], as_of)))
-    results = ({"exact": exact, "table": snapshot}
+    def process(self, change: PostChange):
+        from hashtag_store.post_state import state_row
+
+        self._written.inc()
+        yield state_row(change.post_id, change.new, self._as_of)
+
+
+# ---- the graph -------------------------------------------------------------------------------
+class Tables(NamedTuple):
+    project: str
+    instance: str
+    counts: str  # the hashtags table
+    post_state: str
+    counts_exist: bool = True  # False: a dry run before the table was ever created (nothing to read)
+
+    def bigtable(self, table: str) -> dict:
+        return dict(project_id=self.project, instance_id=self.instance, table_id=table)
+
+
+def build_recount(p: beam.Pipeline, *, archive_root: str, plan: RunPlan, fresh: bool, tables: Tables,
+                  summary_path: str, list_limit: int = DEFAULT_LIST_LIMIT,
+                  post_buckets: int = DEFAULT_POST_BUCKETS) -> dict:
+    """The reconciliation graph for ``plan`` (already resolved: ``hashtags.post_state.resolve``).
+    ``fresh``: empty prior state (a full rebuild). Writes nothing when ``plan.dry_run``. Writes the
+    drift accumulator as one JSON line to ``summary_path``."""
+    from apache_beam.io import WriteToText
+    from apache_beam.io.gcp.bigtableio import WriteToBigTable
+
+    as_of = layout.midnight_utc(plan.as_of)
+    files = (p
+             | "Patterns" >> beam.Create(file_patterns(archive_root, plan))
+             | "Match" >> fileio.MatchAll(fileio.EmptyMatchTreatment.ALLOW)
+             | "PlannedDays" >> beam.Filter(lambda m: in_plan(m.path, plan))
+             | "Paths" >> beam.Map(lambda m: m.path)
+             | "Spread" >> beam.Reshuffle())
+    winners = files | "Winners" >> Winners(as_of, post_buckets)
+    if fresh:
+        changes = winners | "FromEmptyState" >> beam.ParDo(FreshChangesFn())
+    else:
+        changes = (winners
+                   | "Batch" >> beam.BatchElements(min_batch_size=LOOKUP_BATCH[0], max_batch_size=LOOKUP_BATCH[1])
+                   | "AgainstPriorState" >> beam.ParDo(PriorStateChangesFn(
+                       tables.project, tables.instance, tables.post_state, as_of)))
+    deltas = (changes
+              | "TagDeltas" >> beam.FlatMap(change_deltas)
+              | "SumPerTag" >> beam.CombinePerKey(TallyFn()))
+    if tables.counts_exist:
+        rows = (p
+                | "Once" >> beam.Create([None])
+                | "KeyRanges" >> beam.ParDo(KeyRangesFn(tables.project, tables.instance, tables.counts))
+                | "SpreadRanges" >> beam.Reshuffle()
+                | "ReadRows" >> beam.ParDo(ReadRowsFn(tables.project, tables.instance, tables.counts, as_of)))
+    else:
+        rows = p | "NoTable" >> beam.Create([])
+    results = ({"delta": deltas, "row": rows}
                | "Join" >> beam.CoGroupByKey()
-               | "TagResults" >> beam.FlatMap(join_counts))
+               | "Bases" >> beam.FlatMapTuple(lambda key, g: filter(None, [
+                   tag_result(key, g["delta"], g["row"], fresh=fresh)])))
     (results
      | "Drift" >> beam.CombineGlobally(DriftCombineFn(as_of, list_limit))
      | "WriteSummary" >> WriteToText(summary_path, shard_name_template="", num_shards=1))
-    out = {"results": results, "exact": exact}
-    if write and bigtable is not None:
-        from apache_beam.io.gcp.bigtableio import WriteToBigTable
-
+    if not plan.dry_run:
         (results
          | "BaseRows" >> beam.ParDo(_BaseRow(as_of))
-         | "WriteBase" >> WriteToBigTable(**bigtable))
-    return out
+         | "WriteBase" >> WriteToBigTable(**tables.bigtable(tables.counts)))
+        (changes
+         | "StateRows" >> beam.ParDo(_StateRow(as_of))
+         | "WriteStates" >> WriteToBigTable(**tables.bigtable(tables.post_state)))
+    return {"results": results, "changes": changes, "deltas": deltas}

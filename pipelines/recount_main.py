@@ -1,19 +1,38 @@
-"""The recount job's main: archive → exact counts as of a UTC midnight → ``counts:base`` + drift report.
+"""The reconciliation job's main: plan → tables → the job (pipelines.recount) → report → run record.
 
-    python -m pipelines.recount_main --archive_path=.run/archive --as_of=2026-11-23 \
+For the backfill CLI and other callers: ``run_recount(argv: list[str]) -> RecountOutcome`` runs ONE
+reconciliation (blocking) with these flags and returns ``RecountOutcome(exit_code, as_of: datetime,
+report: dict | None, report_files: list[str], message: str, plan: RunPlan | None)``.
+
+    python -m pipelines.recount_main --mode=nightly --as_of=2026-11-23 --archive_path=.run/archive \
         --project=local-hashtags --bigtable_instance=local --bigtable_table=hashtags \
-        --report_path=artifacts/drift [--drift_threshold=0.05] [--report_only]
+        [--post_state_table=post_state] --report_path=artifacts/drift [--drift_threshold=0.05] \
+        [--report_only] [--arrived_from=YYYY-MM-DD --arrived_to=YYYY-MM-DD]
 
-Locally it runs on ``FnApiRunner`` (the default here; BIGTABLE_EMULATOR_HOST points it at the
-emulator). On Dataflow: ``--runner=DataflowRunner --project=… --region=… --temp_location=gs://…
---setup_file=./setup.py --archive_path=gs://… --report_path=gs://…``.
+* ``--mode=nightly`` without ``--arrived_*``: the arrival days come from the latest run record
+  BEFORE as_of (``hashtags.planning.plan_nightly``), so a rerun plans what its first attempt did.
+  ``--mode=reapply`` needs ``--arrived_from``/``--arrived_to``; ``--mode=full_rebuild`` reads the
+  whole archive (arrival days up to as_of - 1) from empty prior state.
+* The plan is then adjusted to the recorded runs (``hashtags.post_state.resolve``): a run at a
+  midnight a run already wrote reads the union of both ranges; the first run is a full rebuild; a
+  run before the latest recorded midnight is refused.
+* Missing tables (``hashtags`` and ``post_state``) are created first, except in a dry run
+  (``--report_only``: compute and report, write nothing, record nothing).
+* The run record (as_of, mode, arrival range, finished time) is written LAST, after the pipeline
+  finished with every write done: a run that died left no record and is simply run again.
 
-Exit codes: 0 ok; 2 bad input (e.g. no archive files before as_of — refusing to zero every tag);
-3 the drift ratio exceeded ``--drift_threshold`` (the counts ARE repaired; the exit is the alert);
+Locally it runs on ``FnApiRunner`` (BIGTABLE_EMULATOR_HOST points it at the emulator). On Dataflow:
+``--runner=DataflowRunner --project=… --region=… --temp_location=gs://… --archive_path=gs://…
+--report_path=gs://…``.
+
+Exit codes: 0 ok; 2 bad input (bad flags, no archive file in the planned days — refusing to reset
+every tag to a stale base —, a run refused by ``resolve``); 3 the drift ratio exceeded
+``--drift_threshold`` (the counts ARE repaired and the run recorded; the exit is the alert);
 1 the pipeline failed.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -29,7 +48,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
-from hashtags import layout, settings
+from hashtags import layout, planning, settings
+from hashtags import post_state as ps
 from pipelines import drift, recount
 from pipelines.options import StreamingOptions
 
@@ -57,14 +77,20 @@ def _optional_float(value) -> float | None:
 
 
 class RecountOptions(PipelineOptions):
-    """The recount's own options. The shared ones (--archive_path, --bigtable_project,
+    """The reconciliation's own options. The shared ones (--archive_path, --bigtable_project,
     --bigtable_instance, --bigtable_table) are StreamingOptions' (pipelines/options.py): Beam
     registers every PipelineOptions subclass in one parser, so a name may be defined only once."""
 
     @classmethod
     def _add_argparse_args(cls, parser):
+        parser.add_argument("--mode", default=planning.NIGHTLY, choices=planning.MODES,
+                            help="nightly (incremental), reapply (--arrived_from/--arrived_to) or full_rebuild")
         parser.add_argument("--as_of", default=None,
-                            help="YYYY-MM-DD: count events before this day's midnight UTC (default: today UTC)")
+                            help="YYYY-MM-DD: the midnight (UTC) the run counts up to (default: today UTC)")
+        parser.add_argument("--arrived_from", default=None, help="First arrival day to read (YYYY-MM-DD)")
+        parser.add_argument("--arrived_to", default=None, help="Last arrival day to read (YYYY-MM-DD)")
+        parser.add_argument("--post_state_table", default=settings.POST_STATE_TABLE,
+                            help="The per-post state table (same instance as --bigtable_table)")
         parser.add_argument("--report_path", default="artifacts/drift",
                             help="Folder (local or gs://) for drift-<as_of>.json/.md")
         parser.add_argument("--drift_threshold", type=_optional_float, default=None,
@@ -74,14 +100,13 @@ class RecountOptions(PipelineOptions):
         parser.add_argument("--list_limit", type=int, default=drift.DEFAULT_LIST_LIMIT,
                             help="Drifted tags listed in the JSON report (worst first)")
         parser.add_argument("--report_only", nargs="?", const=True, default=False, type=_flag,
-                            help="Dry run: compute and report, write nothing to the table "
+                            help="Dry run: compute and report, write nothing to the tables "
                                  "(Beam's own --dry_run means something else)")
         parser.add_argument("--post_buckets", type=int, default=recount.DEFAULT_POST_BUCKETS,
                             help="Buckets of posts for the latest-event-per-post step: its parallelism after "
-                                 "the shuffle; each bucket's posts are merged in one worker's memory "
-                                 "(raise it for archives of billions of events)")
+                                 "the shuffle; each bucket's posts are merged in one worker's memory")
         parser.add_argument("--allow_empty_archive", nargs="?", const=True, default=False, type=_flag,
-                            help="Run even when no archive file precedes as_of (would zero every tag)")
+                            help="Run even when the planned arrival days hold no archive file")
 
 
 @dataclass
@@ -91,6 +116,7 @@ class RecountOutcome:
     report: dict[str, Any] | None = None
     report_files: list[str] = field(default_factory=list)
     message: str = ""
+    plan: planning.RunPlan | None = None  # what the run executed (after hashtags.post_state.resolve)
 
 
 def _write_text(path: str, text: str) -> None:
@@ -127,61 +153,156 @@ def _pipeline_options(argv: list[str]) -> PipelineOptions:
     return options
 
 
-def run_recount(argv: list[str], *, files: list[str] | None = None) -> RecountOutcome:
-    """Run one recount (blocking) and write the drift report. ``files`` overrides the archive listing."""
-    options = _pipeline_options(argv)
+class BadInput(ValueError):
+    pass
+
+
+def requested_plan(opts: RecountOptions, last_run: planning.LastRun | None) -> planning.RunPlan:
+    """The plan the flags ask for (before ``resolve``). ``last_run``: the latest record before as_of."""
+    as_of = planning.parse_day(opts.as_of) if opts.as_of else dt.datetime.now(layout.UTC).date()
+    first, last = planning.optional_day(opts.arrived_from), planning.optional_day(opts.arrived_to)
+    dry = bool(opts.report_only)
+    if opts.mode == planning.FULL_REBUILD:
+        if first or last:
+            raise BadInput("--arrived_from/--arrived_to do not go with --mode=full_rebuild (it reads every day)")
+        return planning.plan_full_rebuild(as_of, dry_run=dry)
+    if opts.mode == planning.REAPPLY or first or last:
+        if not (first and last):
+            raise BadInput("give both --arrived_from and --arrived_to")
+        plan = planning.plan_reapply(first, last, as_of, dry_run=dry)
+        return dataclasses.replace(plan, mode=opts.mode)  # a nightly with an explicit range stays a nightly
+    return planning.plan_nightly(as_of, last_run, dry_run=dry)
+
+
+def archive_has_files(root: str, plan: planning.RunPlan) -> bool:
+    """At least one archive file in the planned days: one match per pattern, limited to one file
+    (no listing of the archive on the launcher; the job matches the files on its workers)."""
+    for pattern in recount.file_patterns(root, plan):
+        try:
+            found = FileSystems.match([pattern], limits=[1])[0].metadata_list
+        except Exception as e:  # BeamIOError "No files found" on some filesystems
+            if "no files" in str(e).lower():
+                continue
+            raise
+        if found:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything a run needs, resolved from the flags and the run records."""
+    resolved: ps.Resolved
+    tables: recount.Tables
+    archive_root: str
+    report_root: str
+    summary_path: str
+
+
+def _prepare(options: PipelineOptions) -> _Job:
+    """Flags → tables created (unless a dry run) → records read → the resolved plan. Raises
+    BadInput / ValueError / PlanRefused (exit 2)."""
+    from hashtag_store import bigtable as store, post_state as state_store
+
     opts = options.view_as(RecountOptions)
     shared = options.view_as(StreamingOptions)
-    as_of = recount.as_of_time(opts.as_of or dt.datetime.now(layout.UTC).date())
-    as_of_s = as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if files is None:
-        if not shared.archive_path:
-            return RecountOutcome(EXIT_BAD_INPUT, as_of, message="--archive_path is required")
-        files = recount.files_before((p for p, _ in recount.list_archive(shared.archive_path)), as_of)
-    if not files and not opts.allow_empty_archive:
-        msg = (f"no archive files before {as_of_s} under {shared.archive_path}: refusing to recount "
-               "(every tag would get a base of 0); pass --allow_empty_archive to force")
-        return RecountOutcome(EXIT_BAD_INPUT, as_of, message=msg)
-
+    if not shared.archive_path:
+        raise BadInput("--archive_path is required")
     project = shared.bigtable_project or options.view_as(GoogleCloudOptions).project
-    bt = dict(project_id=project, instance_id=shared.bigtable_instance, table_id=shared.bigtable_table)
-    day = as_of.strftime("%Y-%m-%d")
+    instance = shared.bigtable_instance
+    if not opts.report_only:
+        store.create_table(project, instance, shared.bigtable_table)
+        store.create_post_state_table(project, instance, opts.post_state_table)
+    counts_exist = True if not opts.report_only else store.table_exists(project, instance, shared.bigtable_table)
+    records = state_store.run_records(project, instance, opts.post_state_table)
+    as_of = planning.parse_day(opts.as_of) if opts.as_of else dt.datetime.now(layout.UTC).date()
+    prior = ps.latest_run(records, before=as_of)
+    plan = requested_plan(opts, prior.last_run() if prior else None)
+    resolved = ps.resolve(plan, records)
     report_root = opts.report_path.rstrip("/")
-    summary_path = f"{report_root}/.work/drift-{day}-summary.json"
+    summary_path = f"{report_root}/.work/drift-{plan.as_of.isoformat()}-summary.json"
     if "://" not in summary_path:
         os.makedirs(os.path.dirname(os.path.abspath(summary_path)), exist_ok=True)
+    tables = recount.Tables(project, instance, shared.bigtable_table, opts.post_state_table, counts_exist)
+    return _Job(resolved, tables, shared.archive_path, report_root, summary_path)
 
-    log.info("recount as_of=%s: %d archive files, table %s/%s/%s%s", as_of_s, len(files), project,
-             shared.bigtable_instance, shared.bigtable_table, " (dry run)" if opts.report_only else "")
-    p = beam.Pipeline(options=options)
-    recount.build_recount(p, files=files, as_of=as_of, summary_path=summary_path, bigtable=bt,
-                          write=not opts.report_only, list_limit=max(opts.list_limit, opts.worst_n),
-                          post_buckets=opts.post_buckets)
-    result = p.run()
-    state = result.wait_until_finish()
-    if str(state) not in ("DONE", "PipelineState.DONE"):
-        return RecountOutcome(EXIT_FAILED, as_of, message=f"pipeline ended in state {state}")
 
-    acc = drift.DriftAccumulator.from_json(json.loads(_read_text(summary_path)))
+def _report(job: _Job, opts: RecountOptions, result) -> dict[str, Any]:
+    plan = job.resolved.plan
+    acc = drift.DriftAccumulator.from_json(json.loads(_read_text(job.summary_path)))
     extra = {
-        "archive_files": len(files),
+        "mode": plan.mode,
+        "arrived_from": plan.arrived_from.isoformat() if plan.arrived_from else None,
+        "arrived_to": plan.arrived_to.isoformat() if plan.arrived_to else None,
+        "archive_files": _metric(result, "archive_files_read"),
         "events_read": _metric(result, "post_events_valid", "hashtags"),
         "events_rejected": _metric(result, "post_events_rejected", "hashtags"),
         "events_before_as_of": _metric(result, "events_before_as_of"),
         "posts": _metric(result, "posts"),
-        "posts_live": _metric(result, "posts_live"),
-        "base_cells_written": 0 if opts.report_only else _metric(result, "base_cells"),
+        "posts_changed": _metric(result, "posts_changed"),
+        "state_lookup_rpcs": _metric(result, "state_lookup_rpcs"),
+        "table_rows": _metric(result, "table_rows"),
+        "base_cells_written": 0 if plan.dry_run else _metric(result, "base_cells"),
+        "state_cells_written": 0 if plan.dry_run else _metric(result, "state_cells"),
         "generated_at": dt.datetime.now(layout.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    report = drift.build_report(acc, as_of=as_of_s, table=shared.bigtable_table, dry_run=opts.report_only,
-                                threshold=opts.drift_threshold, extra=extra)
-    json_path, md_path = f"{report_root}/drift-{day}.json", f"{report_root}/drift-{day}.md"
+    if job.resolved.note:
+        extra["note"] = job.resolved.note
+    as_of_s = layout.midnight_utc(plan.as_of).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return drift.build_report(acc, as_of=as_of_s, table=job.tables.counts, dry_run=plan.dry_run,
+                              threshold=opts.drift_threshold, extra=extra)
+
+
+def _record(job: _Job) -> None:
+    from hashtag_store import post_state as state_store
+
+    plan = job.resolved.plan
+    record = ps.RunRecord(plan.as_of, plan.mode, plan.arrived_from, plan.arrived_to, dt.datetime.now(layout.UTC))
+    state_store.write_run(job.tables.project, job.tables.instance, job.tables.post_state, record)
+
+
+def run_recount(argv: list[str]) -> RecountOutcome:
+    """Run one reconciliation (blocking), write the drift report, record the run. See the module doc."""
+    options = _pipeline_options(argv)
+    opts = options.view_as(RecountOptions)
+    try:
+        as_of = recount.as_of_time(opts.as_of or dt.datetime.now(layout.UTC).date())
+    except ValueError as e:
+        return RecountOutcome(EXIT_BAD_INPUT, layout.EPOCH, message=str(e))
+    try:
+        job = _prepare(options)
+    except ValueError as e:  # BadInput, PlanRefused, a planning error
+        return RecountOutcome(EXIT_BAD_INPUT, as_of, message=str(e))
+    plan = job.resolved.plan
+    if not opts.allow_empty_archive and not archive_has_files(job.archive_root, plan):
+        return RecountOutcome(EXIT_BAD_INPUT, as_of, plan=plan, message=(
+            f"no archive files for {plan.describe()} under {job.archive_root}: refusing to run (every "
+            "touched tag would be reset to its last base); pass --allow_empty_archive to force"))
+    log.info("%s; tables %s/%s/%s + %s%s", plan.describe(), job.tables.project, job.tables.instance,
+             job.tables.counts, job.tables.post_state, f" ({job.resolved.note})" if job.resolved.note else "")
+    p = beam.Pipeline(options=options)
+    recount.build_recount(p, archive_root=job.archive_root, plan=plan, fresh=job.resolved.fresh,
+                          tables=job.tables, summary_path=job.summary_path,
+                          list_limit=max(opts.list_limit, opts.worst_n), post_buckets=opts.post_buckets)
+    try:
+        result = p.run()
+        state = result.wait_until_finish()
+    except Exception as e:  # the local runners raise the failing step's error; nothing is recorded
+        log.exception("the pipeline failed")
+        return RecountOutcome(EXIT_FAILED, as_of, plan=plan, message=f"pipeline failed: {type(e).__name__}: {e}")
+    if str(state) not in ("DONE", "PipelineState.DONE"):
+        return RecountOutcome(EXIT_FAILED, as_of, plan=plan, message=f"pipeline ended in state {state}")
+    if not plan.dry_run:
+        _record(job)  # last: every write of the run has succeeded
+    report = _report(job, opts, result)
+    day = plan.as_of.isoformat()
+    json_path, md_path = f"{job.report_root}/drift-{day}.json", f"{job.report_root}/drift-{day}.md"
     _write_text(json_path, drift.render_json(report))
     _write_text(md_path, drift.render_markdown(report, opts.worst_n))
     line = drift.summary_line(report)
     code = EXIT_DRIFT if report["exceeds_threshold"] else EXIT_OK
     (log.error if code else log.info)("%s", line)
-    return RecountOutcome(code, as_of, report, [json_path, md_path], line)
+    return RecountOutcome(code, as_of, report, [json_path, md_path], line, plan)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
-"""The recount end to end on the Bigtable emulator: live hour cells that drifted (duplicated and
-dropped deliveries), an archive in the streaming job's layout, the recount via its main; afterwards
-every tag's total equals the exact count, the drift report names exactly the drifted tags, and a
-second run changes nothing."""
+"""The reconciliation end to end on the Bigtable emulator, through its main (FnApiRunner): live hour
+cells that drifted (duplicated and dropped deliveries), an archive by ARRIVAL day in the streaming
+job's layout; after each run every tag's total equals the exact count, the drift report names
+exactly the drifted tags, a rerun changes nothing, and the next night reads only its own days."""
 from __future__ import annotations
 
 import collections
@@ -11,10 +11,11 @@ import random
 
 import pytest
 
-from hashtags import layout
-from hashtags.messages import PostEvent, parse_post_event
+from hashtag_store import post_state as state_store
+from hashtags import archive, layout, planning
+from hashtags.messages import PostEvent
 from pipelines import recount_main
-from pipelines.transforms import archive_partition, event_json_line
+from pipelines.transforms import event_json_line
 from tests.conftest import INSTANCE, PROJECT
 
 pytestmark = pytest.mark.emulator
@@ -24,19 +25,20 @@ AS_OF = dt.datetime(2026, 11, 23, tzinfo=UTC)
 TAGS = ["love", "Love", "cat", "dog", "sun", "ｓｕｎ", "rain", "tea"]
 
 
-def make_events(seed=3, posts=150):
-    """Events over 2026-11-20 .. 2026-11-23 06:00 (some after as_of), with deletes, edits, re-publishes."""
+def make_events(seed=3, posts=150, start=dt.datetime(2026, 11, 20, tzinfo=UTC), hours=3 * 24 + 6):
+    """Events from ``start`` over ``hours`` (some after AS_OF), with deletes, edits, re-publishes.
+    Around and after AS_OF only plain publishes: the live count cannot take back an edit's old
+    tags, so the hour cells after a base are exact only for those."""
     rnd = random.Random(seed)
-    start = dt.datetime(2026, 11, 20, tzinfo=UTC)
     events = []
     for i in range(posts):
-        t = start + dt.timedelta(minutes=rnd.randrange(0, 3 * 24 * 60 + 360))
+        t = start + dt.timedelta(minutes=rnd.randrange(0, hours * 60))
         tags = rnd.sample(TAGS, rnd.randint(1, 3))
-        pid = f"p{i}"
+        pid = f"p{seed}-{i}"
         ev = PostEvent("published", pid, f"u{i % 7}", " ".join("#" + x for x in tags), "https://img.example/a.jpg",
                        t, event_id=f"{pid}-1")
         events.append(ev)
-        r = rnd.random() if t < AS_OF - dt.timedelta(hours=3) else 1.0  # after as_of: plain publishes
+        r = rnd.random() if t < AS_OF - dt.timedelta(hours=3) else 1.0  # after AS_OF: plain publishes
         if r < 0.15:
             events.append(PostEvent("deleted", pid, ev.user_id, ev.caption, None, t + dt.timedelta(hours=2),
                                     event_id=f"{pid}-2"))
@@ -45,6 +47,10 @@ def make_events(seed=3, posts=150):
             events.append(PostEvent("published", pid, ev.user_id, " ".join("#" + x for x in new_tags),
                                     ev.image_url, t + dt.timedelta(hours=1), event_id=f"{pid}-2"))
     return events
+
+
+def arrival_day(e: PostEvent) -> dt.date:
+    return e.event_time.astimezone(UTC).date()
 
 
 def streaming_hour_cells(events):
@@ -69,110 +75,114 @@ def exact_totals(events):
     return c
 
 
-def write_archive(root, events, duplicates):
+def write_archive(root, events, day_of=arrival_day, name="events"):
     files = collections.defaultdict(list)
-    for i, e in enumerate(events + duplicates):
-        files[(archive_partition(e), i % 2)].append(event_json_line(e))
-    for (part, n), lines in files.items():
-        d = root / part
+    for i, e in enumerate(events):
+        files[(day_of(e), i % 2)].append(event_json_line(e))
+    for (day, n), lines in files.items():
+        d = root / archive.partition_name(day)
         d.mkdir(parents=True, exist_ok=True)
-        (d / f"events-{n}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (d / f"{name}-{n}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def totals(store):
     return {k: t for k, t, _ in store.scan_totals()}
 
 
-def test_recount_repairs_drift_and_is_idempotent(store, table_name, tmp_path):
+def argv_for(tmp_path, table_name, as_of, *extra):
+    return [f"--archive_path={tmp_path / 'archive'}", f"--as_of={as_of}", f"--project={PROJECT}",
+            f"--bigtable_instance={INSTANCE}", f"--bigtable_table={table_name}",
+            f"--post_state_table={table_name}-state", f"--report_path={tmp_path / 'reports'}", *extra]
+
+
+def test_nightly_repairs_drift_is_idempotent_and_reads_only_new_days(store, table_name, tmp_path):
     rnd = random.Random(11)
     events = make_events()
-    # Drift before as_of: duplicated deliveries counted twice live, late events the live count
-    # dropped (archived, not counted), and edits (the live count counts both captions). After
-    # as_of only plain publishes, so the hour cells at/after as_of are exact and the whole total
-    # must come out exact.
-    duplicates = rnd.sample([e for e in events if e.event_time < AS_OF], 20)
-    dropped = rnd.sample([e for e in events if e.event_time < AS_OF and e not in duplicates], 10)
+    before_as_of = [e for e in events if e.event_time < AS_OF]
+    # Drift before as_of: duplicated deliveries counted twice live (and archived twice), events the
+    # live count dropped (archived, not counted), edits (the live count counts both captions).
+    # After as_of only what the live count saw, so the hour cells at/after as_of are exact.
+    duplicates = rnd.sample(before_as_of, 20)
+    dropped = rnd.sample([e for e in before_as_of if e not in duplicates], 10)
     live = [e for e in events if e not in dropped] + duplicates
-    cells = streaming_hour_cells(live)
-    store.write_hour_counts([(k, h, n, None) for (k, h), n in cells.items()])
-    # a tag that exists in the table but has no post in the archive at all → base 0
+    store.write_hour_counts([(k, h, n, None) for (k, h), n in streaming_hour_cells(live).items()])
+    # a tag in the table with no post in the archive at all → base 0
     store.write_hour_counts([("phantom", dt.datetime(2026, 11, 21, 5, tzinfo=UTC), 4, None)])
-    archive = tmp_path / "archive"
-    write_archive(archive, events, duplicates)
+    write_archive(tmp_path / "archive", [e for e in events + duplicates if arrival_day(e) < AS_OF.date()])
 
     before = totals(store)
     exact = exact_totals(events)
     expected_drifted = {k for k in set(before) | set(exact) if before.get(k, 0) != exact.get(k, 0)}
 
-    argv = [f"--archive_path={archive}", "--as_of=2026-11-23", f"--project={PROJECT}",
-            f"--bigtable_instance={INSTANCE}", f"--bigtable_table={table_name}",
-            f"--report_path={tmp_path / 'reports'}"]
+    argv = argv_for(tmp_path, table_name, "2026-11-23", "--mode=nightly")
     out = recount_main.run_recount(argv)
     assert out.exit_code == 0, out.message
+    assert out.plan.mode == planning.FULL_REBUILD  # the first run: no state yet
     after = totals(store)
-    # every tag's total (base + hour cells at/after as_of) equals the exact count
     assert {k: v for k, v in after.items() if v} == dict(exact)
     assert after["phantom"] == 0
     report = json.loads((tmp_path / "reports" / "drift-2026-11-23.json").read_text())
-    named = {t["tag"] for t in report["drifted_tags"]}
-    # the report compares like with like: diff = before - after for the hour cells ≥ as_of too
-    assert named == expected_drifted
+    assert {t["tag"] for t in report["drifted_tags"]} == expected_drifted
     for t in report["drifted_tags"]:
         assert (t["before"], t["after"]) == (before.get(t["tag"], 0), exact.get(t["tag"], 0))
-    # only the partitions before as_of are read
-    assert report["events_read"] == sum(1 for e in events + duplicates if e.event_time < AS_OF)
-    assert report["tags_drifted"] == len(named) > 0
+    assert report["events_read"] == sum(1 for e in events + duplicates if arrival_day(e) < AS_OF.date())
+    assert report["tags_drifted"] == len(expected_drifted) > 0
     md = (tmp_path / "reports" / "drift-2026-11-23.md").read_text()
     assert "phantom" in md and "+4" in md
+    last = state_store.last_run(PROJECT, INSTANCE, f"{table_name}-state")
+    assert last == planning.LastRun(AS_OF.date(), dt.date(2026, 11, 22))
 
-    # second run: nothing left to repair
+    # the same night again: nothing left to repair, nothing changes
     out2 = recount_main.run_recount(argv)
-    assert out2.exit_code == 0
+    assert out2.exit_code == 0, out2.message
     assert totals(store) == after
     assert out2.report["tags_drifted"] == 0 and out2.report["drifted_tags"] == []
 
+    # the next night: the day of 2026-11-23 arrives (the events after AS_OF), plus a late event of
+    # 2026-11-21 (a post the live count never saw) and a redelivery of an old day's event
+    late = PostEvent("published", "late-1", "u", "#late #cat", "https://img.example/l.jpg",
+                     dt.datetime(2026, 11, 21, 9, tzinfo=UTC), event_id="late-1")
+    day3 = [e for e in events if arrival_day(e) == AS_OF.date()] + [late, before_as_of[0]]
+    write_archive(tmp_path / "archive", day3, day_of=lambda e: AS_OF.date(), name="day3")
+    out3 = recount_main.run_recount(argv_for(tmp_path, table_name, "2026-11-24", "--mode=nightly"))
+    assert out3.exit_code == 0, out3.message
+    assert (out3.plan.mode, out3.plan.arrived_from, out3.plan.arrived_to) == (
+        planning.NIGHTLY, dt.date(2026, 11, 21), dt.date(2026, 11, 23))  # one day of overlap
+    assert out3.report["events_read"] == len(day3) + sum(
+        1 for e in events + duplicates if dt.date(2026, 11, 21) <= arrival_day(e) <= dt.date(2026, 11, 22))
+    want = exact_totals(events + [late])
+    assert {k: v for k, v in totals(store).items() if v} == dict(want)
+    # tags "late" (no row) and "cat" (+1 from the late post) are the drifted ones
+    assert {t["tag"]: t["diff"] for t in out3.report["drifted_tags"]} == {"late": -1, "cat": -1}
+
 
 def test_dry_run_writes_nothing_and_threshold_fails(store, table_name, tmp_path):
-    archive = tmp_path / "archive"
     e = PostEvent("published", "p1", "u", "#one #two", "https://img.example/a.jpg",
                   dt.datetime(2026, 11, 22, 10, tzinfo=UTC), event_id="e1")
-    write_archive(archive, [e], [])
+    write_archive(tmp_path / "archive", [e])
     store.write_hour_counts([("one", dt.datetime(2026, 11, 22, 10, tzinfo=UTC), 3, None)])
-    argv = [f"--archive_path={archive}", "--as_of=2026-11-23", f"--project={PROJECT}",
-            f"--bigtable_instance={INSTANCE}", f"--bigtable_table={table_name}",
-            f"--report_path={tmp_path / 'r'}", "--report_only", "--drift_threshold=0.5"]
+    argv = argv_for(tmp_path, table_name, "2026-11-23", "--report_only", "--drift_threshold=0.5")
     out = recount_main.run_recount(argv)
     assert out.exit_code == recount_main.EXIT_DRIFT  # |3-1| + |0-1| = 3 over Σ after 2 = 150 %
     assert out.report["dry_run"] is True and out.report["base_cells_written"] == 0
     assert totals(store) == {"one": 3}  # nothing written
     assert [(t["tag"], t["diff"]) for t in out.report["drifted_tags"]] == [("one", 2), ("two", -1)]
+    assert state_store.last_run(PROJECT, INSTANCE, f"{table_name}-state") is None  # nor recorded
 
 
-def test_refuses_an_empty_archive(store, table_name, tmp_path):
+def test_refuses_an_empty_archive_and_going_back_in_time(store, table_name, tmp_path):
     store.write_hour_counts([("one", dt.datetime(2026, 11, 22, 10, tzinfo=UTC), 3, None)])
-    out = recount_main.run_recount([f"--archive_path={tmp_path}", "--as_of=2026-11-23", f"--project={PROJECT}",
-                                    f"--bigtable_instance={INSTANCE}", f"--bigtable_table={table_name}"])
-    assert out.exit_code == recount_main.EXIT_BAD_INPUT
+    (tmp_path / "archive").mkdir()
+    out = recount_main.run_recount(argv_for(tmp_path, table_name, "2026-11-23"))
+    assert out.exit_code == recount_main.EXIT_BAD_INPUT, out.message
     assert totals(store) == {"one": 3}
 
-
-def test_backfill_dry_run_then_full_rebuild_of_a_lost_table(bigtable_emulator, table_name, tmp_path):
-    """The backfill command: a dry run writes nothing (not even the table); a full rebuild creates the
-    missing table and restores every tag's exact count from the archive."""
-    from hashtag_store import BigtableStore
-    from pipelines import backfill
-
-    events = [e for e in make_events(seed=5, posts=60) if e.event_time < AS_OF]
-    archive = tmp_path / "archive"
-    write_archive(archive, events, events[:5])
-    common = ["--archive", str(archive), "--project", PROJECT, "--instance", INSTANCE, "--table", table_name,
-              "--report-path", str(tmp_path / "r"), "--no-progress"]
-    today = AS_OF.date()
-    assert backfill.main(common + ["--from", "2026-11-20", "--to", "2026-11-22", "--dry-run"], today=today) == 0
-    report = json.loads((tmp_path / "r" / "drift-2026-11-23.json").read_text())
-    assert report["dry_run"] is True and report["total_before"] == 0
-    assert report["total_after"] == sum(exact_totals(events).values())
-
-    assert backfill.main(common + ["--full-rebuild"], today=today) == 0
-    store = BigtableStore(PROJECT, INSTANCE, table_name)
-    assert {k: v for k, v in totals(store).items() if v} == dict(exact_totals(events))
+    e = PostEvent("published", "p1", "u", "#one", "https://img.example/a.jpg",
+                  dt.datetime(2026, 11, 22, 10, tzinfo=UTC), event_id="e1")
+    write_archive(tmp_path / "archive", [e])
+    assert recount_main.run_recount(argv_for(tmp_path, table_name, "2026-11-24")).exit_code == 0
+    back = recount_main.run_recount(argv_for(tmp_path, table_name, "2026-11-23"))
+    assert back.exit_code == recount_main.EXIT_BAD_INPUT and "back in time" in back.message
+    reapply = recount_main.run_recount(argv_for(tmp_path, table_name, "2026-11-24", "--mode=reapply",
+                                                "--arrived_from=2026-11-25", "--arrived_to=2026-11-20"))
+    assert reapply.exit_code == recount_main.EXIT_BAD_INPUT
