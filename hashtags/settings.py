@@ -24,6 +24,8 @@ TOP_POSTS_DLQ_SUBSCRIPTION = "top-posts-dlq-inspect"
 
 # --- Bigtable ------------------------------------------------------------------------------
 TABLE = "hashtags"
+# Per-post state of the reconciliation (hashtags/post_state.py): one row per post, + the run records.
+POST_STATE_TABLE = "post_state"
 SERVING_APP_PROFILE = "serving"
 
 # --- Limits --------------------------------------------------------------------------------
