@@ -2,9 +2,21 @@
 Flex Template parameters see them)."""
 from __future__ import annotations
 
+import argparse
+
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from hashtags import settings
+from hashtags import layout, settings
+
+
+def _generation(value: str) -> int:
+    """``--count_generation``: a non-negative decimal int (layout.hour_column's rule)."""
+    try:
+        gen = int(value)
+        layout.hour_column(gen)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a count generation is a non-negative integer, got {value!r}")
+    return gen
 
 
 class StreamingOptions(PipelineOptions):
@@ -16,6 +28,10 @@ class StreamingOptions(PipelineOptions):
         parser.add_argument("--bigtable_table", default=settings.TABLE)
         parser.add_argument("--post_events_subscription", required=False,
                             help="projects/<p>/subscriptions/<s> of the post-events stream")
+        parser.add_argument("--post_events_unstamped_subscription", required=False,
+                            help="Dataflow only: projects/<p>/subscriptions/<s> of the post-events messages "
+                                 "WITHOUT an event_time attribute (a filtered subscription); every message on "
+                                 "it is dead-lettered (see streaming_main.read_post_events)")
         parser.add_argument("--top_posts_subscription", required=False,
                             help="projects/<p>/subscriptions/<s> of the top-posts stream (optional)")
         parser.add_argument("--post_events_dlq_topic", required=False, help="projects/<p>/topics/<t>")
@@ -26,6 +42,10 @@ class StreamingOptions(PipelineOptions):
                             help="Which subscriptions this job reads (default both). The local stack runs "
                                  "one process per source: the DirectRunner blocks up to 30 s on a pull from "
                                  "an empty subscription, which stalls every other source in the process.")
+        parser.add_argument("--count_generation", type=_generation, default=0,
+                            help="Count generation of this job's hour cells (counts:h.<gen>): keep it for an "
+                                 "in-place --update, bump it for a relaunch (drain + new job), so the new "
+                                 "job's partial windows never overwrite the drained job's counts")
         parser.add_argument("--window_seconds", type=int, default=3600, help="Count window (1 h)")
         parser.add_argument("--allowed_lateness_seconds", type=int, default=6 * 3600,
                             help="How late an event may be and still update its hour cell")
@@ -34,4 +54,9 @@ class StreamingOptions(PipelineOptions):
         parser.add_argument("--late_firing_seconds", type=int, default=60,
                             help="Processing-time delay of late firings")
         parser.add_argument("--archive_window_seconds", type=int, default=300,
-                            help="Archive files are cut every N seconds of processing time")
+                            help="Archive files are cut every N seconds of processing time (N divides 86400); "
+                                 "see pipelines/archive.py for the files-per-day bound")
+        parser.add_argument("--archive_shards", type=int, default=1,
+                            help="Archive files written in parallel per window (files per day scale with it)")
+        parser.add_argument("--archive_max_lines_per_file", type=int, default=100_000,
+                            help="An archive file is cut early when its pane reaches this many events")

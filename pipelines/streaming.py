@@ -3,21 +3,18 @@ Pub/Sub, Bigtable and the archive; tests wire the same pieces to TestStream and 
 from __future__ import annotations
 
 import datetime as dt
-import time
-import uuid
+import json
 from typing import NamedTuple
 
 import apache_beam as beam
-from apache_beam.io import fileio
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, window
-from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration
 
 from hashtag_store import mutations
 from hashtags import layout
-from pipelines.transforms import CountTags, Tally, archive_partition, event_json_line
+from pipelines.archive import ArchiveEvents  # noqa: F401  (moved to pipelines/archive.py)
+from pipelines.transforms import DEAD, CountTags, Tally, dead_letter
 
 
 class WindowedTagCounts(beam.PTransform):
@@ -65,89 +62,55 @@ class _WithWindowStart(beam.DoFn):
         yield HourCount(key, start, tally, pane.index if pane is not None else 0)
 
 
+def _row_dead_letter(record: dict, error: Exception, source: str):
+    """A row that could not be built → a dead letter carrying what the row was built from (JSON,
+    ASCII-escaped so any string, lone surrogates included, encodes) and the error as the reason."""
+    data = json.dumps(record, ensure_ascii=True, default=str, separators=(",", ":")).encode("ascii")
+    return beam.pvalue.TaggedOutput(DEAD, dead_letter(data, None, f"row not built: {type(error).__name__}: {error}",
+                                                      source))
+
+
 class HourCountRow(beam.DoFn):
-    """HourCount → one DirectRow: ``counts:h.<generation>`` and meta:display at the window start."""
+    """HourCount → one DirectRow: ``counts:h.<generation>`` and meta:display at the window start.
+
+    A row that cannot be built goes to the DEAD output (never an exception out of the DoFn: on
+    Dataflow a bundle that always fails is retried forever and stalls the pipeline). Use with
+    ``.with_outputs(DEAD, main="rows")``."""
 
     def __init__(self, generation: int = 0):
         layout.hour_column(generation)  # a bad generation fails at construction, not on a worker
         self.generation = generation
         self._rows = Metrics.counter("hashtags", "bigtable_hour_rows")
+        self._failed = Metrics.counter("hashtags", "bigtable_hour_rows_failed")
 
     def process(self, element):
+        try:
+            row = mutations.hour_count_row(element.key, element.window_start, element.tally.count,
+                                           element.tally.display, generation=self.generation)
+        except Exception as e:  # any input: the DoFn must not raise
+            self._failed.inc()
+            yield _row_dead_letter({"key": element.key, "window_start": element.window_start.isoformat(),
+                                    "count": element.tally.count, "display": element.tally.display,
+                                    "generation": self.generation}, e, "hour-counts")
+            return
         self._rows.inc()
-        yield mutations.hour_count_row(element.key, element.window_start, element.tally.count,
-                                       element.tally.display, generation=self.generation)
+        yield row
 
 
 class TopPostsRow(beam.DoFn):
+    """TopPostsUpdate → one DirectRow (top:posts at computed_at); unbuildable → DEAD output."""
+
     def __init__(self):
         self._rows = Metrics.counter("hashtags", "bigtable_top_rows")
+        self._failed = Metrics.counter("hashtags", "bigtable_top_rows_failed")
 
     def process(self, update):
-        self._rows.inc()
-        yield mutations.top_posts_row(update)
-
-
-class _StampProcessingTime(beam.DoFn):
-    def process(self, event):
-        yield TimestampedValue(event, time.time())
-
-
-def _archive_file_naming(root):
-    """``dt=YYYY-MM-DD/events-<window start>-p<pane>-<shard>-<random>.jsonl``.
-
-    The random part keeps a restarted job (same processing-time window) from overwriting a file;
-    a duplicate line from a retried bundle is harmless, since the recount keeps one event per post."""
-
-    def name(window, pane, shard_index, total_shards, compression, destination):
-        # WriteToFiles only creates the root folder before its rename, which fails silently
-        # (logged at debug) when the partition folder is missing: create it here. A no-op on GCS.
         try:
-            FileSystems.mkdirs(FileSystems.join(root, destination))
-        except IOError:
-            pass  # exists
-        start = int(window.start) if hasattr(window, "start") else 0
-        pane_index = pane.index if pane is not None else 0
-        return (f"{destination}/events-{start}-p{pane_index}-{shard_index or 0:03d}"
-                f"-{uuid.uuid4().hex[:8]}.jsonl")
-
-    return name
-
-
-class ArchiveEvents(beam.PTransform):
-    """Every valid post event → JSON lines under ``<path>/dt=YYYY-MM-DD/`` (event date).
-
-    Windowed by PROCESSING time (each event is re-stamped with the wall clock, then cut into fixed
-    windows of ``window_seconds``), never by event time, so an event of any age is archived even
-    when the counting path dropped it as too late; the nightly recount repairs the count from here.
-    (A global window with a repeated processing-time trigger was tried: on the local
-    BundleBasedDirectRunner its panes lagged minutes behind under load.)"""
-
-    def __init__(self, path: str, window_seconds: int = 300):
-        super().__init__()
-        self.path = path
-        self.window_seconds = window_seconds
-
-    def expand(self, events):
-        return (
-            events
-            | "ProcessingTime" >> beam.ParDo(_StampProcessingTime())
-            | "ArchiveWindows" >> beam.WindowInto(
-                window.FixedWindows(self.window_seconds),
-                trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
-                accumulation_mode=trigger.AccumulationMode.DISCARDING,
-                allowed_lateness=Duration(seconds=24 * 3600))
-            | "ToLines" >> beam.Map(lambda e: (archive_partition(e), event_json_line(e)))
-            | "Write" >> fileio.WriteToFiles(
-                path=self.path,
-                destination=lambda kv: kv[0],
-                sink=lambda dest: _LineSink(),
-                file_naming=_archive_file_naming(self.path),
-                shards=1,
-            )
-        )
-
-
-class _LineSink(fileio.TextSink):
-    def write(self, record):
-        super().write(record[1])
+            row = mutations.top_posts_row(update)
+        except Exception as e:  # any input: the DoFn must not raise
+            self._failed.inc()
+            yield _row_dead_letter({"hashtag": update.hashtag, "computed_at": str(update.computed_at),
+                                    "posts": [[p.post_id, p.image_url] for p in update.posts]}, e, "top-posts-rows")
+            return
+        self._rows.inc()
+        yield row

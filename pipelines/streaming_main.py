@@ -8,24 +8,29 @@
         --top_posts_dlq_topic=projects/local-hashtags/topics/top-posts-dlq \
         --archive_path=.run/archive
 
-On Dataflow: ``--runner=DataflowRunner --region=… --temp_location=gs://… --setup_file=./setup.py``
-(see docs/DEPLOY.md; the Flex Template runs this same file).
+On Dataflow: ``--runner=DataflowRunner --region=… --temp_location=gs://… --sdk_container_image=<the
+streaming image> --count_generation=<n>``, launched as a Flex Template from that same image, whose
+workers install nothing at start-up (docs/DEPLOY.md). How post events are read and stamped depends on
+the runner, decided in ONE place: :func:`read_post_events`.
 """
 from __future__ import annotations
 
 import logging
 import sys
+from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.gcp.bigtableio import WriteToBigTable
-from apache_beam.io.gcp.pubsub import ReadFromPubSub, WriteToPubSub
+from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubSub
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
-from apache_beam.transforms import trigger
+from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
+from apache_beam.transforms import trigger, window
 
 from hashtags import settings
 from pipelines.options import StreamingOptions
-from pipelines.streaming import ArchiveEvents, HourCountRow, TopPostsRow, WindowedTagCounts
-from pipelines.transforms import ParsePostEvents, ParseTopPosts
+from pipelines.archive import ArchiveEvents
+from pipelines.streaming import HourCountRow, TopPostsRow, WindowedTagCounts
+from pipelines.transforms import DEAD, ParsePostEvents, ParseTopPosts, dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -41,35 +46,112 @@ def build(p: beam.Pipeline, opts: StreamingOptions, project: str) -> None:
         build_top_posts(p, opts, bt)
 
 
-def build_post_events(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> None:
-    messages = p | "ReadPostEvents" >> ReadFromPubSub(subscription=opts.post_events_subscription,
-                                                      with_attributes=True)
-    parsed = messages | "ParsePostEvents" >> ParsePostEvents()
-    if opts.post_events_dlq_topic:
-        parsed.dead | "PostEventsDLQ" >> WriteToPubSub(opts.post_events_dlq_topic, with_attributes=True)
+EVENT_TIME_ATTRIBUTE = "event_time"  # DESIGN.md "Messages": RFC 3339, the event's Beam timestamp
+EVENT_ID_ATTRIBUTE = "event_id"  # unique per event: Dataflow's de-duplication key
+
+
+def on_dataflow(p: beam.Pipeline) -> bool:
+    return isinstance(p.runner, DataflowRunner)  # TestDataflowRunner is a subclass
+
+
+class PostEventsInput(NamedTuple):
+    events: beam.PCollection  # valid PostEvents, timestamped with their event time
+    dead: tuple  # PCollections of dead letters (PubsubMessage)
+
+
+def read_post_events(p: beam.Pipeline, opts: StreamingOptions) -> PostEventsInput:
+    """THE choice of how post events are read and stamped, by runner (the transform names are the
+    same on every runner, so the graph stays update-compatible).
+
+    On Dataflow: ``ReadFromPubSub(timestamp_attribute="event_time", id_label="event_id")``. The
+    attribute is the element's timestamp, so the watermark follows EVENT time (Dataflow's source
+    estimates it from the attribute values, not from publish time), and Dataflow drops a
+    redelivered or re-published message whose ``event_id`` it has already seen. The parse step does
+    not re-stamp (``stamp=False``: the attribute is authoritative, and a DoFn that moves elements
+    earlier than the source's timestamp hides late data from the watermark) and requires the
+    attributes, dead-lettering a message whose attributes disagree with its body
+    (``require_attributes=True``).
+
+    Locally (BundleBasedDirectRunner, any other runner): no ``id_label`` (the DirectRunner raises
+    NotImplementedError for it: runners/direct/transform_evaluator.py) and no
+    ``timestamp_attribute`` either: its Pub/Sub evaluator raises ``ValueError("Bad timestamp
+    value")`` inside the source for an unparseable attribute, which kills the job (read in Beam
+    2.77's transform_evaluator.py). The body's ``event_time`` stamps the event after validation;
+    the local windows allow lateness for that (LOCAL-GCP.md).
+
+    A message whose ``event_time`` attribute is missing or unparseable never reaches our code on
+    Dataflow: the timestamp is taken inside the source. Dataflow's Pub/Sub source is private and
+    documents nothing for that case; Beam's reference source fails on both
+    (``PubsubClient.extractTimestamp``: "PubSub message is missing a value for timestamp attribute",
+    "Cannot interpret value of attribute … as timestamp"), and a read that always fails is retried
+    and stalls a streaming job. So: the Dataflow subscription delivers only messages that carry
+    the attribute (filter ``attributes:event_time``, terraform/pubsub.tf); the others go to a second
+    subscription (``NOT attributes:event_time``) that this job reads WITHOUT a timestamp attribute
+    and dead-letters whole, with the reason. An attribute that is present but unparseable is kept
+    out by the publisher (docs/DEPLOY.md "Event time on Dataflow")."""
+    subscription = opts.post_events_subscription
+    if not on_dataflow(p):
+        messages = p | "ReadPostEvents" >> ReadFromPubSub(subscription=subscription, with_attributes=True)
+        parsed = messages | "ParsePostEvents" >> ParsePostEvents(stamp=True)
+        return PostEventsInput(parsed.events, (parsed.dead,))
+    messages = p | "ReadPostEvents" >> ReadFromPubSub(
+        subscription=subscription, with_attributes=True,
+        timestamp_attribute=EVENT_TIME_ATTRIBUTE, id_label=EVENT_ID_ATTRIBUTE)
+    parsed = messages | "ParsePostEvents" >> ParsePostEvents(stamp=False, require_attributes=True)
+    dead = [parsed.dead]
+    if opts.post_events_unstamped_subscription:
+        dead.append(
+            p | "ReadUnstampedPostEvents" >> ReadFromPubSub(
+                subscription=opts.post_events_unstamped_subscription, with_attributes=True)
+            | "UnstampedDeadLetters" >> beam.Map(_unstamped_dead_letter))
+    return PostEventsInput(parsed.events, tuple(dead))
+
+
+def _unstamped_dead_letter(message: PubsubMessage) -> PubsubMessage:
+    return dead_letter(message.data or b"", message.attributes,
+                       f"no {EVENT_TIME_ATTRIBUTE} attribute (Dataflow takes event time from it)", "post-events")
+
+
+def write_dead_letters(dead: list, topic: str | None, label: str) -> None:
+    """Every dead letter of one source to its DLQ topic (or the log when no topic is given).
+
+    Each input is re-windowed into the global window first: the row dead letters come out of the
+    hour windows, and a Flatten needs one windowing on all its inputs."""
+    merged = ([pc | f"{label}DeadLettersUnwindowed{i}" >> beam.WindowInto(window.GlobalWindows())
+               for i, pc in enumerate(dead)]
+              | f"{label}DeadLetters" >> beam.Flatten())
+    if topic:
+        merged | f"{label}DLQ" >> WriteToPubSub(topic, with_attributes=True)
     else:
-        parsed.dead | "LogPostEventDeadLetters" >> beam.Map(
+        merged | f"Log{label}DeadLetters" >> beam.Map(
             lambda m: log.warning("dead letter: %s", m.attributes.get("dlq_reason")))
-    (
-        parsed.events
+
+
+def build_post_events(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> None:
+    posts = read_post_events(p, opts)
+    rows = (
+        posts.events
         | "HourCounts" >> WindowedTagCounts(
             opts.window_seconds, opts.allowed_lateness_seconds, opts.early_firing_seconds,
             late_trigger=trigger.AfterProcessingTime(opts.late_firing_seconds))
-        | "HourRows" >> beam.ParDo(HourCountRow())
-        | "WriteCounts" >> WriteToBigTable(**bt)
+        | "HourRows" >> beam.ParDo(HourCountRow(opts.count_generation)).with_outputs(DEAD, main="rows")
     )
+    rows.rows | "WriteCounts" >> WriteToBigTable(**bt)
+    write_dead_letters((*posts.dead, rows[DEAD]), opts.post_events_dlq_topic, "PostEvents")
     if opts.archive_path:
-        parsed.events | "Archive" >> ArchiveEvents(opts.archive_path, opts.archive_window_seconds)
-
+        archived = posts.events | "Archive" >> ArchiveEvents(
+            opts.archive_path, opts.archive_window_seconds, shards=opts.archive_shards,
+            max_lines_per_file=opts.archive_max_lines_per_file)
+        write_dead_letters((archived.dead,), opts.post_events_dlq_topic, "Archive")
 
 
 def build_top_posts(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> None:
     top = (p | "ReadTopPosts" >> ReadFromPubSub(subscription=opts.top_posts_subscription,
                                                 with_attributes=True)
            | "ParseTopPosts" >> ParseTopPosts())
-    top.updates | "TopRows" >> beam.ParDo(TopPostsRow()) | "WriteTopPosts" >> WriteToBigTable(**bt)
-    if opts.top_posts_dlq_topic:
-        top.dead | "TopPostsDLQ" >> WriteToPubSub(opts.top_posts_dlq_topic, with_attributes=True)
+    rows = top.updates | "TopRows" >> beam.ParDo(TopPostsRow()).with_outputs(DEAD, main="rows")
+    rows.rows | "WriteTopPosts" >> WriteToBigTable(**bt)
+    write_dead_letters((top.dead, rows[DEAD]), opts.top_posts_dlq_topic, "TopPosts")
 
 
 def make_pipeline(argv: list[str] | None = None) -> beam.Pipeline:
