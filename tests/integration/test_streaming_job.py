@@ -6,6 +6,7 @@ and that a stale top-posts list never replaces a newer one."""
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import json
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from devstack import loadgen, processes
 from devstack.resources import ensure_all, pull_all
 from hashtag_store import BigtableStore
+from hashtags import archive as archive_layout
 from hashtags import settings as hs
 from hashtags.settings import Settings
 from tests.conftest import INSTANCE
@@ -49,6 +51,7 @@ def wait_for(predicate, timeout: float, what: str, log: Path | None = None):
 
 def test_counts_dlq_archive_and_top_posts(job):
     s, tmp, proc, log = job
+    started = dt.datetime.now(dt.timezone.utc)
     exp = loadgen.Expected()
     msgs = list(loadgen.generate(2400, seed=7, deletes=0.06, malformed=0.03, expected=exp,
                                  spread_minutes=90))
@@ -111,13 +114,26 @@ def test_counts_dlq_archive_and_top_posts(job):
     assert [p["post_id"] for p in body["top_posts"]] == expected_ids
     assert client.get("/api/tags/nosuchtagatall").status_code == 404
 
-    # Archive: every valid event, by event date, readable by the recount
-    def archived():
-        lines = [json.loads(line) for f in (tmp / "archive").glob("dt=*/*.jsonl")
-                 for line in f.read_text(encoding="utf-8").splitlines()]
-        return len(lines) == exp.published + exp.deleted, len(lines)
+    # Archive: every valid event once, under the UTC day it ARRIVED (today), readable by the recount
+    valid = sorted(m.data for m in msgs if m.kind != "malformed")
 
-    wait_for(archived, 180, "the archive to hold every valid event", log)
-    for f in (tmp / "archive").glob("dt=*/*.jsonl"):
-        day = f.parent.name[3:]
-        assert all(json.loads(line)["event_time"].startswith(day) for line in f.read_text().splitlines())
+    def archive_files():
+        return [Path(f) for pattern in archive_layout.partition_glob(str(tmp / "archive"))
+                for f in glob.glob(pattern)]
+
+    def archived():
+        lines = [line for f in archive_files() for line in f.read_bytes().split(b"\n") if line]
+        ok = len(lines) == exp.published + exp.deleted
+        return ok, (lines if ok else len(lines))
+
+    lines = wait_for(archived, 180, "the archive to hold every valid event", log)
+    assert {archive_layout.partition_day(str(f)) for f in archive_files()} <= {
+        started.date(), dt.datetime.now(dt.timezone.utc).date()}
+    assert sorted(loadgen_key(json.loads(line)) for line in lines) == sorted(
+        loadgen_key(json.loads(d)) for d in valid)
+    assert not [f for f in (tmp / "archive" / archive_layout.TEMP_FOLDER).rglob("*") if f.is_file()]
+
+
+def loadgen_key(event: dict) -> tuple:
+    """What identifies a generated event (the archive re-encodes it: same fields, not the same bytes)."""
+    return (event["event"], event["post_id"], event["caption"])
