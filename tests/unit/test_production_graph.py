@@ -119,6 +119,13 @@ def test_production_graph_reads_event_time_and_event_id(no_gcs):
     assert (setup.setup_file, setup.requirements_file) == (None, None)
 
 
+def test_without_dry_run_the_constructor_would_ask_gcs(no_gcs):
+    """What --dry_run keeps from happening (and so what the guard would catch): the soft-delete lookup."""
+    args = [a for a in DATAFLOW_ARGS if a != "--dry_run=True"]
+    with pytest.raises(AssertionError, match="contacted GCS"):
+        streaming_main.make_pipeline(args + JOB_ARGS)
+
+
 def test_production_graph_without_an_unstamped_subscription(no_gcs):
     args = [a for a in JOB_ARGS if not a.startswith("--post_events_unstamped_subscription")]
     p = streaming_main.make_pipeline(DATAFLOW_ARGS + args + ["--count_generation=0"])
