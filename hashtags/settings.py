@@ -18,6 +18,9 @@ POST_EVENTS_DLQ_TOPIC = "post-events-dlq"
 TOP_POSTS_DLQ_TOPIC = "top-posts-dlq"
 # Subscriptions the streaming job reads, and the ones that keep dead letters for inspection.
 POST_EVENTS_SUBSCRIPTION = "post-events-streaming"
+# Production only: the post events WITHOUT an event_time attribute, which the Dataflow job
+# dead-letters (its post-events subscription filters them out: pipelines/streaming_main.py).
+POST_EVENTS_UNSTAMPED_SUBSCRIPTION = "post-events-unstamped"
 TOP_POSTS_SUBSCRIPTION = "top-posts-streaming"
 POST_EVENTS_DLQ_SUBSCRIPTION = "post-events-dlq-inspect"
 TOP_POSTS_DLQ_SUBSCRIPTION = "top-posts-dlq-inspect"
