@@ -53,8 +53,9 @@ resource "google_bigtable_instance_iam_member" "streaming_bigtable_user" {
 
 locals {
   streaming_subscriptions = {
-    post_events = google_pubsub_subscription.post_events_streaming.id
-    top_posts   = google_pubsub_subscription.top_posts_streaming.id
+    post_events           = google_pubsub_subscription.post_events_streaming.id
+    post_events_unstamped = google_pubsub_subscription.post_events_unstamped.id
+    top_posts             = google_pubsub_subscription.top_posts_streaming.id
   }
 }
 

@@ -12,6 +12,7 @@ output "subscriptions" {
   description = "Pub/Sub subscription ids (streaming job inputs and dead-letter inspection)."
   value = {
     post_events_streaming   = google_pubsub_subscription.post_events_streaming.id
+    post_events_unstamped   = google_pubsub_subscription.post_events_unstamped.id
     top_posts_streaming     = google_pubsub_subscription.top_posts_streaming.id
     post_events_dlq_inspect = google_pubsub_subscription.post_events_dlq_inspect.id
     top_posts_dlq_inspect   = google_pubsub_subscription.top_posts_dlq_inspect.id

@@ -1,10 +1,26 @@
 # Topics and subscriptions of the streaming job. Names: hashtags/settings.py.
 #
-# Publishers set ordering key = user_id on post-events, so the streaming subscription enables
-# message ordering: a user's publish and delete arrive in order (Dataflow's Pub/Sub source
-# honours ordering keys). Parse/validation failures are dead-lettered by the job itself (with the
-# reason as an attribute) onto the -dlq topics; messages that repeatedly fail delivery (nack or
-# ack deadline exceeded, e.g. a crashing worker) are dead-lettered there by Pub/Sub.
+# The subscriptions the Dataflow job reads have NO message ordering and NO Pub/Sub dead-letter
+# policy:
+# - ordering: not for a subscription Dataflow reads (Pub/Sub's documentation, as issue 8's review
+#   cites it): Dataflow processes a subscription's messages in parallel and regroups them in
+#   windows, so delivery order is not kept in the pipeline anyway; the counts are sums and commute,
+#   and the reconciliation orders by event time. Ordering would only add head-of-line blocking per
+#   key (Pub/Sub's ordering page: a redelivery re-sends every later message of its key).
+# - dead-letter policy: Dataflow acknowledges a message only after its first fused stage has
+#   committed (Dataflow docs, "Streaming with Pub/Sub"), so worker restarts, autoscaling and
+#   rebalancing redeliver VALID messages; after max_delivery_attempts Pub/Sub would forward such a
+#   message to the DLQ topic: lost from counts and archive alike. Dead letters are the job's own
+#   output instead, each with its reason (dlq_reason), published by the job to the -dlq topics.
+#
+# Event time: the job reads post-events with timestamp_attribute = "event_time"; Dataflow takes the
+# element timestamp inside its source, before any of the job's code could dead-letter a message
+# without one. post-events-streaming therefore only delivers messages carrying the attribute, and
+# post-events-unstamped the others, which the job reads without a timestamp attribute and
+# dead-letters whole (pipelines/streaming_main.py read_post_events; docs/DEPLOY.md). Pub/Sub
+# acknowledges a message a subscription's filter rejects, so the two filters are exact complements:
+# every message reaches exactly one of them. A filter cannot be changed after creation (terraform
+# replaces the subscription: see docs/DEPLOY.md before applying a change here).
 
 resource "google_pubsub_topic" "post_events" {
   name                       = "post-events"
@@ -30,7 +46,7 @@ resource "google_pubsub_subscription" "post_events_streaming" {
   name  = "post-events-streaming"
   topic = google_pubsub_topic.post_events.id
 
-  enable_message_ordering    = true
+  filter                     = "attributes:event_time"
   ack_deadline_seconds       = 60
   message_retention_duration = var.pubsub_message_retention
   retain_acked_messages      = false
@@ -43,20 +59,14 @@ resource "google_pubsub_subscription" "post_events_streaming" {
     minimum_backoff = "10s"
     maximum_backoff = "600s"
   }
-
-  dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.post_events_dlq.id
-    max_delivery_attempts = var.pubsub_max_delivery_attempts
-  }
-
-  depends_on = [google_pubsub_topic_iam_member.dead_letter_publisher]
 }
 
-resource "google_pubsub_subscription" "top_posts_streaming" {
-  name  = "top-posts-streaming"
-  topic = google_pubsub_topic.top_posts.id
+# The complement of post-events-streaming's filter: post events without an event_time attribute.
+resource "google_pubsub_subscription" "post_events_unstamped" {
+  name  = "post-events-unstamped"
+  topic = google_pubsub_topic.post_events.id
 
-  # No ordering: the newest computed_at wins on read, so top-posts updates commute.
+  filter                     = "NOT attributes:event_time"
   ack_deadline_seconds       = 60
   message_retention_duration = var.pubsub_message_retention
   retain_acked_messages      = false
@@ -69,13 +79,24 @@ resource "google_pubsub_subscription" "top_posts_streaming" {
     minimum_backoff = "10s"
     maximum_backoff = "600s"
   }
+}
 
-  dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.top_posts_dlq.id
-    max_delivery_attempts = var.pubsub_max_delivery_attempts
+resource "google_pubsub_subscription" "top_posts_streaming" {
+  name  = "top-posts-streaming"
+  topic = google_pubsub_topic.top_posts.id
+
+  ack_deadline_seconds       = 60
+  message_retention_duration = var.pubsub_message_retention
+  retain_acked_messages      = false
+
+  expiration_policy {
+    ttl = ""
   }
 
-  depends_on = [google_pubsub_topic_iam_member.dead_letter_publisher]
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
 }
 
 # Dead letters are kept for inspection (and replay, by re-publishing) on these subscriptions.
@@ -105,32 +126,10 @@ resource "google_pubsub_subscription" "top_posts_dlq_inspect" {
   }
 }
 
-# --- Dead lettering: the Pub/Sub service agent publishes to the DLQ topics and acks (subscribes
-# to) the source subscriptions. Without these grants Pub/Sub cannot forward dead letters.
 locals {
-  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-
+  # The topics the job publishes its dead letters to (grants in iam.tf).
   dead_letter_topics = {
     post_events = google_pubsub_topic.post_events_dlq.id
     top_posts   = google_pubsub_topic.top_posts_dlq.id
   }
-}
-
-resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
-  for_each = local.dead_letter_topics
-
-  topic  = each.value
-  role   = "roles/pubsub.publisher"
-  member = local.pubsub_service_agent
-}
-
-resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
-  for_each = {
-    post_events = google_pubsub_subscription.post_events_streaming.id
-    top_posts   = google_pubsub_subscription.top_posts_streaming.id
-  }
-
-  subscription = each.value
-  role         = "roles/pubsub.subscriber"
-  member       = local.pubsub_service_agent
 }

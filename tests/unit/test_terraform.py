@@ -121,6 +121,7 @@ def terraform_facts(model: dict) -> dict:
             "dead_letter_topic": resolve(model, dlp["dead_letter_topic"]) if dlp else None,
             "ordering": bool(body.get("enable_message_ordering", False)),
             "retry_policy": block(body, "retry_policy") is not None,
+            "filter": body.get("filter"),
         }
     tables = res.get("google_bigtable_table", {})
     table_names = {resolve(model, b.get("name")) for b in tables.values()}
@@ -155,19 +156,18 @@ def expected_facts() -> dict:
     from hashtag_store.bigtable import gc_rule_for
     from google.cloud.bigtable import column_family
 
+    # The subscriptions Dataflow reads: no message ordering and no Pub/Sub dead-letter policy
+    # (terraform/pubsub.tf says why); the post-events pair split by the event_time attribute.
+    dataflow = {"dead_letter_topic": None, "ordering": False, "retry_policy": True}
+    inspect = {"dead_letter_topic": None, "ordering": False, "retry_policy": False, "filter": None}
     subscriptions = {
-        settings.POST_EVENTS_SUBSCRIPTION: {"topic": settings.POST_EVENTS_TOPIC,
-                                            "dead_letter_topic": settings.POST_EVENTS_DLQ_TOPIC,
-                                            "ordering": True, "retry_policy": True},
-        settings.TOP_POSTS_SUBSCRIPTION: {"topic": settings.TOP_POSTS_TOPIC,
-                                          "dead_letter_topic": settings.TOP_POSTS_DLQ_TOPIC,
-                                          "ordering": False, "retry_policy": True},
-        settings.POST_EVENTS_DLQ_SUBSCRIPTION: {"topic": settings.POST_EVENTS_DLQ_TOPIC,
-                                                "dead_letter_topic": None, "ordering": False,
-                                                "retry_policy": False},
-        settings.TOP_POSTS_DLQ_SUBSCRIPTION: {"topic": settings.TOP_POSTS_DLQ_TOPIC,
-                                              "dead_letter_topic": None, "ordering": False,
-                                              "retry_policy": False},
+        settings.POST_EVENTS_SUBSCRIPTION: {"topic": settings.POST_EVENTS_TOPIC, **dataflow,
+                                            "filter": HAS_EVENT_TIME},
+        settings.POST_EVENTS_UNSTAMPED_SUBSCRIPTION: {"topic": settings.POST_EVENTS_TOPIC, **dataflow,
+                                                      "filter": f"NOT {HAS_EVENT_TIME}"},
+        settings.TOP_POSTS_SUBSCRIPTION: {"topic": settings.TOP_POSTS_TOPIC, **dataflow, "filter": None},
+        settings.POST_EVENTS_DLQ_SUBSCRIPTION: {"topic": settings.POST_EVENTS_DLQ_TOPIC, **inspect},
+        settings.TOP_POSTS_DLQ_SUBSCRIPTION: {"topic": settings.TOP_POSTS_DLQ_TOPIC, **inspect},
     }
     modes = {}
     for family, rule in layout.COLUMN_FAMILIES.items():
@@ -183,6 +183,10 @@ def expected_facts() -> dict:
         "modes": modes,
         "app_profile": settings.SERVING_APP_PROFILE,
     }
+
+
+# The attribute Dataflow takes event time from (pipelines/streaming_main.py EVENT_TIME_ATTRIBUTE).
+HAS_EVENT_TIME = "attributes:event_time"
 
 
 def consistency_problems(model: dict) -> list[str]:
@@ -290,13 +294,41 @@ def test_detects_topic_renamed_in_terraform_only(model):
 def test_detects_dead_letter_topic_renamed_in_terraform_only(model):
     problems = consistency_problems(_rename(model, "google_pubsub_topic", "top_posts_dlq", "name", "top-posts-dead"))
     assert any("top-posts-dead" in p for p in problems), problems
-    assert any("subscription top-posts-streaming: dead_letter_topic" in p for p in problems), problems
+    assert any("subscription top-posts-dlq-inspect: topic" in p for p in problems), problems
 
 
-def test_detects_ordering_turned_off(model):
+def test_detects_ordering_turned_on(model):
     mutated = _rename(model, "google_pubsub_subscription", "post_events_streaming",
-                      "enable_message_ordering", False)
-    assert any("ordering" in p for p in consistency_problems(mutated))
+                      "enable_message_ordering", True)
+    assert any("subscription post-events-streaming: ordering" in p for p in consistency_problems(mutated))
+
+
+def test_detects_a_pubsub_dead_letter_policy_on_a_dataflow_subscription(model):
+    policy = [{"dead_letter_topic": "${google_pubsub_topic.top_posts_dlq.id}", "max_delivery_attempts": 10}]
+    mutated = _rename(model, "google_pubsub_subscription", "top_posts_streaming", "dead_letter_policy", policy)
+    assert any("subscription top-posts-streaming: dead_letter_topic" in p for p in consistency_problems(mutated))
+
+
+def test_detects_the_event_time_filters_changed(model):
+    mutated = _rename(model, "google_pubsub_subscription", "post_events_unstamped", "filter",
+                      "NOT attributes:event_id")
+    assert any("subscription post-events-unstamped: filter" in p for p in consistency_problems(mutated))
+    mutated = _rename(model, "google_pubsub_subscription", "post_events_streaming", "filter", None)
+    assert any("subscription post-events-streaming: filter" in p for p in consistency_problems(mutated))
+
+
+def test_no_subscription_the_job_reads_has_ordering_or_a_dead_letter_policy(model):
+    """Stated directly on the parsed files (beside the consistency check): every subscription the
+    flex template job is given, and every subscription at all."""
+    subs = model["resource"]["google_pubsub_subscription"]
+    params = model["resource"]["google_dataflow_flex_template_job"]["streaming"]["parameters"]
+    read = {resolve(model, v) for k, v in params.items() if k.endswith("_subscription")}
+    assert read == {settings.POST_EVENTS_SUBSCRIPTION, settings.POST_EVENTS_UNSTAMPED_SUBSCRIPTION,
+                    settings.TOP_POSTS_SUBSCRIPTION}
+    for name, body in subs.items():
+        assert not body.get("enable_message_ordering", False), name
+        assert block(body, "dead_letter_policy") is None, name
+    assert "pubsub_max_delivery_attempts" not in model["variable"]
 
 
 def test_detects_family_renamed_in_terraform_only(model):
@@ -381,24 +413,32 @@ def test_variables_and_outputs(model):
             "archive_path", "composer_dag_prefix", "streaming_job_id"} <= set(model["output"])
 
 
-def test_dead_lettering_grants_for_the_pubsub_service_agent(model):
+def test_dead_letters_are_published_by_the_job_not_forwarded_by_pubsub(model):
     res = model["resource"]
-    assert "gcp-sa-pubsub" in model["locals"]["pubsub_service_agent"]
-    pub = res["google_pubsub_topic_iam_member"]["dead_letter_publisher"]
-    assert pub["role"] == "roles/pubsub.publisher" and pub["member"] == "${local.pubsub_service_agent}"
+    # no grants for Pub/Sub's own dead-letter forwarding (the service agent) remain
+    assert "pubsub_service_agent" not in model["locals"]
+    for rtype in ("google_pubsub_topic_iam_member", "google_pubsub_subscription_iam_member"):
+        for name, body in res.get(rtype, {}).items():
+            assert "gcp-sa-pubsub" not in body["member"], f"{rtype}.{name}"
+    # the job's service account publishes to both DLQ topics and reads the three subscriptions
+    pub = res["google_pubsub_topic_iam_member"]["streaming_dlq_publisher"]
+    assert pub["role"] == "roles/pubsub.publisher" and pub["member"] == "${local.streaming_member}"
     dl_topics = {resolve(model, v) for v in model["locals"]["dead_letter_topics"].values()}
     assert dl_topics == {settings.POST_EVENTS_DLQ_TOPIC, settings.TOP_POSTS_DLQ_TOPIC}
-    sub = res["google_pubsub_subscription_iam_member"]["dead_letter_subscriber"]
-    assert sub["role"] == "roles/pubsub.subscriber"
-    assert {resolve(model, v) for v in sub["for_each"].values()} == {
-        settings.POST_EVENTS_SUBSCRIPTION, settings.TOP_POSTS_SUBSCRIPTION}
+    assert {resolve(model, v) for v in model["locals"]["streaming_subscriptions"].values()} == {
+        settings.POST_EVENTS_SUBSCRIPTION, settings.POST_EVENTS_UNSTAMPED_SUBSCRIPTION,
+        settings.TOP_POSTS_SUBSCRIPTION}
 
 
 def _streaming_options() -> dict[str, argparse.Action]:
+    """The job's own options, and Beam's worker options (sdk_container_image is one)."""
+    from apache_beam.options.pipeline_options import WorkerOptions
+
     from pipelines.options import StreamingOptions
 
     parser = argparse.ArgumentParser()
     StreamingOptions._add_argparse_args(parser)
+    WorkerOptions._add_argparse_args(parser)
     return {a.dest: a for a in parser._actions if a.dest != "help"}
 
 
@@ -416,10 +456,25 @@ def test_flex_template_job(model):
     assert required <= set(params)
     assert resolve(model, params["bigtable_table"]) == settings.TABLE
     assert resolve(model, params["post_events_subscription"]) == settings.POST_EVENTS_SUBSCRIPTION
+    assert resolve(model, params["post_events_unstamped_subscription"]) == settings.POST_EVENTS_UNSTAMPED_SUBSCRIPTION
     assert resolve(model, params["top_posts_subscription"]) == settings.TOP_POSTS_SUBSCRIPTION
     assert resolve(model, params["post_events_dlq_topic"]) == settings.POST_EVENTS_DLQ_TOPIC
     assert resolve(model, params["top_posts_dlq_topic"]) == settings.TOP_POSTS_DLQ_TOPIC
     assert params["archive_path"] == "${local.archive_path}"
+
+
+def test_the_job_gets_the_count_generation_and_its_own_image_as_worker_image(model):
+    params = model["resource"]["google_dataflow_flex_template_job"]["streaming"]["parameters"]
+    assert params["count_generation"] == "${tostring(var.count_generation)}"
+    generation = model["variable"]["count_generation"]
+    assert generation["default"] == 0 and generation["type"] in ("number", "${number}")
+    assert "validation" in generation
+    # the workers' image is the template's image: the same Artifact Registry path and tag that
+    # docs/DEPLOY.md builds the flex template spec from
+    assert params["sdk_container_image"] == "${local.streaming_image}"
+    assert model["locals"]["streaming_image"] == "${local.docker_repository}/streaming:${var.image_tag}"
+    assert model["locals"]["streaming_template"].endswith("/templates/streaming-${var.image_tag}.json")
+    assert {"setup_file", "requirements_file", "extra_package"}.isdisjoint(params)
 
 
 def test_metadata_parameters_are_options_of_the_streaming_job():
@@ -450,8 +505,12 @@ def test_metadata_regexes_accept_the_values_terraform_passes(model):
         "top_posts_subscription": f"projects/{project}/subscriptions/{settings.TOP_POSTS_SUBSCRIPTION}",
         "post_events_dlq_topic": f"projects/{project}/topics/{settings.POST_EVENTS_DLQ_TOPIC}",
         "top_posts_dlq_topic": f"projects/{project}/topics/{settings.TOP_POSTS_DLQ_TOPIC}",
+        "post_events_unstamped_subscription":
+            f"projects/{project}/subscriptions/{settings.POST_EVENTS_UNSTAMPED_SUBSCRIPTION}",
         "archive_path": f"gs://{project}-hashtags-archive/post-events",
         "window_seconds": "3600", "allowed_lateness_seconds": "21600", "early_firing_seconds": "30",
+        "count_generation": "0",
+        "sdk_container_image": f"us-central1-docker.pkg.dev/{project}/hashtags/streaming:0123456789ab",
     }
     assert model["locals"]["bigtable_instance_id"] == "${local.name_prefix}"
     assert model["locals"]["name_prefix"] == "hashtags-${var.environment}"
