@@ -23,9 +23,10 @@ def ensure_pubsub(s: Settings) -> None:
             publisher.create_topic(name=s.topic_path(topic))
         except gexc.AlreadyExists:
             pass
-    # Production enables message ordering on the post-events subscription (terraform/pubsub.tf);
-    # the counts do not depend on delivery order (sums; the recount orders by event time), and the
-    # local runner pulls 10 messages at a time, so the local stack leaves ordering off.
+    # Unordered, like production (terraform/pubsub.tf says why): the counts do not depend on
+    # delivery order (sums; the reconciliation orders by event time). Production also splits
+    # post-events by the event_time attribute (a filtered subscription for Dataflow, which takes
+    # event time from it); the local job stamps from the body, so one unfiltered subscription here.
     subs = [
         (s.post_events_subscription, s.post_events_topic, False),
         (s.top_posts_subscription, s.top_posts_topic, False),
