@@ -192,18 +192,45 @@ def test_flex_template_entry_points():
     env = env_of(FLEX)
     workdir = [a for a in args_of(FLEX, "ARG") if a.startswith("WORKDIR=")][0].split("=", 1)[1]
     py_file = env["FLEX_TEMPLATE_PYTHON_PY_FILE"].replace("${WORKDIR}", workdir)
-    setup_file = env["FLEX_TEMPLATE_PYTHON_SETUP_FILE"].replace("${WORKDIR}", workdir)
     assert py_file == f"{workdir}/pipelines/streaming_main.py"
-    assert setup_file == f"{workdir}/setup.py"
-    # The files, relative to the image's WORKDIR, are copied from the repository root.
-    for f in (py_file, setup_file):
-        rel = f[len(workdir) + 1:]
-        assert (ROOT / rel).is_file(), rel
-    assert "gcr.io/dataflow-templates-base/python311-template-launcher-base:" in args_of(FLEX, "FROM")[0]
+    # The file, relative to the image's WORKDIR, is copied from the repository root.
+    assert (ROOT / py_file[len(workdir) + 1:]).is_file()
+    # Workers install nothing at start-up: nothing for the launcher to stage.
+    assert not {"FLEX_TEMPLATE_PYTHON_SETUP_FILE", "FLEX_TEMPLATE_PYTHON_REQUIREMENTS_FILE",
+                "FLEX_TEMPLATE_PYTHON_EXTRA_PACKAGES"} & set(env)
     source = (ROOT / "pipelines" / "streaming_main.py").read_text()
     assert re.search(r'^if __name__ == "__main__":', source, re.M), "the launcher runs it as a script"
     module = importlib.import_module("pipelines.streaming_main")
     assert callable(module.run)
+
+
+def _locked(dist: str) -> str:
+    versions = dict(line.split("==", 1) for line in (ROOT / "requirements.lock").read_text().splitlines()
+                    if "==" in line and not line.startswith("#"))
+    return versions[dist].split()[0].split(";")[0]
+
+
+def test_one_image_for_launcher_and_workers_on_the_locked_beam():
+    """The final stage is Beam's SDK container at the locked apache-beam version (the workers'
+    image), with Google's template launcher binary copied in (the launcher image), the project
+    installed from the lock at build time, and the SDK's boot as entry point."""
+    froms = [f.split() for f in args_of(FLEX, "FROM")]
+    final = froms[-1][0]
+    repo, _, tag = final.partition(":")
+    assert repo == f"apache/beam_python{sys.version_info.major}.{sys.version_info.minor}_sdk"
+    assert tag == _locked("apache-beam") == importlib.metadata.version("apache-beam")
+    launcher_stage = [f for f in froms[:-1] if len(f) == 3 and f[1].upper() == "AS"]
+    assert [f[0].split(":")[0] for f in launcher_stage] == [
+        "gcr.io/dataflow-templates-base/python311-template-launcher-base"]
+    stage = launcher_stage[0][2]
+    launcher = "/opt/google/dataflow/python_template_launcher"
+    assert f"--from={stage} {launcher} {launcher}" in args_of(FLEX, "COPY")
+    run = " ".join(args_of(FLEX, "RUN"))
+    assert "pip install -c requirements.lock ." in run and "pip check" in run
+    assert f"!= '{tag}'" in run or f"== '{tag}'" in run, "the build checks Beam stayed at the base image's version"
+    assert json.loads(args_of(FLEX, "ENTRYPOINT")[-1]) == ["/opt/apache/beam/boot"]
+    setup_src = (ROOT / "setup.py").read_text()
+    assert f'"apache-beam[gcp]=={tag}"' in setup_src, "setup.py pins the same Beam"
 
 
 def test_flex_template_image_copies_every_package_setup_py_ships():
@@ -220,12 +247,31 @@ def test_flex_template_metadata_is_valid():
     for p in meta["parameters"]:
         assert set(p) <= {"name", "label", "helpText", "isOptional", "regexes", "paramType"}, p
         assert re.fullmatch(r"[a-z][a-z0-9_]*", p["name"])
+    params = {p["name"]: p for p in meta["parameters"]}
+    assert "ordering" not in params["post_events_subscription"]["helpText"].replace("no message ordering", "")
+    image = params["sdk_container_image"]
+    assert image["isOptional"] is False
+    good = "us-central1-docker.pkg.dev/hashtags-prod/hashtags/streaming:0123456789ab"
+    assert all(re.search(rx, good) for rx in image["regexes"])
+    assert not any(re.search(rx, "streaming") for rx in image["regexes"])
+    assert all(re.search(rx, "12") for rx in params["count_generation"]["regexes"])
+    assert not any(re.search(rx, "-1") for rx in params["count_generation"]["regexes"])
 
 
-def test_cloud_build_config_builds_both_dockerfiles():
+def test_cloud_build_config_builds_both_dockerfiles_and_the_spec_from_the_streaming_image():
     import yaml
 
     config = yaml.safe_load((ROOT / "docker" / "cloudbuild.yaml").read_text())
-    built = {step["args"][step["args"].index("-f") + 1] for step in config["steps"]}
-    assert built == {"docker/web/Dockerfile", "docker/dataflow/Dockerfile"}
+    steps = {step["id"]: step for step in config["steps"]}
+    builds = [s for s in config["steps"] if s["args"][0] == "build" and "-f" in s["args"]]
+    built = {s["args"][s["args"].index("-f") + 1]: s["args"][s["args"].index("-t") + 1] for s in builds}
+    assert built == {"docker/web/Dockerfile": "${_REPO}/web:${_TAG}",
+                     "docker/dataflow/Dockerfile": "${_REPO}/streaming:${_TAG}"}
     assert set(config["images"]) == {"${_REPO}/web:${_TAG}", "${_REPO}/streaming:${_TAG}"}
+    # the template spec names the streaming image (the one terraform passes as sdk_container_image),
+    # written after that image is pushed
+    spec = steps["flex-template-spec"]
+    assert spec["args"][:3] == ["dataflow", "flex-template", "build"]
+    assert "--image=${_REPO}/streaming:${_TAG}" in spec["args"]
+    assert "--metadata-file=docker/dataflow/metadata.json" in spec["args"]
+    assert spec["waitFor"] == ["push-streaming"] and steps["push-streaming"]["waitFor"] == ["streaming"]
