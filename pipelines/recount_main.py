@@ -308,6 +308,9 @@ def run_recount(argv: list[str]) -> RecountOutcome:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    # Except Beam's "Created job with id: [...]" (INFO): the only place Airflow's Beam operator and
+    # DataflowHook find a Dataflow job id (JOB_ID_PATTERN, providers/google/cloud/hooks/dataflow.py).
+    logging.getLogger("apache_beam.runners.dataflow.internal.apiclient").setLevel(logging.INFO)
     outcome = run_recount(sys.argv[1:] if argv is None else argv)
     if outcome.exit_code == EXIT_BAD_INPUT or outcome.exit_code == EXIT_FAILED:
         log.error("%s", outcome.message)
