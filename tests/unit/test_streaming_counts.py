@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import apache_beam as beam
 import pytest
+from apache_beam.io.gcp.pubsub import PubsubMessage
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
@@ -133,3 +135,48 @@ def test_malformed_messages_reach_dead_letters_and_valid_ones_count():
             (bad[3], "post-events", "field 'image_url' must be an https URL, got 'http"),
             (b"\xff\xfe", "post-events", "payload is not UTF-8"),
         ]), label="dead")
+
+
+def test_future_and_pre_floor_events_reach_dead_letters_and_valid_ones_still_count():
+    future = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(days=1)  # beyond the 5-minute skew
+    pre_floor = dt.datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC)
+    bad = [msg("pf", "#ok #future", future), msg("pp", "#ok #old", pre_floor)]
+    stream = (TestStream()
+              .advance_watermark_to(ts(H10))
+              .add_elements([TimestampedValue(msg("p1", "#ok #b", at(1)), ts(at(1)))])
+              .add_elements([TimestampedValue(b, ts(at(2))) for b in bad])
+              .add_elements([TimestampedValue(msg("p2", "#ok", at(3)), ts(at(3))),
+                             TimestampedValue(msg("p3", "#OK", at(70)), ts(at(70)))])
+              .advance_watermark_to_infinity())
+    with streaming_pipeline() as p:
+        parsed = p | stream | ParsePostEvents()
+        counts = parsed.events | WindowedTagCounts(late_trigger=trigger.AfterCount(1))
+        assert_that(counts | beam.Map(lambda hc: (hc.key, hc.window_start.strftime("%H:%M"), hc.tally.count)),
+                    equal_to([("ok", "10:00", 2), ("b", "10:00", 1), ("ok", "11:00", 1)]), label="counts")
+        dead = parsed.dead | beam.Map(lambda m: (m.data, re.match(r"field 'event_time' is (in the future|before "
+                                                                  r"the floor)", m.attributes["dlq_reason"])[0]))
+        assert_that(dead, equal_to([(bad[0], "field 'event_time' is in the future"),
+                                    (bad[1], "field 'event_time' is before the floor")]), label="dead")
+
+
+def test_dataflow_path_keeps_the_read_timestamp_and_dead_letters_attribute_disagreements():
+    """stamp=False, require_attributes=True: the element timestamp is the read's (Dataflow's, from the
+    event_time attribute: here TestStream's), and the attributes must agree with the body."""
+    def pubsub(post_id, caption, t, **attrs):
+        return PubsubMessage(msg(post_id, caption, t), attrs)
+
+    t1 = at(5).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ok = pubsub("p1", "#a", at(5), event_time=t1, event_id="e1")
+    bad = [pubsub("p2", "#a", at(6), event_id="e2"),  # no event_time attribute
+           pubsub("p3", "#a", at(7), event_time=t1, event_id="e3")]  # attribute says 10:05, body 10:07
+    stream = (TestStream()
+              .advance_watermark_to(ts(H10))
+              .add_elements([TimestampedValue(m, ts(at(4))) for m in [ok, *bad]])  # not the body's 10:05
+              .advance_watermark_to_infinity())
+    with streaming_pipeline() as p:
+        parsed = p | stream | ParsePostEvents(stamp=False, require_attributes=True)
+        stamps = parsed.events | beam.Map(lambda e, t=beam.DoFn.TimestampParam: (e.post_id, float(t)))
+        assert_that(stamps, equal_to([("p1", ts(at(4)))]), label="stamps")  # not re-stamped
+        dead = parsed.dead | beam.Map(lambda m: m.attributes["dlq_reason"][:40])
+        assert_that(dead, equal_to(["missing attribute 'event_time' (required",
+                                    "attribute 'event_time' '2026-11-23T10:05"]), label="dead")
