@@ -3,10 +3,11 @@ Flex Template parameters see them)."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from hashtags import layout, settings
+from hashtags import layout, messages, settings
 
 
 def _generation(value: str) -> int:
@@ -17,6 +18,20 @@ def _generation(value: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"a count generation is a non-negative integer, got {value!r}")
     return gen
+
+
+def _time_floor(value: str) -> str:
+    """``--event_time_floor``: an RFC 3339 timestamp with offset, kept as the string (options are
+    serialised to JSON for Dataflow)."""
+    if messages.parse_time(value) is None:
+        raise argparse.ArgumentTypeError(f"an RFC 3339 timestamp with offset, got {value!r}")
+    return value
+
+
+def event_bounds(opts) -> messages.Bounds:
+    """The event-time bounds the parse steps apply (issue 8: future or pre-floor events are dead letters)."""
+    return messages.Bounds(messages.parse_time(opts.event_time_floor),
+                           dt.timedelta(seconds=opts.max_future_skew_seconds))
 
 
 class StreamingOptions(PipelineOptions):
@@ -58,5 +73,13 @@ class StreamingOptions(PipelineOptions):
                                  "see pipelines/archive.py for the files-per-day bound")
         parser.add_argument("--archive_shards", type=int, default=1,
                             help="Archive files written in parallel per window (files per day scale with it)")
+        parser.add_argument("--max_future_skew_seconds", type=int,
+                            default=int(settings.MAX_FUTURE_SKEW.total_seconds()),
+                            help="Events (and top-posts lists) timed more than this after the worker's clock "
+                                 "are dead letters")
+        parser.add_argument("--event_time_floor", type=_time_floor,
+                            default=messages.format_time(settings.EVENT_TIME_FLOOR),
+                            help="Events (and top-posts lists) timed before this RFC 3339 instant are dead "
+                                 "letters; not below settings.EVENT_TIME_FLOOR, which the recount applies")
         parser.add_argument("--archive_max_lines_per_file", type=int, default=100_000,
                             help="An archive file is cut early when its pane reaches this many events")

@@ -27,7 +27,7 @@ from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
 from apache_beam.transforms import trigger, window
 
 from hashtags import settings
-from pipelines.options import StreamingOptions
+from pipelines.options import StreamingOptions, event_bounds
 from pipelines.archive import ArchiveEvents
 from pipelines.streaming import HourCountRow, TopPostsRow, WindowedTagCounts
 from pipelines.transforms import DEAD, ParsePostEvents, ParseTopPosts, dead_letter
@@ -92,12 +92,13 @@ def read_post_events(p: beam.Pipeline, opts: StreamingOptions) -> PostEventsInpu
     subscription = opts.post_events_subscription
     if not on_dataflow(p):
         messages = p | "ReadPostEvents" >> ReadFromPubSub(subscription=subscription, with_attributes=True)
-        parsed = messages | "ParsePostEvents" >> ParsePostEvents(stamp=True)
+        parsed = messages | "ParsePostEvents" >> ParsePostEvents(stamp=True, bounds=event_bounds(opts))
         return PostEventsInput(parsed.events, (parsed.dead,))
     messages = p | "ReadPostEvents" >> ReadFromPubSub(
         subscription=subscription, with_attributes=True,
         timestamp_attribute=EVENT_TIME_ATTRIBUTE, id_label=EVENT_ID_ATTRIBUTE)
-    parsed = messages | "ParsePostEvents" >> ParsePostEvents(stamp=False, require_attributes=True)
+    parsed = messages | "ParsePostEvents" >> ParsePostEvents(stamp=False, require_attributes=True,
+                                                             bounds=event_bounds(opts))
     dead = [parsed.dead]
     if opts.post_events_unstamped_subscription:
         dead.append(
@@ -148,7 +149,7 @@ def build_post_events(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> Non
 def build_top_posts(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> None:
     top = (p | "ReadTopPosts" >> ReadFromPubSub(subscription=opts.top_posts_subscription,
                                                 with_attributes=True)
-           | "ParseTopPosts" >> ParseTopPosts())
+           | "ParseTopPosts" >> ParseTopPosts(bounds=event_bounds(opts)))
     rows = top.updates | "TopRows" >> beam.ParDo(TopPostsRow()).with_outputs(DEAD, main="rows")
     rows.rows | "WriteTopPosts" >> WriteToBigTable(**bt)
     write_dead_letters((top.dead, rows[DEAD]), opts.top_posts_dlq_topic, "TopPosts")
