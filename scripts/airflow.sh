@@ -81,7 +81,10 @@ case "$cmd" in
     need_venv
     airflow_env
     export AIRFLOW_HOME="$(mktemp -d)"
-    exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/dags "$@"
+    # Test paths given: run those; otherwise the whole tests/dags folder.
+    targets=(tests/dags)
+    for a in "$@"; do case "$a" in tests/*) targets=(); break ;; esac; done
+    exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "${targets[@]}" "$@"
     ;;
   airflow)
     need_venv

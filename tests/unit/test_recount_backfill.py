@@ -1,55 +1,147 @@
-"""Backfill planning (pure) and its command line."""
+"""The backfill CLI (pipelines/backfill.py): its command lines → plans (hashtags.planning), the job's
+flags, the archive check before anything runs, and the exit codes over a sequence of runs (the job
+itself replaced by a recorder here; the real job runs in tests/integration and tests/dags)."""
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 
 import pytest
 
-from pipelines import backfill
+from hashtags.planning import RunPlan
+from pipelines import backfill, recount_main
 
 D = dt.date
 TODAY = D(2026, 11, 23)
 
 
-def test_range_is_one_recount_as_of_the_midnight_after_to():
-    p = backfill.plan(from_day=D(2026, 11, 20), to_day=D(2026, 11, 22), full_rebuild=False, each_day=False,
-                      today=TODAY)
-    assert p == backfill.Plan([D(2026, 11, 23)], [D(2026, 11, 20), D(2026, 11, 21), D(2026, 11, 22)], "range")
+def plans_for(*argv: str) -> list[RunPlan]:
+    return backfill.plans(backfill.parser().parse_args(["--archive", "A", *argv]), TODAY)
 
 
-def test_each_day_recounts_every_midnight_in_order():
-    p = backfill.plan(from_day=D(2026, 11, 20), to_day=D(2026, 11, 21), full_rebuild=False, each_day=True,
-                      today=TODAY)
-    assert p.as_ofs == [D(2026, 11, 21), D(2026, 11, 22)] and p.mode == "each_day"
+def test_nightly_is_one_run_for_the_midnight():
+    assert plans_for("--nightly", "--as-of", "2026-11-20") == [RunPlan("nightly", D(2026, 11, 20), None, D(2026, 11, 19))]
+    assert plans_for("--nightly")[0].as_of == TODAY
 
 
-def test_single_day_and_full_rebuild():
-    assert backfill.plan(from_day=None, to_day=D(2026, 11, 1), full_rebuild=False, each_day=False,
-                         today=TODAY).required_days == [D(2026, 11, 1)]
-    assert backfill.plan(from_day=None, to_day=None, full_rebuild=True, each_day=False, today=TODAY) == \
-        backfill.Plan([TODAY], [], "full_rebuild")
+def test_nightly_through_is_one_run_per_midnight_in_order():
+    runs = plans_for("--nightly", "--as-of", "2026-11-20", "--through", "2026-11-22", "--dry-run")
+    assert [(p.mode, p.as_of, p.dry_run) for p in runs] == [
+        ("nightly", D(2026, 11, 20), True), ("nightly", D(2026, 11, 21), True), ("nightly", D(2026, 11, 22), True)]
 
 
-@pytest.mark.parametrize("kw, msg", [
-    (dict(from_day=D(2026, 11, 22), to_day=D(2026, 11, 20)), "after"),
-    (dict(from_day=D(2026, 11, 22), to_day=TODAY), "not a complete day"),
-    (dict(from_day=None, to_day=None), "--full-rebuild"),
+def test_reapply_and_full_rebuild():
+    assert plans_for("--reapply", "--from", "2026-11-01", "--to", "2026-11-03") == [
+        RunPlan("reapply", TODAY, D(2026, 11, 1), D(2026, 11, 3))]
+    assert plans_for("--from", "2026-11-01", "--to", "2026-11-03", "--as-of", "2026-11-10") == [  # --from/--to alone
+        RunPlan("reapply", D(2026, 11, 10), D(2026, 11, 1), D(2026, 11, 3))]
+    assert plans_for("--full-rebuild", "--as-of", "2026-11-23", "--dry-run") == [
+        RunPlan("full_rebuild", TODAY, None, D(2026, 11, 22), True)]
+
+
+@pytest.mark.parametrize("argv, msg", [
+    ((), "give --nightly"),
+    (("--full-rebuild", "--through", "2026-11-24"), "--through goes with --nightly"),
+    (("--nightly", "--as-of", "2026-11-22", "--through", "2026-11-21"), "before --as-of"),
+    (("--nightly", "--as-of", "2026-11-24"), "has not come yet"),
+    (("--reapply",), "needs a first"),
+    (("--reapply", "--from", "2026-11-03", "--to", "2026-11-01"), "after the last"),
+    (("--reapply", "--from", "2026-11-22", "--to", "2026-11-23"), "not before as_of"),
+    (("--full-rebuild", "--from", "2026-11-01"), "only go with reapply"),
 ])
-def test_bad_ranges(kw, msg):
+def test_invalid_requests(argv, msg):
     with pytest.raises(ValueError, match=msg):
-        backfill.plan(full_rebuild=False, each_day=False, today=TODAY, **kw)
+        plans_for(*argv)
 
 
-def test_cli_refuses_missing_days_before_running_anything(tmp_path, caplog):
-    (tmp_path / "dt=2026-11-20").mkdir()
-    (tmp_path / "dt=2026-11-20" / "a.jsonl").write_text("{}\n")
-    code = backfill.main(["--archive", str(tmp_path), "--from", "2026-11-20", "--to", "2026-11-21",
-                          "--no-progress"], today=TODAY)
-    assert code == 2
-    assert "archive days missing" in caplog.text and "2026-11-21" in caplog.text
+def test_job_argv_is_recount_mains_flags():
+    args = backfill.parser().parse_args(["--archive", "gs://b/events", "--project", "p", "--instance", "i",
+                                         "--table", "t", "--drift-threshold", "0.1", "--dry-run"])
+    plan = RunPlan("reapply", TODAY, D(2026, 11, 1), D(2026, 11, 2), True)
+    assert backfill.job_argv(plan, args, ["--runner=DataflowRunner"]) == [
+        "--mode=reapply", "--as_of=2026-11-23", "--arrived_from=2026-11-01", "--arrived_to=2026-11-02",
+        "--report_only", "--archive_path=gs://b/events", "--project=p", "--bigtable_instance=i",
+        "--bigtable_table=t", "--post_state_table=post_state", "--report_path=artifacts/drift",
+        "--drift_threshold=0.1", "--runner=DataflowRunner"]
 
 
-def test_cli_bad_dates_exit_2(tmp_path):
-    assert backfill.main(["--archive", str(tmp_path), "--from", "2026-11-22", "--to", "2026-11-20"],
-                         today=TODAY) == 2
-    assert backfill.main(["--archive", str(tmp_path), "--full-rebuild"], today=TODAY) == 2  # empty archive
+def test_job_argv_parses_in_recount_main():
+    """The flags the CLI builds are the ones recount_main defines (its own parser reads them)."""
+    args = backfill.parser().parse_args(["--archive", "A"])
+    argv = backfill.job_argv(RunPlan("reapply", TODAY, D(2026, 11, 1), D(2026, 11, 2), True), args, [])
+    opts = recount_main._pipeline_options(argv).view_as(recount_main.RecountOptions)
+    assert (opts.mode, opts.as_of, opts.arrived_from, opts.arrived_to, opts.report_only) == (
+        "reapply", "2026-11-23", "2026-11-01", "2026-11-02", True)
+
+
+# ---- main: archive check, sequencing, exit codes ----------------------------------------------
+@pytest.fixture
+def archive(tmp_path):
+    for day in ("2026-11-20", "2026-11-21", "2026-11-22"):
+        (tmp_path / f"arrived={day}").mkdir()
+        (tmp_path / f"arrived={day}" / "events-0.jsonl").write_text("{}\n")
+    return tmp_path
+
+
+@pytest.fixture
+def job(monkeypatch):
+    """recount_main.run_recount replaced by a recorder returning the queued exit codes."""
+    calls, codes = [], []
+
+    def run_recount(argv):
+        calls.append(argv)
+        code = codes.pop(0) if codes else 0
+        return SimpleNamespace(exit_code=code, report={"tags_drifted": 0} if code in (0, 3) else None,
+                               report_files=[], message=f"exit {code}")
+
+    monkeypatch.setattr(recount_main, "run_recount", run_recount)
+    return SimpleNamespace(calls=calls, codes=codes)
+
+
+def main(archive, *argv):
+    return backfill.main(["--archive", str(archive), "--no-progress", *argv], today=TODAY)
+
+
+def test_missing_arrival_days_stop_before_anything_runs(archive, job, caplog):
+    assert main(archive, "--reapply", "--from", "2026-11-19", "--to", "2026-11-21") == 2
+    assert job.calls == [] and "arrived=2026-11-19" in caplog.text
+    assert main(archive, "--reapply", "--from", "2026-11-19", "--to", "2026-11-21", "--allow-missing-days") == 0
+    assert len(job.calls) == 1
+
+
+def test_nightly_needs_the_nights_own_arrivals(archive, job):
+    assert main(archive, "--nightly", "--as-of", "2026-11-23") == 0
+    assert main(archive, "--nightly", "--as-of", "2026-11-20") == 2  # arrived=2026-11-19 is empty
+    assert [a[:2] for a in job.calls] == [["--mode=nightly", "--as_of=2026-11-23"]]
+
+
+def test_bad_flags_and_dates_exit_2(archive, job):
+    assert main(archive, "--nightly", "--as-of", "23/11/2026") == 2
+    assert main(archive, "--nightly", "--full-rebuild") == 2  # one mode only
+    assert main(archive) == 2
+    assert job.calls == []
+
+
+def test_a_sequence_runs_in_order_and_reports_drift(archive, job):
+    job.codes[:] = [0, 3, 0]
+    assert main(archive, "--nightly", "--as-of", "2026-11-21", "--through", "2026-11-23") == 3
+    assert [a[1] for a in job.calls] == ["--as_of=2026-11-21", "--as_of=2026-11-22", "--as_of=2026-11-23"]
+
+
+@pytest.mark.parametrize("code", [1, 2])
+def test_a_failure_stops_the_sequence(archive, job, code):
+    job.codes[:] = [0, code, 0]
+    assert main(archive, "--nightly", "--as-of", "2026-11-21", "--through", "2026-11-23") == code
+    assert len(job.calls) == 2
+
+
+def test_full_rebuild_passes_beam_options_through(archive, job):
+    assert main(archive, "--full-rebuild", "--as-of", "2026-11-23", "--", "--direct_num_workers=2") == 0
+    assert job.calls[0][:2] == ["--mode=full_rebuild", "--as_of=2026-11-23"]
+    assert job.calls[0][-1] == "--direct_num_workers=2"
+
+
+def test_full_rebuild_of_an_empty_archive_is_left_to_the_job(tmp_path, job):
+    """No per-day check for a rebuild: the job refuses an archive without files (exit 2)."""
+    job.codes[:] = [2]
+    assert main(tmp_path, "--full-rebuild") == 2 and len(job.calls) == 1
