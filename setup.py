@@ -1,4 +1,5 @@
-"""One distribution for every deployable. Dataflow workers install it with --setup_file=./setup.py."""
+"""One distribution for every deployable. The streaming/recount image (docker/dataflow/Dockerfile) installs it
+with requirements.lock into the Beam SDK container, so Dataflow workers install nothing at start-up."""
 from setuptools import find_packages, setup
 
 setup(
@@ -11,7 +12,7 @@ setup(
                                     "devstack", "devstack.*"]),
     include_package_data=True,
     package_data={"serving": ["templates/*.html", "static/*"]},
-    # What the Dataflow workers need; the full pinned set for development is requirements.lock.
+    # What the jobs need at run time (pinned); the full pinned set for development is requirements.lock.
     install_requires=[
         "apache-beam[gcp]==2.77.0",
         "google-cloud-bigtable==2.50.2",
