@@ -3,14 +3,17 @@
 ``CountTags`` is THE count transform: both jobs turn post events into per-tag counts with it, so the
 extraction (hashtags.distinct_tags) and the counting rule (a post counts once per distinct key,
 +1 published / -1 deleted) cannot diverge between the live count and the nightly repair.
+
+``ParsePostEvents`` / ``ParseTopPosts`` never raise, whatever the element (any bytes, str, attribute
+map, or another type altogether): each element becomes exactly one parsed item or one dead letter
+(issue 8). ``dead_letter`` always returns a message Pub/Sub accepts (see its limits below).
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Mapping
-from typing import Iterable, Iterator, NamedTuple
+from typing import Iterator, NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.gcp.pubsub import PubsubMessage

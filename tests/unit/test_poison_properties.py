@@ -13,7 +13,6 @@ import json
 import pytest
 from apache_beam.io.gcp.pubsub import PubsubMessage
 from apache_beam.pvalue import TaggedOutput
-from apache_beam.utils.windowed_value import WindowedValue  # noqa: F401  (TimestampedValue below)
 from apache_beam.transforms.window import TimestampedValue
 from google.cloud.bigtable.data.mutations import RowMutationEntry
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
