@@ -219,3 +219,30 @@ def test_window_must_divide_a_day_so_no_file_spans_two_arrival_days():
     with pytest.raises(ValueError):
         ArchiveEvents("/tmp/a", 7)
     assert ArchiveEvents("/tmp/a", 300).launch != ArchiveEvents("/tmp/a", 300).launch
+
+
+def test_files_follow_windows_and_size_not_bundles(tmp_path):
+    """20 bundles of 10 events in one window: one file (WriteToFiles wrote one per bundle); with
+    max_lines_per_file=50 the early count trigger cuts files of 50 lines, still not one per bundle."""
+    from apache_beam.testing.test_stream import TestStream
+
+    def stream():
+        s = TestStream()
+        for b in range(20):
+            s = s.add_elements([event(b * 10 + i) for i in range(10)])
+        return s.advance_watermark_to_infinity()
+
+    for root, max_lines in ((tmp_path / "one", 100_000), (tmp_path / "cut", 50)):
+        p = beam.Pipeline(options=options())
+        _ = p | stream() | ArchiveEvents(str(root), DAY, max_lines_per_file=max_lines)
+        p.run().wait_until_finish()
+        sizes = sorted(len(lines) for lines in _lines_per_file(root))
+        assert sum(sizes) == 200
+        if max_lines == 100_000:
+            assert sizes == [200]
+        else:
+            assert sizes == [50, 50, 50, 50]
+
+
+def _lines_per_file(root: Path) -> list[list[bytes]]:
+    return [f.read_bytes()[:-1].split(b"\n") for f in root.glob("arrived=*/*.jsonl")]
