@@ -138,12 +138,13 @@ def build_post_events(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> Non
         | "HourRows" >> beam.ParDo(HourCountRow(opts.count_generation)).with_outputs(DEAD, main="rows")
     )
     rows.rows | "WriteCounts" >> WriteToBigTable(**bt)
-    write_dead_letters((*posts.dead, rows[DEAD]), opts.post_events_dlq_topic, "PostEvents")
+    dead = [*posts.dead, rows[DEAD]]
     if opts.archive_path:
         archived = posts.events | "Archive" >> ArchiveEvents(
             opts.archive_path, opts.archive_window_seconds, shards=opts.archive_shards,
             max_lines_per_file=opts.archive_max_lines_per_file)
-        write_dead_letters((archived.dead,), opts.post_events_dlq_topic, "Archive")
+        dead.append(archived.dead)
+    write_dead_letters(dead, opts.post_events_dlq_topic, "PostEvents")
 
 
 def build_top_posts(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> None:
