@@ -64,11 +64,10 @@ from apache_beam.utils.timestamp import Duration
 
 from hashtags import archive as layout
 from hashtags.messages import PostEvent
-from pipelines.transforms import dead_letter, event_json_line
+from pipelines.transforms import DEAD, dead_letter, event_json_line
 
 log = logging.getLogger(__name__)
 
-DEAD = "dead"
 DLQ_SOURCE = "post-events"  # archive dead letters go to the post-events DLQ with their own reason
 ALLOWED_LATENESS = Duration(seconds=24 * 3600)
 NAMESPACE = "hashtags"
@@ -112,9 +111,9 @@ class _ToArchiveLine(beam.DoFn):
             line = event_json_line(event).encode("utf-8")
         except Exception as e:  # a lone surrogate, an unserialisable field: never an exception out
             self._dead.inc()
-            reason = f"archive: line not encodable: {type(e).__name__}: {e}"
-            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(
-                _best_effort_bytes(event), {}, _printable(reason), DLQ_SOURCE))
+            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(  # dead_letter makes any reason publishable
+                _best_effort_bytes(event), {}, f"archive: line not encodable: {type(e).__name__}: {e}",
+                DLQ_SOURCE))
             return
         now = time.time()
         yield TimestampedValue(((arrival_day(now), self._shard(event)), line), now)
@@ -123,11 +122,6 @@ class _ToArchiveLine(beam.DoFn):
         if self._shards == 1:
             return 0
         return zlib.crc32(str(event.post_id).encode("utf-8", "surrogatepass")) % self._shards
-
-
-def _printable(text: str) -> str:
-    """A reason Pub/Sub accepts as an attribute (valid UTF-8): lone surrogates as backslash escapes."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _best_effort_bytes(event) -> bytes:
