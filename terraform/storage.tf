@@ -1,4 +1,5 @@
-# Cloud Storage: the post-event archive (input of the nightly recount) and Dataflow's buckets.
+# Cloud Storage: the post-event archive (input of the nightly recount), Dataflow's buckets and the
+# drift reports.
 # All: regional, uniform bucket-level access, public access prevented.
 
 # The archive: the streaming job writes every valid post event here, partitioned by event date;
@@ -109,6 +110,30 @@ resource "google_storage_bucket" "dataflow_temp" {
   lifecycle_rule {
     condition {
       age = var.temp_retention_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+# Drift reports of the nightly reconciliation (drift-<as_of>.json/.md): kept, unlike the temp bucket
+# (a few days). Versioned: a rerun of a night rewrites its report and the earlier one stays
+# readable for a while.
+resource "google_storage_bucket" "reports" {
+  name                        = "${var.project}-hashtags-reports"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = var.force_destroy_buckets
+
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 90
     }
     action {
       type = "Delete"

@@ -340,3 +340,20 @@ def test_provider_finds_beams_job_id_line():
     m = JOB_ID_PATTERN.search("INFO:apache_beam.runners.dataflow.internal.apiclient:Created job with id: "
                               "[2026-11-23_02_00_01-123]")
     assert m and m.group("job_id_python") == "2026-11-23_02_00_01-123"
+
+
+def test_launch_parameters_are_declared_in_the_recount_template_metadata(h, monkeypatch):
+    """Dataflow validates a Flex Template launch against the spec's metadata: every parameter the
+    DAG sends is declared there and matches its regexes; every required one is sent."""
+    import json
+    import re
+
+    meta = json.loads((ROOT / "docker" / "dataflow" / "recount-metadata.json").read_text())
+    declared = {p["name"]: p for p in meta["parameters"]}
+    required = {n for n, p in declared.items() if not p.get("isOptional")}
+    for params in ({}, {"dry_run": True}, {"from_date": "2026-11-01", "to_date": "2026-11-03"}, {"full_rebuild": True}):
+        sent = planned_spec(h, monkeypatch, params)["flex"]["body"]["launchParameter"]["parameters"]
+        assert set(sent) <= set(declared), set(sent) - set(declared)
+        assert required <= set(sent), required - set(sent)
+        for name, value in sent.items():
+            assert all(re.search(rx, value) for rx in declared[name].get("regexes", [])), (name, value)

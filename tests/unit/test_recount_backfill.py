@@ -145,3 +145,16 @@ def test_full_rebuild_of_an_empty_archive_is_left_to_the_job(tmp_path, job):
     """No per-day check for a rebuild: the job refuses an archive without files (exit 2)."""
     job.codes[:] = [2]
     assert main(tmp_path, "--full-rebuild") == 2 and len(job.calls) == 1
+
+
+def test_recount_template_parameters_are_recount_main_flags():
+    """The recount's Flex Template metadata (docker/dataflow/recount-metadata.json) declares only
+    flags recount_main parses (the launcher passes each parameter as --name=value)."""
+    import json
+    from pathlib import Path
+
+    meta = json.loads((Path(__file__).resolve().parents[2] / "docker" / "dataflow" / "recount-metadata.json").read_text())
+    flags = set(recount_main._pipeline_options([]).get_all_options())
+    names = {p["name"] for p in meta["parameters"]}
+    assert names <= flags, names - flags
+    assert meta["streaming"] is False

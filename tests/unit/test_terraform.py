@@ -36,6 +36,8 @@ _OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=False, stri
 DAG_VARIABLES = {
     "hashtags_runner", "hashtags_archive", "hashtags_project", "hashtags_bigtable_instance",
     "hashtags_table", "hashtags_region", "hashtags_temp_location", "hashtags_drift_threshold",
+    "hashtags_post_state_table", "hashtags_staging_location", "hashtags_service_account",
+    "hashtags_recount_template", "hashtags_sdk_container_image", "hashtags_report_location",
 }
 
 
@@ -555,6 +557,10 @@ def test_composer_sets_the_airflow_variables_the_dag_reads(model):
     assert resolve(model, variables["hashtags_table"]) == settings.TABLE
     assert variables["hashtags_archive"] == model["resource"]["google_dataflow_flex_template_job"][
         "streaming"]["parameters"]["archive_path"], "the recount must read what the streaming job archives"
+    assert variables["hashtags_report_location"].startswith("gs://${google_storage_bucket.reports.name}/"), \
+        "drift reports are kept (not in the temp bucket, which deletes objects)"
+    assert resolve(model, variables["hashtags_post_state_table"]) == settings.POST_STATE_TABLE
+    assert variables["hashtags_service_account"] == "${google_service_account.recount.email}"
 
 
 def test_every_variable_a_dag_reads_is_set_on_composer(model):
