@@ -266,8 +266,13 @@ def test_cloud_build_config_builds_both_dockerfiles_and_the_spec_from_the_stream
     builds = [s for s in config["steps"] if s["args"][0] == "build" and "-f" in s["args"]]
     built = {s["args"][s["args"].index("-f") + 1]: s["args"][s["args"].index("-t") + 1] for s in builds}
     assert built == {"docker/web/Dockerfile": "${_REPO}/web:${_TAG}",
-                     "docker/dataflow/Dockerfile": "${_REPO}/streaming:${_TAG}"}
-    assert set(config["images"]) == {"${_REPO}/web:${_TAG}", "${_REPO}/streaming:${_TAG}"}
+                     "docker/dataflow/Dockerfile": "${_REPO}/streaming:${_TAG}",
+                     "docker/recount/Dockerfile": "${_REPO}/recount:${_TAG}"}
+    assert set(config["images"]) == {"${_REPO}/web:${_TAG}", "${_REPO}/streaming:${_TAG}", "${_REPO}/recount:${_TAG}"}
+    # the recount launcher is the streaming image of this build with another entry file
+    assert "--build-arg=STREAMING_IMAGE=${_REPO}/streaming:${_TAG}" in steps["recount"]["args"]
+    assert "--metadata-file=docker/dataflow/recount-metadata.json" in steps["recount-template-spec"]["args"]
+    assert "${_STAGING}/templates/recount-${_TAG}.json" in steps["recount-template-spec"]["args"]
     # the template spec names the streaming image (the one terraform passes as sdk_container_image),
     # written after that image is pushed
     spec = steps["flex-template-spec"]
@@ -275,3 +280,12 @@ def test_cloud_build_config_builds_both_dockerfiles_and_the_spec_from_the_stream
     assert "--image=${_REPO}/streaming:${_TAG}" in spec["args"]
     assert "--metadata-file=docker/dataflow/metadata.json" in spec["args"]
     assert spec["waitFor"] == ["push-streaming"] and steps["push-streaming"]["waitFor"] == ["streaming"]
+
+
+def test_recount_launcher_is_the_streaming_image_with_recount_main_as_entry():
+    recount = ROOT / "docker" / "recount" / "Dockerfile"
+    assert args_of(recount, "FROM") == ["${STREAMING_IMAGE}"]
+    assert [i for i, _ in instructions(recount) if i not in ("ARG", "FROM", "ENV", "HEALTHCHECK")] == []  # no layer
+    assert env_of(recount)["FLEX_TEMPLATE_PYTHON_PY_FILE"] == "/template/pipelines/recount_main.py"
+    workdir = [a for a in args_of(FLEX, "ARG") if a.startswith("WORKDIR=")][0].split("=", 1)[1]
+    assert workdir == "/template" and (ROOT / "pipelines" / "recount_main.py").is_file()
