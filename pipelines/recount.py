@@ -34,13 +34,14 @@ same cells: idempotent, and a run that died halfway is simply run again.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import zlib
 from typing import Iterable, Iterator, NamedTuple
 
 import apache_beam as beam
 from apache_beam.io import fileio
-from apache_beam.io.filesystem import FileMetadata
+from apache_beam.io.filesystem import CompressionTypes, FileMetadata
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -131,11 +132,18 @@ class KeyedEventsOfFilesFn(KeyedEventsFn):
             path = path.path
         self._files.inc()
         keyed = self.keyed
-        with FileSystems.open(path) as f:
+        with open_archive_file(path) as f:
             for line in f:
                 line = line.rstrip(b"\r\n")
                 if line:
                     yield from keyed(line)
+
+
+def open_archive_file(path: str):
+    """A binary, line-iterable reader of an archive file. Gzip through Python's ``gzip`` over the raw
+    stream: Beam's ``CompressedFile`` (compression AUTO) is not iterable."""
+    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    return gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
 
 
 class LatestPerPostFn(beam.CombineFn):
@@ -346,10 +354,11 @@ def tag_result(key: str, deltas: Iterable, snapshots: Iterable[RowSnapshot], *, 
 def tag_drift(r: TagResult, as_of_ms: int) -> TagDrift:
     snap = r.snapshot
     if snap is None:  # a tag the table has never seen (e.g. only late events)
-        return TagDrift(r.key, 0, r.exact)
+        return TagDrift(r.key, 0, max(r.exact, 0))
     if snap.newest_base_ms is not None and snap.newest_base_ms > as_of_ms:
         return TagDrift(r.key, snap.shown, snap.shown, superseded=True)
-    return TagDrift(r.key, snap.shown, r.exact + snap.hours_from_as_of)
+    # the page's total after the run, clamped at 0 like ``shown`` (layout.total_posts)
+    return TagDrift(r.key, snap.shown, max(r.exact + snap.hours_from_as_of, 0))
 
 
 class DriftCombineFn(beam.CombineFn):
