@@ -2,10 +2,12 @@
 # drift reports.
 # All: regional, uniform bucket-level access, public access prevented.
 
-# The archive: the streaming job writes every valid post event here, partitioned by event date;
-# the recount reads it. Objects are written once and never overwritten, so versioning is off
-# (it would only keep deleted objects around). Nothing is deleted by lifecycle: the archive is the
-# source of truth for recounts and backfills.
+# The archive: the streaming job writes every valid post event here under arrived=YYYY-MM-DD/ (the
+# UTC day the job received it; hashtags/archive.py, docs/ARCHIVE.md); the reconciliation reads it.
+# Objects are written once and never overwritten, so versioning is off (it would only keep deleted
+# objects around). Nothing under the partitions is deleted by lifecycle: the archive is the source of
+# truth for reconciliations and backfills. Only the writer's own temp files (post-events/.tmp/, each
+# renamed into its partition within seconds) are removed when a crashed bundle left one behind.
 resource "google_storage_bucket" "archive" {
   # checkov:skip=CKV_GCP_78: the archive is append-only (every object is written once, never overwritten); soft delete (7 days) covers accidental deletes, so versioning would only add cost.
   name                        = local.archive_bucket_name
@@ -42,6 +44,18 @@ resource "google_storage_bucket" "archive" {
     action {
       type          = "SetStorageClass"
       storage_class = "COLDLINE"
+    }
+  }
+
+  # A temp file older than 3 days belongs to a bundle that died between write and rename; its
+  # events were rewritten by the retried bundle (pipelines/archive.py), so it is garbage.
+  lifecycle_rule {
+    condition {
+      age            = 3
+      matches_prefix = ["post-events/.tmp/"]
+    }
+    action {
+      type = "Delete"
     }
   }
 

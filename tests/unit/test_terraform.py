@@ -608,9 +608,18 @@ def test_buckets_are_private_and_have_lifecycle_rules(model):
         assert body["uniform_bucket_level_access"] is True, name
         assert body["public_access_prevention"] == "enforced", name
         assert body.get("lifecycle_rule"), name
-    archive_actions = [block(r, "action") for r in buckets["archive"]["lifecycle_rule"]]
+    rules = buckets["archive"]["lifecycle_rule"]
+    archive_actions = [block(r, "action") for r in rules]
     assert {"type": "SetStorageClass", "storage_class": "NEARLINE"} in archive_actions
-    assert all(a["type"] != "Delete" for a in archive_actions), "the archive is never deleted by lifecycle"
+    # Only the writer's temp folder (hashtags/archive.py TEMP_FOLDER under the archive root) may be
+    # deleted by lifecycle; the partitions never are.
+    from hashtags.archive import TEMP_FOLDER
+
+    deletes = [block(r, "condition") for r in rules if block(r, "action")["type"] == "Delete"]
+    assert deletes, "stale temp files of the archive writer are cleaned up"
+    assert [d.get("matches_prefix") for d in deletes] == [[f"post-events/{TEMP_FOLDER}/"]], \
+        "the archive is never deleted by lifecycle, except the writer's temp folder"
+    assert model["locals"]["archive_path"].endswith("/post-events")
     assert block(buckets["archive"], "versioning")["enabled"] is False
 
 
