@@ -21,10 +21,15 @@ def _generation(value: str) -> int:
 
 
 def _time_floor(value: str) -> str:
-    """``--event_time_floor``: an RFC 3339 timestamp with offset, kept as the string (options are
-    serialised to JSON for Dataflow)."""
-    if messages.parse_time(value) is None:
+    """``--event_time_floor``: an RFC 3339 timestamp with offset, not before settings.EVENT_TIME_FLOOR
+    (the recount re-parses the archive with that floor: an event archived under a lower one would be
+    rejected there). Kept as the string: options are serialised to JSON for Dataflow."""
+    ts = messages.parse_time(value)
+    if ts is None:
         raise argparse.ArgumentTypeError(f"an RFC 3339 timestamp with offset, got {value!r}")
+    if ts < settings.EVENT_TIME_FLOOR:
+        raise argparse.ArgumentTypeError(f"{value!r} is before settings.EVENT_TIME_FLOOR "
+                                         f"({settings.EVENT_TIME_FLOOR.isoformat()})")
     return value
 
 
@@ -80,6 +85,6 @@ class StreamingOptions(PipelineOptions):
         parser.add_argument("--event_time_floor", type=_time_floor,
                             default=messages.format_time(settings.EVENT_TIME_FLOOR),
                             help="Events (and top-posts lists) timed before this RFC 3339 instant are dead "
-                                 "letters; not below settings.EVENT_TIME_FLOOR, which the recount applies")
+                                 "letters; not before settings.EVENT_TIME_FLOOR, which the recount applies")
         parser.add_argument("--archive_max_lines_per_file", type=int, default=100_000,
                             help="An archive file is cut early when its pane reaches this many events")
