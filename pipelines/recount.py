@@ -260,6 +260,24 @@ class PriorStateChangesFn(beam.DoFn):
             self._reader.close()
 
 
+class Changes(beam.PTransform):
+    """(post_id, winner) → PostChange for every post whose winner is later than its state before M
+    (``tables`` None or ``fresh``: from empty state, no lookups)."""
+
+    def __init__(self, as_of: dt.datetime, *, fresh: bool, tables: "Tables | None" = None):
+        super().__init__()
+        self.as_of, self.fresh, self.tables = as_of, fresh, tables
+
+    def expand(self, winners):
+        if self.fresh:
+            return winners | "FromEmptyState" >> beam.ParDo(FreshChangesFn())
+        t = self.tables
+        return (winners
+                | "Batch" >> beam.BatchElements(min_batch_size=LOOKUP_BATCH[0], max_batch_size=LOOKUP_BATCH[1])
+                | "AgainstPriorState" >> beam.ParDo(PriorStateChangesFn(t.project, t.instance, t.post_state,
+                                                                         self.as_of)))
+
+
 _NO_SPELLING = float("inf")
 
 
@@ -267,6 +285,15 @@ def change_deltas(change: PostChange) -> Iterator[tuple[str, tuple[int, float, N
     """A change's per-tag deltas in ``TallyFn``'s input form (no spelling: bases carry none)."""
     for key, d in ps.tag_deltas(change.old, change.new):
         yield key, (d, _NO_SPELLING, None)
+
+
+class SumTagDeltas(beam.PTransform):
+    """PostChange → (key, Tally): Σ deltas per tag, with the streaming job's combiner."""
+
+    def expand(self, changes):
+        return (changes
+                | "TagDeltas" >> beam.FlatMap(change_deltas)
+                | "SumPerTag" >> beam.CombinePerKey(TallyFn()))
 
 
 # ---- 5: the table's rows ---------------------------------------------------------------------
@@ -436,17 +463,10 @@ def build_recount(p: beam.Pipeline, *, archive_root: str, plan: RunPlan, fresh: 
              | "PlannedDays" >> beam.Filter(lambda m: in_plan(m.path, plan))
              | "Paths" >> beam.Map(lambda m: m.path)
              | "Spread" >> beam.Reshuffle())
-    winners = files | "Winners" >> Winners(as_of, post_buckets)
-    if fresh:
-        changes = winners | "FromEmptyState" >> beam.ParDo(FreshChangesFn())
-    else:
-        changes = (winners
-                   | "Batch" >> beam.BatchElements(min_batch_size=LOOKUP_BATCH[0], max_batch_size=LOOKUP_BATCH[1])
-                   | "AgainstPriorState" >> beam.ParDo(PriorStateChangesFn(
-                       tables.project, tables.instance, tables.post_state, as_of)))
-    deltas = (changes
-              | "TagDeltas" >> beam.FlatMap(change_deltas)
-              | "SumPerTag" >> beam.CombinePerKey(TallyFn()))
+    changes = (files
+               | "Winners" >> Winners(as_of, post_buckets)
+               | "Changes" >> Changes(as_of, fresh=fresh, tables=tables))
+    deltas = changes | "Deltas" >> SumTagDeltas()
     if tables.counts_exist:
         rows = (p
                 | "Once" >> beam.Create([None])
