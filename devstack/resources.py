@@ -8,8 +8,10 @@ from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
 from hashtag_store import create_table
+from hashtag_store.bigtable import create_post_state_table
 from hashtags.settings import (
     POST_EVENTS_DLQ_SUBSCRIPTION,
+    POST_STATE_TABLE,
     TOP_POSTS_DLQ_SUBSCRIPTION,
     Settings,
 )
@@ -46,6 +48,7 @@ def ensure_pubsub(s: Settings) -> None:
 def ensure_all(s: Settings) -> None:
     ensure_pubsub(s)
     create_table(s.project, s.bigtable_instance, s.table)
+    create_post_state_table(s.project, s.bigtable_instance, POST_STATE_TABLE)
 
 
 def streaming_args(s: Settings, archive_path: str, *, early_firing_seconds: int = 5,

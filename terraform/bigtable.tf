@@ -111,3 +111,29 @@ resource "google_bigtable_app_profile" "writer" {
   }
   ignore_warnings = true
 }
+
+# The reconciliation's per-post state (settings.POST_STATE_TABLE, hashtags/post_state.py): one row
+# per post (the winning event the nightly run applied, at the run's as_of) and the run records.
+# Same instance as `hashtags`: the recount job reads and writes both.
+resource "google_bigtable_table" "post_state" {
+  name                = "post_state"
+  instance_name       = google_bigtable_instance.hashtags.name
+  deletion_protection = local.is_prod ? "PROTECTED" : "UNPROTECTED"
+
+  column_family {
+    family = "s"
+  }
+}
+
+# s: GcRule(max_versions=2): the version a run writes at its as_of and the one before it, which a
+# rerun of the same night reads (reads filter by timestamp; they never rely on GC having run).
+resource "google_bigtable_gc_policy" "post_state" {
+  instance_name   = google_bigtable_instance.hashtags.name
+  table           = google_bigtable_table.post_state.name
+  column_family   = "s"
+  deletion_policy = "ABANDON"
+
+  max_version {
+    number = 2
+  }
+}

@@ -25,7 +25,7 @@ import hcl2
 import pytest
 from hcl2.utils import SerializationOptions
 
-from hashtags import layout, settings
+from hashtags import layout, post_state, settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"
@@ -171,17 +171,18 @@ def expected_facts() -> dict:
         settings.POST_EVENTS_DLQ_SUBSCRIPTION: {"topic": settings.POST_EVENTS_DLQ_TOPIC, **inspect},
         settings.TOP_POSTS_DLQ_SUBSCRIPTION: {"topic": settings.TOP_POSTS_DLQ_TOPIC, **inspect},
     }
+    families = {**layout.COLUMN_FAMILIES, **post_state.COLUMN_FAMILIES}  # both tables' families
     modes = {}
-    for family, rule in layout.COLUMN_FAMILIES.items():
+    for family, rule in families.items():
         built = gc_rule_for(rule)  # what create_table() sends to the emulator / Bigtable
         modes[family] = "INTERSECTION" if isinstance(built, column_family.GCRuleIntersection) else None
     return {
         "topics": {settings.POST_EVENTS_TOPIC, settings.TOP_POSTS_TOPIC,
                    settings.POST_EVENTS_DLQ_TOPIC, settings.TOP_POSTS_DLQ_TOPIC},
         "subscriptions": subscriptions,
-        "tables": {settings.TABLE},
-        "families": set(layout.COLUMN_FAMILIES),
-        "gc_rules": dict(layout.COLUMN_FAMILIES),
+        "tables": {settings.TABLE, settings.POST_STATE_TABLE},
+        "families": set(families),
+        "gc_rules": families,
         "modes": modes,
         "app_profile": settings.SERVING_APP_PROFILE,
     }
@@ -275,7 +276,7 @@ def test_terraform_matches_settings_and_layout(model):
 def test_facts_are_not_vacuous(model):
     facts = terraform_facts(model)
     assert facts["topics"] == {"post-events", "top-posts", "post-events-dlq", "top-posts-dlq"}
-    assert facts["families"] == {"counts", "top", "meta"}
+    assert facts["families"] == {"counts", "top", "meta", "s"}
     assert facts["gc_rules"]["counts"]["rule"] == layout.GcRule(max_versions=3, max_age_days=14)
     assert facts["gc_rules"]["counts"]["mode"] == "INTERSECTION"
 
@@ -658,3 +659,17 @@ def test_every_checkov_skip_has_a_reason_and_is_in_the_readme():
         assert len(reason) >= 30, f"{key}: skip without a real reason: {reason!r}"
         check_id = key.split("@")[0]
         assert check_id in readme, f"{check_id} is skipped but not listed in terraform/README.md"
+
+
+def test_post_state_table_has_its_own_family_and_gc_rule(model):
+    """The post_state table (hashtags/post_state.py, created locally by create_post_state_table):
+    exactly its family, whose GC policy sits on that table; the hashtags table does not have it."""
+    tables = {resolve(model, b["name"]): {resolve(model, f["family"]) for f in b.get("column_family", [])}
+              for b in model["resource"]["google_bigtable_table"].values()}
+    assert tables[settings.POST_STATE_TABLE] == set(post_state.COLUMN_FAMILIES)
+    assert not tables[settings.TABLE] & set(post_state.COLUMN_FAMILIES)
+    gc = terraform_facts(model)["gc_rules"][post_state.FAMILY]
+    assert (gc["table"], gc["rule"]) == (settings.POST_STATE_TABLE, post_state.COLUMN_FAMILIES[post_state.FAMILY])
+    mutated = copy.deepcopy(model)
+    mutated["resource"]["google_bigtable_gc_policy"]["post_state"]["max_version"] = [{"number": 3}]
+    assert any("GC rule of s" in p for p in consistency_problems(mutated))
