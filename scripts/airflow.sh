@@ -9,7 +9,7 @@
 #   scripts/airflow.sh airflow ARGS # any airflow CLI command with the local environment
 #
 # The local stack's Bigtable emulator must be running for `test` (default localhost:8086, override
-# with BIGTABLE_EMULATOR_HOST); the archive defaults to .local/archive (Variable hashtags_archive or
+# with BIGTABLE_EMULATOR_HOST); the archive defaults to .run/archive (Variable hashtags_archive or
 # env AIRFLOW_VAR_HASHTAGS_ARCHIVE).
 set -euo pipefail
 
