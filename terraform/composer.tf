@@ -21,7 +21,7 @@ locals {
     hashtags_region              = var.region
     hashtags_bigtable_instance   = google_bigtable_instance.hashtags.name
     hashtags_table               = google_bigtable_table.hashtags.name
-    hashtags_post_state_table    = "post_state" # = hashtags/settings.py POST_STATE_TABLE (bigtable.tf)
+    hashtags_post_state_table    = google_bigtable_table.post_state.name
     hashtags_archive             = local.archive_path
     hashtags_temp_location       = "gs://${google_storage_bucket.dataflow_temp.name}/recount"
     hashtags_staging_location    = "gs://${google_storage_bucket.dataflow_staging.name}/staging"
