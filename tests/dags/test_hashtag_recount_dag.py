@@ -357,3 +357,42 @@ def test_launch_parameters_are_declared_in_the_recount_template_metadata(h, monk
         assert required <= set(sent), required - set(sent)
         for name, value in sent.items():
             assert all(re.search(rx, value) for rx in declared[name].get("regexes", [])), (name, value)
+
+
+def test_the_composer_dag_folder_parses_without_the_project(tmp_path):
+    """The DAG folder exactly as terraform/composer.tf uploads it (local.dag_files), parsed by a
+    fresh interpreter that cannot see this project, the way Airflow 3's DAG processor and task runner
+    parse the dags-folder bundle (BundleDagBag: the bundle's folder is put on sys.path,
+    airflow/dag_processing/processor.py, sdk/execution_time/task_runner.py): no import errors, one
+    DAG, no regex needed, and the copied hashtags/ modules are not scanned as DAG files."""
+    import os
+    import re
+    import shutil
+
+    tf = (ROOT / "terraform" / "composer.tf").read_text()
+    block = re.search(r"dag_files = \{(.*?)\n  \}", tf, re.S).group(1)
+    files = dict(re.findall(r'"(dags/[^"]+)"\s*=\s*"\$\{path\.module\}/\.\./([^"]+)"', block))
+    assert set(files) >= {"dags/hashtag_recount.py", "dags/hashtags/planning.py", "dags/.airflowignore"}
+    for dest, src in files.items():
+        (tmp_path / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / src, tmp_path / dest)
+    code = (
+        "import sys\n"
+        f"assert not any(p.rstrip('/') == {str(ROOT)!r} for p in sys.path), sys.path\n"
+        # as the DAG processor and the task runner parse a bundle: its folder goes on sys.path
+        "from pathlib import Path\n"
+        "from airflow.dag_processing.dagbag import BundleDagBag\n"
+        f"bag = BundleDagBag({str(tmp_path / 'dags')!r}, bundle_path=Path({str(tmp_path / 'dags')!r}))\n"
+        "print('ERRORS', bag.import_errors)\n"
+        "print('DAGS', sorted(bag.dag_ids))\n"
+        "print('FILES', sorted(bag.dagbag_stats[i].file for i in range(len(bag.dagbag_stats))))\n"
+        "print('TEXT', 'hashtags.text' in sys.modules or 'regex' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HASHTAGS_PROJECT_ROOT")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                         cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ERRORS {}" in out.stdout and "DAGS ['hashtag_recount']" in out.stdout, out.stdout
+    assert "TEXT False" in out.stdout
+    files_line = [ln for ln in out.stdout.splitlines() if ln.startswith("FILES")][0]
+    assert "hashtags" not in files_line.replace("hashtag_recount", ""), files_line
