@@ -197,7 +197,7 @@ def test_streaming_with_duplicates_then_three_nightly_dag_runs(stack, airflow_db
             wrong = {k: (got.get(k, 0), n) for k, n in shown.items() if got.get(k, 0) != n}
             return not wrong, dict(list(wrong.items())[:5])
 
-        wait_for(live_settled, 180, f"night {night}: the live totals to count every delivery", log, every=2)
+        wait_for(live_settled, 300, f"night {night}: the live totals to count every delivery", log, every=2)
 
         # 3. The archive: every valid delivery of the night; then its files become arrived=<day>.
         def archived():
@@ -205,7 +205,7 @@ def test_streaming_with_duplicates_then_three_nightly_dag_runs(stack, airflow_db
             n = sum(len(f.read_text(encoding="utf-8").splitlines()) for f in archive_files(moved))
             return n >= len(events), (n, len(events))
 
-        wait_for(archived, 150, f"night {night}: the archive to hold every delivery", log)
+        wait_for(archived, 240, f"night {night}: the archive to hold every delivery", log)
         folder = archive / layout.partition_name(day)
         folder.mkdir(exist_ok=True)
         for f in archive_files(moved):
