@@ -1,8 +1,8 @@
 """DAG ``hashtag_recount``: the nightly incremental reconciliation of hashtag counts (DESIGN.md
 "Reconciliation (incremental) and the DAG").
 
-    check_archive → launcher ─┬─ recount_dataflow (Flex Template, production) ─┬→ publish_drift_report
-                              └─ recount_local (Beam over the project's .venv) ─┘
+    check_archive → choose_runner ─┬─ recount_dataflow (Flex Template, production) ─┬→ publish_drift_report
+                                   └─ recount_local (Beam over the project's .venv) ─┘
 
 * Nightly at 02:00 UTC, no catch-up, one active run, retries with exponential backoff. What a run
   covers is planned by ``hashtags.planning`` (the one planning module; the backfill CLI uses it too):
@@ -307,7 +307,7 @@ with DAG(
         return spec
 
     @task.branch(retries=0)
-    def launcher(spec: dict[str, Any]) -> str:
+    def choose_runner(spec: dict[str, Any]) -> str:
         return DATAFLOW_TASK if spec["dataflow"] else LOCAL_TASK
 
     spec = check_archive()
@@ -356,5 +356,5 @@ with DAG(
         log.info("%s", line)
         return summary
 
-    spec >> launcher(spec) >> [recount_dataflow, recount_local]
+    spec >> choose_runner(spec) >> [recount_dataflow, recount_local]
     [recount_dataflow, recount_local] >> publish_drift_report(spec)

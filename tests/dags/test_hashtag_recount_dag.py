@@ -93,8 +93,8 @@ def test_schedule_catchup_concurrency(dag):
 
 def test_task_order_and_retries(dag):
     t = dag.task_dict
-    assert [x.task_id for x in dag.topological_sort()][:2] == ["check_archive", "launcher"]
-    assert t["launcher"].downstream_task_ids == {"recount_dataflow", "recount_local"}
+    assert [x.task_id for x in dag.topological_sort()][:2] == ["check_archive", "choose_runner"]
+    assert t["choose_runner"].downstream_task_ids == {"recount_dataflow", "recount_local"}
     assert t["publish_drift_report"].upstream_task_ids == {"check_archive", "recount_dataflow", "recount_local"}
     assert t["publish_drift_report"].trigger_rule == "none_failed_min_one_success"  # after the branch taken
     assert (t["check_archive"].retries, t["recount_dataflow"].retries, t["recount_local"].retries,
