@@ -152,3 +152,27 @@ def test_job_names_are_deterministic_per_night_and_plan():
         "hashtag-recount-20261123-reapply-20261101-20261102"
     for p in (planning.plan_nightly(M, None), planning.plan_full_rebuild(M), planning.plan_reapply(M - planning.ONE_DAY, M - planning.ONE_DAY, M)):
         assert planning.job_name(p).startswith(planning.night_job_prefix(M))
+
+
+# ---- property: nightly runs never leave an arrival day unread -----------------------------------
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+
+@hsettings(deadline=None, max_examples=60)
+@given(gaps=st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size=12))
+def test_any_sequence_of_nights_reads_every_arrival_day(gaps):
+    """Nights spaced by ``gaps`` days (skipped nights included), each planned from the previous
+    run's record, over an archive that starts on ``start``: together they read every arrival day
+    before the last midnight, and each night re-reads the previous run's last day (the overlap)."""
+    start = D(2026, 1, 1)
+    as_of, last, read = start, None, set()
+    for gap in gaps:
+        as_of += dt.timedelta(days=gap)
+        p = planning.plan_nightly(as_of, last)
+        first = p.arrived_from or start  # open at the start: the whole archive
+        days = {first + dt.timedelta(days=i) for i in range((p.arrived_to - first).days + 1)}
+        if last is not None:
+            assert last.arrived_to in days
+        read |= days
+        last = planning.LastRun(as_of=p.as_of, arrived_to=p.arrived_to)
+    assert {start + dt.timedelta(days=i) for i in range((as_of - start).days)} <= read
