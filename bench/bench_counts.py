@@ -270,6 +270,43 @@ def throughput(n: int, passes: int, seed: int, folder: Path) -> dict:
     return res
 
 
+def compare_revisions(before: str, n: int, passes: int, seed: int, cpu: int) -> dict:
+    """(a) for the code at git revision ``before`` and for this checkout, each a whole run of this
+    script's throughput part (``--skip-mutations --passes 1``, its own process pinned to ``cpu``),
+    alternating before/after ``passes`` times so that load from others hits both alike."""
+    import shutil
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-counts-before-"))
+    try:
+        subprocess.run(f"git archive {before} | tar -x -C {tmp}", shell=True, cwd=ROOT, check=True)
+        trees = {"before": tmp, "after": ROOT}
+        runs: dict[str, list[dict]] = {name: [] for name in trees}
+        env = {k: v for k, v in os.environ.items() if k != "BENCH_COUNTS_PINNED"}
+        for i in range(passes):
+            for name, tree in trees.items():
+                out = subprocess.run([sys.executable, str(tree / "bench" / "bench_counts.py"), "--skip-mutations",
+                                      "--passes", "1", "--events", str(n), "--seed", str(seed), "--cpu", str(cpu),
+                                      "--max-load", "1000"], cwd=tree, env=env, capture_output=True, text=True)
+                line = next((l for l in out.stderr.splitlines() if l.startswith('{"throughput"')), None)
+                if out.returncode or line is None:
+                    raise RuntimeError(f"{name} run failed: {out.stderr[-2000:]}")
+                runs[name].append(json.loads(line)["throughput"])
+                print(f"  compare pass {i + 1} {name}: beam {runs[name][-1]['beam']['median_eps']:,} events/s, "
+                      f"baseline {runs[name][-1]['baseline']['median_eps']:,}", file=sys.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    res = {"revision": before, "passes": passes, "events": n}
+    for name, rs in runs.items():
+        res[name] = {row: {key: round(statistics.median(r[row][key] for r in rs))
+                           for key in ("median_eps", "cpu_eps")}
+                     for row in ("beam", "baseline", "beam_parse", "baseline_parse", "floor")}
+        res[name]["ratio_cpu"] = round(statistics.median(r["ratio_cpu"] for r in rs), 3)
+    # the run pairs (before, after) ran back to back: their ratio sees the least load drift
+    res["paired"] = {row: [round(a[row]["cpu_eps"] / b[row]["cpu_eps"], 3) for b, a in zip(runs["before"], runs["after"])]
+                     for row in ("beam", "baseline", "beam_parse", "baseline_parse", "floor")}
+    return res
+
+
 # ---------------------------------------------------------------------------------------------
 # (b) mutations per 1,000 events
 def arrival_order(msgs, seed: int, late_share: float = 0.01):
@@ -385,7 +422,7 @@ def mutations(n: int, per_firing: int, hours: float, seed: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-def markdown(cmd: str, info: dict, loads: dict, a: dict | None, b: dict | None) -> str:
+def markdown(cmd: str, info: dict, loads: dict, a: dict | None, b: dict | None, c: dict | None = None) -> str:
     lines = [SECTION, ""]
     lines.append(f"Measured {dt.datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `bench/bench_counts.py` "
                  f"(reproduce: `{cmd}`).")
@@ -433,14 +470,38 @@ def markdown(cmd: str, info: dict, loads: dict, a: dict | None, b: dict | None) 
             f"baseline {us['baseline']:.0f} = parse {us['baseline_parse']:.0f} + distinct tags and Counter "
             f"{us['baseline'] - us['baseline_parse']:.0f}; Beam {us['beam']:.0f} = runner floor {us['floor']:.0f} "
             f"+ ParsePostEvents {us['beam_parse'] - us['floor']:.0f} (the same `parse_post_event`, plus per-element "
-            "work: a `TimestampedValue` and two `Timestamp`s per event, the tagged-output dispatch, a metrics "
-            f"counter) + CountTags {us['beam'] - us['beam_parse']:.0f} (≈ 4.8 `(key, (delta, time, spelling))` "
+            "work: the clock read for the future bound, a `TimestampedValue` and two `Timestamp`s per event, the "
+            f"tagged-output dispatch, a metrics counter) + CountTags {us['beam'] - us['beam_parse']:.0f} (≈ 4.8 `(key, (delta, time, spelling))` "
             "elements per event through `FlatMap(tag_deltas)` and the lifted combiner's `add_input`, then the "
             "shuffle of 400 accumulators). The extraction and parsing are shared with the baseline; the gap is "
             "Beam's per-element cost, which on Dataflow is paid in parallel across workers and which the "
             "streaming job pays at its input rate, not per firing.",
             "",
         ]
+    if c:
+        lines += [
+            f"### (a') Before / after: the code at `{c['revision']}` and this checkout",
+            "",
+            f"The throughput part above as whole runs of this script (`--skip-mutations --passes 1`, "
+            f"{c['events']:,} events, its own process pinned to the same core), alternating before/after "
+            f"{c['passes']} times; medians of the runs. Both the baseline and Beam use the parse of their own "
+            "revision, so the ratio Beam / baseline hides a slower parse: compare the rows across the columns.",
+            "",
+            "| run | before: events/s (wall) | before: per CPU-s | after: events/s (wall) | after: per CPU-s | "
+            "after / before (per CPU-s, medians) | after / before, each back-to-back pair (per CPU-s) | "
+            "median of the pairs |",
+            "|---|---:|---:|---:|---:|---:|---|---:|",
+        ]
+        for row, label in (("beam", "Beam: ParsePostEvents + CountTags"), ("baseline", "baseline: parse + count"),
+                           ("beam_parse", "Beam: ParsePostEvents only"), ("baseline_parse", "baseline: parse only"),
+                           ("floor", "runner floor")):
+            bf, af = c["before"][row], c["after"][row]
+            pairs = c["paired"][row]
+            lines.append(f"| {label} | {bf['median_eps']:,} | {bf['cpu_eps']:,} | {af['median_eps']:,} | "
+                         f"{af['cpu_eps']:,} | {af['cpu_eps'] / bf['cpu_eps']:.2f} | "
+                         f"{', '.join(f'{x:.2f}' for x in pairs)} | **{statistics.median(pairs):.2f}** |")
+        lines += ["", f"Ratio Beam / baseline per CPU-second: before {c['before']['ratio_cpu']:.2f}, "
+                  f"after {c['after']['ratio_cpu']:.2f}.", ""]
     if b:
         lines += [
             "### (b) Bigtable mutations per 1,000 post events",
@@ -520,6 +581,10 @@ def main() -> int:
     ap.add_argument("--max-load", type=float, default=3.0,
                     help="if the 1-min load is above this, wait --wait seconds and retry once")
     ap.add_argument("--wait", type=float, default=90)
+    ap.add_argument("--compare", metavar="REV", default=None,
+                    help="(a) also for the code at git revision REV against this checkout, alternating runs")
+    ap.add_argument("--compare-passes", type=int, default=3)
+    ap.add_argument("--compare-events", type=int, default=100_000)
     ap.add_argument("--write-docs", type=Path, default=None, help="replace the section in this markdown file")
     args = ap.parse_args()
     pin_to_one_core(args.cpu)
@@ -552,8 +617,13 @@ def main() -> int:
             print(json.dumps({"mutations": r}), file=sys.stderr)
             b["sweep"].append(r)
         b["sweep"].sort(key=lambda r: r["events_per_firing"])
+    c = None
+    if args.compare:
+        print(f"(a') before/after: {args.compare} vs this checkout", file=sys.stderr)
+        c = compare_revisions(args.compare, args.compare_events, args.compare_passes, args.seed, args.cpu)
+        print(json.dumps({"compare": c}), file=sys.stderr)
     loads["after"] = uptime_line()
-    text = markdown(cmd, machine(), loads, a, b)
+    text = markdown(cmd, machine(), loads, a, b, c)
     print(text)
     if args.write_docs:
         write_section(args.write_docs, text)
