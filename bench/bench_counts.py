@@ -302,7 +302,7 @@ def parse_cost_us(tree: Path, n: int, seed: int, cpu: int) -> float:
 def compare_revisions(before: str, n: int, passes: int, seed: int, cpu: int) -> dict:
     """(a) for the code at git revision ``before`` and for this checkout, each a whole run of this
     script's throughput part (``--skip-mutations --passes 1``, its own process pinned to ``cpu``),
-    alternating before/after ``passes`` times so that load from others hits both alike."""
+    ``passes`` back-to-back pairs, the order flipped every pass, so that load from others hits both alike."""
     import shutil
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-counts-before-"))
@@ -312,7 +312,8 @@ def compare_revisions(before: str, n: int, passes: int, seed: int, cpu: int) -> 
         runs: dict[str, list[dict]] = {name: [] for name in trees}
         env = {k: v for k, v in os.environ.items() if k != "BENCH_COUNTS_PINNED"}
         for i in range(passes):
-            for name, tree in trees.items():
+            order = list(trees.items()) if i % 2 == 0 else list(trees.items())[::-1]  # no side always second
+            for name, tree in order:
                 out = subprocess.run([sys.executable, str(tree / "bench" / "bench_counts.py"), "--skip-mutations",
                                       "--passes", "1", "--events", str(n), "--seed", str(seed), "--cpu", str(cpu),
                                       "--max-load", "1000"], cwd=tree, env=env, capture_output=True, text=True)
@@ -514,8 +515,8 @@ def markdown(cmd: str, info: dict, loads: dict, a: dict | None, b: dict | None, 
             f"### (a') Before / after: the code at `{c['revision']}` and this checkout",
             "",
             f"The throughput part above as whole runs of this script (`--skip-mutations --passes 1`, "
-            f"{c['events']:,} events, its own process pinned to the same core), alternating before/after "
-            f"{c['passes']} times; medians of the runs. Both the baseline and Beam use the parse of their own "
+            f"{c['events']:,} events, its own process pinned to the same core), {c['passes']} back-to-back "
+            "before/after pairs, the order flipped every pair; medians of the runs. Both the baseline and Beam use the parse of their own "
             "revision, so the ratio Beam / baseline hides a slower parse: compare the rows across the columns.",
             "",
             "| run | before: events/s (wall) | before: per CPU-s | after: events/s (wall) | after: per CPU-s | "
