@@ -21,11 +21,13 @@ from tests.conftest import INSTANCE, PROJECT
 pytestmark = pytest.mark.emulator
 
 UTC = dt.timezone.utc
-AS_OF = dt.datetime(2026, 11, 23, tzinfo=UTC)
+# Far from the wall clock: the counts family collects cells older than 14 days (beyond the newest
+# 3 versions) and the emulator collects at once, so hour cells of a past fortnight would vanish.
+AS_OF = dt.datetime(2031, 3, 23, tzinfo=UTC)
 TAGS = ["love", "Love", "cat", "dog", "sun", "ｓｕｎ", "rain", "tea"]
 
 
-def make_events(seed=3, posts=150, start=dt.datetime(2026, 11, 20, tzinfo=UTC), hours=3 * 24 + 6):
+def make_events(seed=3, posts=150, start=dt.datetime(2031, 3, 20, tzinfo=UTC), hours=3 * 24 + 6):
     """Events from ``start`` over ``hours`` (some after AS_OF), with deletes, edits, re-publishes.
     Around and after AS_OF only plain publishes: the live count cannot take back an edit's old
     tags, so the hour cells after a base are exact only for those."""
@@ -107,30 +109,30 @@ def test_nightly_repairs_drift_is_idempotent_and_reads_only_new_days(store, tabl
     live = [e for e in events if e not in dropped] + duplicates
     store.write_hour_counts([(k, h, n, None) for (k, h), n in streaming_hour_cells(live).items()])
     # a tag in the table with no post in the archive at all → base 0
-    store.write_hour_counts([("phantom", dt.datetime(2026, 11, 21, 5, tzinfo=UTC), 4, None)])
+    store.write_hour_counts([("phantom", dt.datetime(2031, 3, 21, 5, tzinfo=UTC), 4, None)])
     write_archive(tmp_path / "archive", [e for e in events + duplicates if arrival_day(e) < AS_OF.date()])
 
     before = totals(store)
     exact = exact_totals(events)
     expected_drifted = {k for k in set(before) | set(exact) if before.get(k, 0) != exact.get(k, 0)}
 
-    argv = argv_for(tmp_path, table_name, "2026-11-23", "--mode=nightly")
+    argv = argv_for(tmp_path, table_name, "2031-03-23", "--mode=nightly")
     out = recount_main.run_recount(argv)
     assert out.exit_code == 0, out.message
     assert out.plan.mode == planning.FULL_REBUILD  # the first run: no state yet
     after = totals(store)
     assert {k: v for k, v in after.items() if v} == dict(exact)
     assert after["phantom"] == 0
-    report = json.loads((tmp_path / "reports" / "drift-2026-11-23.json").read_text())
+    report = json.loads((tmp_path / "reports" / "drift-2031-03-23.json").read_text())
     assert {t["tag"] for t in report["drifted_tags"]} == expected_drifted
     for t in report["drifted_tags"]:
         assert (t["before"], t["after"]) == (before.get(t["tag"], 0), exact.get(t["tag"], 0))
     assert report["events_read"] == sum(1 for e in events + duplicates if arrival_day(e) < AS_OF.date())
     assert report["tags_drifted"] == len(expected_drifted) > 0
-    md = (tmp_path / "reports" / "drift-2026-11-23.md").read_text()
+    md = (tmp_path / "reports" / "drift-2031-03-23.md").read_text()
     assert "phantom" in md and "+4" in md
     last = state_store.last_run(PROJECT, INSTANCE, f"{table_name}-state")
-    assert last == planning.LastRun(AS_OF.date(), dt.date(2026, 11, 22))
+    assert last == planning.LastRun(AS_OF.date(), dt.date(2031, 3, 22))
 
     # the same night again: nothing left to repair, nothing changes
     out2 = recount_main.run_recount(argv)
@@ -138,18 +140,18 @@ def test_nightly_repairs_drift_is_idempotent_and_reads_only_new_days(store, tabl
     assert totals(store) == after
     assert out2.report["tags_drifted"] == 0 and out2.report["drifted_tags"] == []
 
-    # the next night: the day of 2026-11-23 arrives (the events after AS_OF), plus a late event of
-    # 2026-11-21 (a post the live count never saw) and a redelivery of an old day's event
+    # the next night: the day of 2031-03-23 arrives (the events after AS_OF), plus a late event of
+    # 2031-03-21 (a post the live count never saw) and a redelivery of an old day's event
     late = PostEvent("published", "late-1", "u", "#late #cat", "https://img.example/l.jpg",
-                     dt.datetime(2026, 11, 21, 9, tzinfo=UTC), event_id="late-1")
+                     dt.datetime(2031, 3, 21, 9, tzinfo=UTC), event_id="late-1")
     day3 = [e for e in events if arrival_day(e) == AS_OF.date()] + [late, before_as_of[0]]
     write_archive(tmp_path / "archive", day3, day_of=lambda e: AS_OF.date(), name="day3")
-    out3 = recount_main.run_recount(argv_for(tmp_path, table_name, "2026-11-24", "--mode=nightly"))
+    out3 = recount_main.run_recount(argv_for(tmp_path, table_name, "2031-03-24", "--mode=nightly"))
     assert out3.exit_code == 0, out3.message
     assert (out3.plan.mode, out3.plan.arrived_from, out3.plan.arrived_to) == (
-        planning.NIGHTLY, dt.date(2026, 11, 21), dt.date(2026, 11, 23))  # one day of overlap
+        planning.NIGHTLY, dt.date(2031, 3, 21), dt.date(2031, 3, 23))  # one day of overlap
     assert out3.report["events_read"] == len(day3) + sum(
-        1 for e in events + duplicates if dt.date(2026, 11, 21) <= arrival_day(e) <= dt.date(2026, 11, 22))
+        1 for e in events + duplicates if dt.date(2031, 3, 21) <= arrival_day(e) <= dt.date(2031, 3, 22))
     want = exact_totals(events + [late])
     assert {k: v for k, v in totals(store).items() if v} == dict(want)
     # tags "late" (no row) and "cat" (+1 from the late post) are the drifted ones
@@ -158,10 +160,10 @@ def test_nightly_repairs_drift_is_idempotent_and_reads_only_new_days(store, tabl
 
 def test_dry_run_writes_nothing_and_threshold_fails(store, table_name, tmp_path):
     e = PostEvent("published", "p1", "u", "#one #two", "https://img.example/a.jpg",
-                  dt.datetime(2026, 11, 22, 10, tzinfo=UTC), event_id="e1")
+                  dt.datetime(2031, 3, 22, 10, tzinfo=UTC), event_id="e1")
     write_archive(tmp_path / "archive", [e])
-    store.write_hour_counts([("one", dt.datetime(2026, 11, 22, 10, tzinfo=UTC), 3, None)])
-    argv = argv_for(tmp_path, table_name, "2026-11-23", "--report_only", "--drift_threshold=0.5")
+    store.write_hour_counts([("one", dt.datetime(2031, 3, 22, 10, tzinfo=UTC), 3, None)])
+    argv = argv_for(tmp_path, table_name, "2031-03-23", "--report_only", "--drift_threshold=0.5")
     out = recount_main.run_recount(argv)
     assert out.exit_code == recount_main.EXIT_DRIFT  # |3-1| + |0-1| = 3 over Σ after 2 = 150 %
     assert out.report["dry_run"] is True and out.report["base_cells_written"] == 0
@@ -171,18 +173,18 @@ def test_dry_run_writes_nothing_and_threshold_fails(store, table_name, tmp_path)
 
 
 def test_refuses_an_empty_archive_and_going_back_in_time(store, table_name, tmp_path):
-    store.write_hour_counts([("one", dt.datetime(2026, 11, 22, 10, tzinfo=UTC), 3, None)])
+    store.write_hour_counts([("one", dt.datetime(2031, 3, 22, 10, tzinfo=UTC), 3, None)])
     (tmp_path / "archive").mkdir()
-    out = recount_main.run_recount(argv_for(tmp_path, table_name, "2026-11-23"))
+    out = recount_main.run_recount(argv_for(tmp_path, table_name, "2031-03-23"))
     assert out.exit_code == recount_main.EXIT_BAD_INPUT, out.message
     assert totals(store) == {"one": 3}
 
     e = PostEvent("published", "p1", "u", "#one", "https://img.example/a.jpg",
-                  dt.datetime(2026, 11, 22, 10, tzinfo=UTC), event_id="e1")
+                  dt.datetime(2031, 3, 22, 10, tzinfo=UTC), event_id="e1")
     write_archive(tmp_path / "archive", [e])
-    assert recount_main.run_recount(argv_for(tmp_path, table_name, "2026-11-24")).exit_code == 0
-    back = recount_main.run_recount(argv_for(tmp_path, table_name, "2026-11-23"))
+    assert recount_main.run_recount(argv_for(tmp_path, table_name, "2031-03-24")).exit_code == 0
+    back = recount_main.run_recount(argv_for(tmp_path, table_name, "2031-03-23"))
     assert back.exit_code == recount_main.EXIT_BAD_INPUT and "back in time" in back.message
-    reapply = recount_main.run_recount(argv_for(tmp_path, table_name, "2026-11-24", "--mode=reapply",
-                                                "--arrived_from=2026-11-25", "--arrived_to=2026-11-20"))
+    reapply = recount_main.run_recount(argv_for(tmp_path, table_name, "2031-03-24", "--mode=reapply",
+                                                "--arrived_from=2031-03-25", "--arrived_to=2031-03-20"))
     assert reapply.exit_code == recount_main.EXIT_BAD_INPUT
