@@ -300,15 +300,19 @@ def parse_cost_us(tree: Path, n: int, seed: int, cpu: int) -> float:
 
 
 def compare_revisions(before: str, n: int, passes: int, seed: int, cpu: int) -> dict:
-    """(a) for the code at git revision ``before`` and for this checkout, each a whole run of this
+    """(a) for the code at git revision ``before`` and at HEAD, each a whole run of this
     script's throughput part (``--skip-mutations --passes 1``, its own process pinned to ``cpu``),
     ``passes`` back-to-back pairs, the order flipped every pass, so that load from others hits both alike."""
     import shutil
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-counts-before-"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-counts-compare-"))
     try:
-        subprocess.run(f"git archive {before} | tar -x -C {tmp}", shell=True, cwd=ROOT, check=True)
-        trees = {"before": tmp, "after": ROOT}
+        # Both sides from fresh copies in the same place: run from the checkout itself, even the runner
+        # floor (no project code) came out 10-20 % slower than from /tmp, pass after pass.
+        trees = {"before": tmp / "before", "after": tmp / "after"}
+        for name, rev in (("before", before), ("after", "HEAD")):
+            trees[name].mkdir()
+            subprocess.run(f"git archive {rev} | tar -x -C {trees[name]}", shell=True, cwd=ROOT, check=True)
         runs: dict[str, list[dict]] = {name: [] for name in trees}
         env = {k: v for k, v in os.environ.items() if k != "BENCH_COUNTS_PINNED"}
         for i in range(passes):
@@ -512,7 +516,7 @@ def markdown(cmd: str, info: dict, loads: dict, a: dict | None, b: dict | None, 
         ]
     if c:
         lines += [
-            f"### (a') Before / after: the code at `{c['revision']}` and this checkout",
+            f"### (a') Before / after: the code at `{c['revision']}` and at HEAD",
             "",
             f"The throughput part above as whole runs of this script (`--skip-mutations --passes 1`, "
             f"{c['events']:,} events, its own process pinned to the same core), {c['passes']} back-to-back "
@@ -630,7 +634,7 @@ def main() -> int:
                     help="if the 1-min load is above this, wait --wait seconds and retry once")
     ap.add_argument("--wait", type=float, default=90)
     ap.add_argument("--compare", metavar="REV", default=None,
-                    help="(a) also for the code at git revision REV against this checkout, alternating runs")
+                    help="(a) also for the code at git revision REV against HEAD, alternating runs")
     ap.add_argument("--compare-passes", type=int, default=3)
     ap.add_argument("--compare-events", type=int, default=100_000)
     ap.add_argument("--write-docs", type=Path, default=None, help="replace the section in this markdown file")
