@@ -27,6 +27,12 @@ For ``as_of`` = M (a UTC midnight) and the arrival days of the plan:
    report covers exactly these tags (shown vs exact). The bases wait behind the join
    (``CoGroupByKey``, a barrier), so the rows are read before any base is written.
 7. **States**: the changed posts' new states at M.
+8. **Report, then record** (the job's LAST step, :class:`FinishRunFn`): behind ``WaitOn`` of both
+   Bigtable writes, one element writes ``<report>/drift-<as_of>.json`` and ``.md`` (the drift
+   accumulator and the run's in-graph counts as side inputs) and then, unless a dry run, the run
+   record. So the job reports and records itself on any runner: a Flex Template launcher only
+   builds and submits the graph (it cannot wait for the job), and a job that failed in a write
+   leaves neither a report nor a record.
 
 Every read is "as of before M" and every write a SetCell at M, so a rerun computes and writes the
 same cells: idempotent, and a run that died halfway is simply run again.
@@ -40,6 +46,7 @@ import zlib
 from typing import Iterable, Iterator, NamedTuple
 
 import apache_beam as beam
+from apache_beam import pvalue
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes, FileMetadata
 from apache_beam.io.filesystems import FileSystems
@@ -51,7 +58,8 @@ from hashtags import post_state as ps
 from hashtags.layout import Cell
 from hashtags.messages import Rejected, parse_post_event_fields
 from hashtags.planning import RunPlan, parse_day
-from pipelines.drift import DEFAULT_LIST_LIMIT, DriftAccumulator, TagDrift
+from pipelines import drift
+from pipelines.drift import DEFAULT_LIST_LIMIT, DEFAULT_WORST_N, DriftAccumulator, TagDrift
 from pipelines.transforms import TallyFn
 
 NAMESPACE = "recount"
@@ -87,6 +95,18 @@ def post_bucket(post_id: str, buckets: int) -> int:
 
 
 # ---- 1-2: read, parse, winners ---------------------------------------------------------------
+COUNTS = "counts"  # the tagged output / side input of the run's in-graph counts: (name, n) pairs
+
+
+class _Tally:
+    """Events of one unit of work by outcome (counted in plain ints, reported once per unit)."""
+
+    __slots__ = ("rejected", "kept", "later")
+
+    def __init__(self):
+        self.rejected = self.kept = self.later = 0
+
+
 class KeyedEventsFn(beam.DoFn):
     """Archive line → (bucket, (post_id, candidate)) for events with event time before M. Parse,
     filter and pack in one step: that is the per-event cost of the job."""
@@ -100,21 +120,29 @@ class KeyedEventsFn(beam.DoFn):
         self._skipped = Metrics.counter(NAMESPACE, "events_at_or_after_as_of")
 
     def process(self, line):
-        return self.keyed(line)
+        tally = _Tally()
+        yield from self.keyed(line, tally)
+        self._report(tally)
 
-    def keyed(self, line):
+    def keyed(self, line, tally: _Tally):
         f = parse_post_event_fields(line)
         if type(f) is Rejected:
-            self._rejected.inc()
+            tally.rejected += 1
             return
-        self._valid.inc()
         c = ps.candidate_from_fields(f)
         if ps.event_time_us(c) < self._as_of_us:
-            self._kept.inc()
+            tally.kept += 1
             post_id = f[1]
             yield post_bucket(post_id, self._buckets), (post_id, c)
         else:
-            self._skipped.inc()
+            tally.later += 1
+
+    def _report(self, tally: _Tally) -> None:
+        """The unit's tally as metrics (the Dataflow UI) — the report counts in-graph instead."""
+        self._valid.inc(tally.kept + tally.later)
+        self._rejected.inc(tally.rejected)
+        self._kept.inc(tally.kept)
+        self._skipped.inc(tally.later)
 
 
 class KeyedEventsOfFilesFn(KeyedEventsFn):
@@ -128,15 +156,22 @@ class KeyedEventsOfFilesFn(KeyedEventsFn):
         self._files = Metrics.counter(NAMESPACE, "archive_files_read")
 
     def process(self, path):
+        """Also emits, once per file, the file's counts to the ``COUNTS`` output: the report's
+        figures are counted in-graph (a failed bundle's outputs are discarded with it, so they
+        count each file once), since a Flex launch cannot read the job's metrics."""
         if isinstance(path, FileMetadata):
             path = path.path
         self._files.inc()
-        keyed = self.keyed
+        keyed, tally = self.keyed, _Tally()
         with open_archive_file(path) as f:
             for line in f:
                 line = line.rstrip(b"\r\n")
                 if line:
-                    yield from keyed(line)
+                    yield from keyed(line, tally)
+        self._report(tally)
+        for name, n in (("archive_files", 1), ("events_read", tally.kept + tally.later),
+                        ("events_rejected", tally.rejected), ("events_before_as_of", tally.kept)):
+            yield pvalue.TaggedOutput(COUNTS, (name, n))
 
 
 def open_archive_file(path: str):
@@ -188,15 +223,21 @@ def _winners(kv) -> Iterator[tuple[str, ps.Candidate]]:
 
 
 class Winners(beam.PTransform):
-    """Archive file paths (or FileMetadata) → (post_id, winning candidate before M)."""
+    """Archive file paths (or FileMetadata) → (post_id, winning candidate before M).
 
-    def __init__(self, as_of: dt.datetime, buckets: int = DEFAULT_POST_BUCKETS):
+    ``counts``: if given, a list that gets this step's in-graph counts (a PCollection of (name, n):
+    archive files, events read / rejected / before M) when the transform is applied."""
+
+    def __init__(self, as_of: dt.datetime, buckets: int = DEFAULT_POST_BUCKETS, *, counts: list | None = None):
         super().__init__()
-        self.as_of, self.buckets = as_of, buckets
+        self.as_of, self.buckets, self.counts = as_of, buckets, counts
 
     def expand(self, files):
-        return (files
-                | "ParseBeforeAsOf" >> beam.ParDo(KeyedEventsOfFilesFn(self.as_of, self.buckets))
+        parsed = files | "ParseBeforeAsOf" >> beam.ParDo(
+            KeyedEventsOfFilesFn(self.as_of, self.buckets)).with_outputs(COUNTS, main="events")
+        if self.counts is not None:
+            self.counts.append(parsed[COUNTS])
+        return (parsed.events
                 | "LatestPerPost" >> beam.CombinePerKey(LatestPerPostFn())
                 | "PerPost" >> beam.FlatMap(_winners))
 
@@ -262,20 +303,24 @@ class PriorStateChangesFn(beam.DoFn):
 
 class Changes(beam.PTransform):
     """(post_id, winner) → PostChange for every post whose winner is later than its state before M
-    (``tables`` None or ``fresh``: from empty state, no lookups)."""
+    (``tables`` None or ``fresh``: from empty state, no lookups). ``counts``: as ``Winners``'
+    (state lookup RPCs = batches)."""
 
-    def __init__(self, as_of: dt.datetime, *, fresh: bool, tables: "Tables | None" = None):
+    def __init__(self, as_of: dt.datetime, *, fresh: bool, tables: "Tables | None" = None,
+                 counts: list | None = None):
         super().__init__()
-        self.as_of, self.fresh, self.tables = as_of, fresh, tables
+        self.as_of, self.fresh, self.tables, self.counts = as_of, fresh, tables, counts
 
     def expand(self, winners):
         if self.fresh:
             return winners | "FromEmptyState" >> beam.ParDo(FreshChangesFn())
         t = self.tables
-        return (winners
-                | "Batch" >> beam.BatchElements(min_batch_size=LOOKUP_BATCH[0], max_batch_size=LOOKUP_BATCH[1])
-                | "AgainstPriorState" >> beam.ParDo(PriorStateChangesFn(t.project, t.instance, t.post_state,
-                                                                         self.as_of)))
+        batches = winners | "Batch" >> beam.BatchElements(min_batch_size=LOOKUP_BATCH[0],
+                                                           max_batch_size=LOOKUP_BATCH[1])
+        if self.counts is not None:
+            self.counts.append(batches | "CountLookups" >> beam.Map(lambda _: ("state_lookup_rpcs", 1)))
+        return batches | "AgainstPriorState" >> beam.ParDo(PriorStateChangesFn(t.project, t.instance,
+                                                                                 t.post_state, self.as_of))
 
 
 _NO_SPELLING = float("inf")
@@ -435,6 +480,85 @@ class _StateRow(beam.DoFn):
         yield state_row(change.post_id, change.new, self._as_of)
 
 
+# ---- 8: the report and the run record, the job's last step -------------------------------------
+class ReportSpec(NamedTuple):
+    """Where and how the job reports itself (``FinishRunFn``)."""
+    root: str  # the report folder (local or gs://)
+    threshold: float | None = None
+    worst_n: int = DEFAULT_WORST_N
+    note: str | None = None  # what ``hashtags.post_state.resolve`` adjusted, if anything
+
+
+def report_paths(root: str, day: dt.date) -> tuple[str, str]:
+    """``<root>/drift-<as_of>.json`` and ``.md`` (what the DAG's publish_drift_report reads)."""
+    base = f"{root.rstrip('/')}/drift-{day.isoformat()}"
+    return f"{base}.json", f"{base}.md"
+
+
+COUNT_NAMES = ("archive_files", "events_read", "events_rejected", "events_before_as_of", "posts",
+               "posts_changed", "state_lookup_rpcs", "table_rows")
+
+
+def report_extra(plan: RunPlan, note: str | None, counts: dict, acc: DriftAccumulator,
+                 now: dt.datetime) -> dict:
+    """The report's fields besides the drift: the plan and the run's in-graph counts. One base
+    cell per touched tag (= the drift's tags), one state cell per changed post; none in a dry run."""
+    extra = {
+        "mode": plan.mode,
+        "arrived_from": plan.arrived_from.isoformat() if plan.arrived_from else None,
+        "arrived_to": plan.arrived_to.isoformat() if plan.arrived_to else None,
+        **{name: int(counts.get(name, 0)) for name in COUNT_NAMES},
+        "base_cells_written": 0 if plan.dry_run else acc.tags,
+        "state_cells_written": 0 if plan.dry_run else int(counts.get("posts_changed", 0)),
+        "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if note:
+        extra["note"] = note
+    return extra
+
+
+def _write_text(path: str, text: str) -> None:
+    if "://" not in path:
+        import os
+
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with FileSystems.create(path) as f:
+        f.write(text.encode("utf-8"))
+
+
+class FinishRunFn(beam.DoFn):
+    """One element (after every write: see ``build_recount``) → the drift report files, then the
+    run record (unless a dry run). Both are idempotent (files overwritten, the record a SetCell at
+    M), so a retried bundle does no harm."""
+
+    def __init__(self, plan: RunPlan, tables: "Tables", spec: ReportSpec):
+        self._plan, self._tables, self._spec = plan, tables, spec
+
+    def process(self, _, drift_json: str, counts: dict):
+        from hashtag_store import post_state as state_store
+
+        plan, spec = self._plan, self._spec
+        now = dt.datetime.now(layout.UTC)
+        acc = DriftAccumulator.from_json(json.loads(drift_json))
+        as_of_s = layout.midnight_utc(plan.as_of).strftime("%Y-%m-%dT%H:%M:%SZ")
+        report = drift.build_report(acc, as_of=as_of_s, table=self._tables.counts, dry_run=plan.dry_run,
+                                    threshold=spec.threshold,
+                                    extra=report_extra(plan, spec.note, counts, acc, now))
+        json_path, md_path = report_paths(spec.root, plan.as_of)
+        _write_text(json_path, drift.render_json(report))
+        _write_text(md_path, drift.render_markdown(report, spec.worst_n))
+        if not plan.dry_run:
+            t = self._tables
+            record = ps.RunRecord(plan.as_of, plan.mode, plan.arrived_from, plan.arrived_to,
+                                  dt.datetime.now(layout.UTC))
+            state_store.write_run(t.project, t.instance, t.post_state, record)
+        yield json_path
+
+
+def _count_as(name: str):
+    return lambda _: (name, 1)
+
+
 # ---- the graph -------------------------------------------------------------------------------
 class Tables(NamedTuple):
     project: str
@@ -448,24 +572,27 @@ class Tables(NamedTuple):
 
 
 def build_recount(p: beam.Pipeline, *, archive_root: str, plan: RunPlan, fresh: bool, tables: Tables,
-                  summary_path: str, list_limit: int = DEFAULT_LIST_LIMIT,
+                  report: ReportSpec, list_limit: int = DEFAULT_LIST_LIMIT,
                   post_buckets: int = DEFAULT_POST_BUCKETS) -> dict:
     """The reconciliation graph for ``plan`` (already resolved: ``hashtags.post_state.resolve``).
-    ``fresh``: empty prior state (a full rebuild). Writes nothing when ``plan.dry_run``. Writes the
-    drift accumulator as one JSON line to ``summary_path``."""
-    from apache_beam.io import WriteToText
+    ``fresh``: empty prior state (a full rebuild). Writes nothing to the tables when
+    ``plan.dry_run``. Its last step writes the drift report under ``report.root`` and then records
+    the run (step 8 of the module doc)."""
     from apache_beam.io.gcp.bigtableio import WriteToBigTable
+    from apache_beam.transforms.util import WaitOn
 
     as_of = layout.midnight_utc(plan.as_of)
+    counts: list = []  # PCollections of (name, n), summed into the report's figures
     files = (p
              | "Patterns" >> beam.Create(file_patterns(archive_root, plan))
              | "Match" >> fileio.MatchAll(fileio.EmptyMatchTreatment.ALLOW)
              | "PlannedDays" >> beam.Filter(lambda m: in_plan(m.path, plan))
              | "Paths" >> beam.Map(lambda m: m.path)
              | "Spread" >> beam.Reshuffle())
-    changes = (files
-               | "Winners" >> Winners(as_of, post_buckets)
-               | "Changes" >> Changes(as_of, fresh=fresh, tables=tables))
+    winners = files | "Winners" >> Winners(as_of, post_buckets, counts=counts)
+    changes = winners | "Changes" >> Changes(as_of, fresh=fresh, tables=tables, counts=counts)
+    counts += [winners | "CountPosts" >> beam.Map(_count_as("posts")),
+               changes | "CountChanged" >> beam.Map(_count_as("posts_changed"))]
     deltas = changes | "Deltas" >> SumTagDeltas()
     if tables.counts_exist:
         rows = (p
@@ -473,20 +600,36 @@ def build_recount(p: beam.Pipeline, *, archive_root: str, plan: RunPlan, fresh: 
                 | "KeyRanges" >> beam.ParDo(KeyRangesFn(tables.project, tables.instance, tables.counts))
                 | "SpreadRanges" >> beam.Reshuffle()
                 | "ReadRows" >> beam.ParDo(ReadRowsFn(tables.project, tables.instance, tables.counts, as_of)))
+        counts.append(rows | "CountRows" >> beam.Map(_count_as("table_rows")))
     else:
         rows = p | "NoTable" >> beam.Create([])
     results = ({"delta": deltas, "row": rows}
                | "Join" >> beam.CoGroupByKey()
                | "Bases" >> beam.FlatMapTuple(lambda key, g: filter(None, [
                    tag_result(key, g["delta"], g["row"], fresh=fresh)])))
-    (results
-     | "Drift" >> beam.CombineGlobally(DriftCombineFn(as_of, list_limit))
-     | "WriteSummary" >> WriteToText(summary_path, shard_name_template="", num_shards=1))
+    drift_summary = results | "Drift" >> beam.CombineGlobally(DriftCombineFn(as_of, list_limit))
+    run_counts = tuple(counts) | "AllCounts" >> beam.Flatten() | "SumCounts" >> beam.CombinePerKey(sum)
+    written = []
     if not plan.dry_run:
-        (results
-         | "BaseRows" >> beam.ParDo(_BaseRow(as_of))
-         | "WriteBase" >> WriteToBigTable(**tables.bigtable(tables.counts)))
-        (changes
-         | "StateRows" >> beam.ParDo(_StateRow(as_of))
-         | "WriteStates" >> WriteToBigTable(**tables.bigtable(tables.post_state)))
-    return {"results": results, "changes": changes, "deltas": deltas}
+        # WriteToBigTable.expand returns its ParDo's output (Beam 2.77 io/gcp/bigtableio.py: the
+        # ParDo of _BigTableWriteFn, which emits nothing and flushes its MutationsBatcher in
+        # finish_bundle, raising on any failed mutation): an empty PCollection complete only when
+        # every row of the write is flushed.
+        written.append(results
+                       | "BaseRows" >> beam.ParDo(_BaseRow(as_of))
+                       | "WriteBase" >> WriteToBigTable(**tables.bigtable(tables.counts)))
+        written.append(changes
+                       | "StateRows" >> beam.ParDo(_StateRow(as_of))
+                       | "WriteStates" >> WriteToBigTable(**tables.bigtable(tables.post_state)))
+    # The barrier: Beam's WaitOn (transforms/util.py, 2.77) takes each waited-on PCollection as a
+    # side input (AsIter after a GroupByKey), and in a batch pipeline a side input is materialized
+    # completely before its consumer runs ("would ensure that PCollections Y and Z (and hence their
+    # producing transforms) are complete before SomeTransform gets executed", its doc;
+    # beam.apache.org/documentation/transforms/python/other/waiton). The drift summary and the
+    # counts are side inputs too, so the report is built from complete figures.
+    finish = p | "Finish" >> beam.Create([None])
+    if written:
+        finish = finish | "AfterWrites" >> WaitOn(*written)
+    reported = finish | "ReportAndRecord" >> beam.ParDo(
+        FinishRunFn(plan, tables, report), pvalue.AsSingleton(drift_summary), pvalue.AsDict(run_counts))
+    return {"results": results, "changes": changes, "deltas": deltas, "reported": reported}

@@ -1,7 +1,8 @@
-"""The reconciliation job's main: plan → tables → the job (pipelines.recount) → report → run record.
+"""The reconciliation job's main: plan → tables → the job (pipelines.recount), which writes its own
+drift report and then its run record as its last step.
 
 For the backfill CLI and other callers: ``run_recount(argv: list[str]) -> RecountOutcome`` runs ONE
-reconciliation (blocking) with these flags and returns ``RecountOutcome(exit_code, as_of: datetime,
+reconciliation (blocking, except a template launch: below) with these flags and returns ``RecountOutcome(exit_code, as_of: datetime,
 report: dict | None, report_files: list[str], message: str, plan: RunPlan | None)``.
 
     python -m pipelines.recount_main --mode=nightly --as_of=2026-11-23 --archive_path=.run/archive \
@@ -18,8 +19,14 @@ report: dict | None, report_files: list[str], message: str, plan: RunPlan | None
   run before the latest recorded midnight is refused.
 * Missing tables (``hashtags`` and ``post_state``) are created first, except in a dry run
   (``--report_only``: compute and report, write nothing, record nothing).
-* The run record (as_of, mode, arrival range, finished time) is written LAST, after the pipeline
-  finished with every write done: a run that died left no record and is simply run again.
+* The JOB writes the drift report (``<report_path>/drift-<as_of>.json`` / ``.md``) and then the run
+  record (as_of, mode, arrival range, finished time) as its LAST step, behind a barrier on every
+  Bigtable write (``pipelines.recount.FinishRunFn``): a run that died left no record and is simply
+  run again. One way for every runner, so the local runs exercise the production path.
+* Locally (or a Dataflow job this process submitted and can wait for), the main waits, reads the
+  report the job wrote and returns its exit code. A Flex Template launcher only builds and submits
+  the job (Beam's ``DataflowPipelineResult.has_job`` is False, ``wait_until_finish`` returns at
+  once): the main then returns 0 at once; the DAG reads the report after the job is DONE.
 
 Locally it runs on ``FnApiRunner`` (BIGTABLE_EMULATOR_HOST points it at the emulator). On Dataflow:
 ``--runner=DataflowRunner --project=… --region=… --temp_location=gs://… --archive_path=gs://…
@@ -119,28 +126,9 @@ class RecountOutcome:
     plan: planning.RunPlan | None = None  # what the run executed (after hashtags.post_state.resolve)
 
 
-def _write_text(path: str, text: str) -> None:
-    if "://" not in path:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with FileSystems.create(path) as f:
-        f.write(text.encode("utf-8"))
-
-
 def _read_text(path: str) -> str:
     with FileSystems.open(path) as f:
         return f.read().decode("utf-8")
-
-
-def _metric(result, name: str, namespace: str = recount.NAMESPACE) -> int | None:
-    try:
-        from apache_beam.metrics.metric import MetricsFilter
-
-        found = result.metrics().query(MetricsFilter().with_namespace(namespace).with_name(name))["counters"]
-    except Exception:  # a runner without metrics
-        return None
-    if not found:
-        return 0
-    return int(sum((c.committed if c.committed is not None else c.attempted) or 0 for c in found))
 
 
 def _pipeline_options(argv: list[str]) -> PipelineOptions:
@@ -196,7 +184,6 @@ class _Job:
     tables: recount.Tables
     archive_root: str
     report_root: str
-    summary_path: str
 
 
 def _prepare(options: PipelineOptions) -> _Job:
@@ -219,50 +206,21 @@ def _prepare(options: PipelineOptions) -> _Job:
     prior = ps.latest_run(records, before=as_of)
     plan = requested_plan(opts, prior.last_run() if prior else None)
     resolved = ps.resolve(plan, records)
-    report_root = opts.report_path.rstrip("/")
-    summary_path = f"{report_root}/.work/drift-{plan.as_of.isoformat()}-summary.json"
-    if "://" not in summary_path:
-        os.makedirs(os.path.dirname(os.path.abspath(summary_path)), exist_ok=True)
     tables = recount.Tables(project, instance, shared.bigtable_table, opts.post_state_table, counts_exist)
-    return _Job(resolved, tables, shared.archive_path, report_root, summary_path)
+    return _Job(resolved, tables, shared.archive_path, opts.report_path.rstrip("/"))
 
 
-def _report(job: _Job, opts: RecountOptions, result) -> dict[str, Any]:
-    plan = job.resolved.plan
-    acc = drift.DriftAccumulator.from_json(json.loads(_read_text(job.summary_path)))
-    extra = {
-        "mode": plan.mode,
-        "arrived_from": plan.arrived_from.isoformat() if plan.arrived_from else None,
-        "arrived_to": plan.arrived_to.isoformat() if plan.arrived_to else None,
-        "archive_files": _metric(result, "archive_files_read"),
-        "events_read": _metric(result, "post_events_valid", "hashtags"),
-        "events_rejected": _metric(result, "post_events_rejected", "hashtags"),
-        "events_before_as_of": _metric(result, "events_before_as_of"),
-        "posts": _metric(result, "posts"),
-        "posts_changed": _metric(result, "posts_changed"),
-        "state_lookup_rpcs": _metric(result, "state_lookup_rpcs"),
-        "table_rows": _metric(result, "table_rows"),
-        "base_cells_written": 0 if plan.dry_run else _metric(result, "base_cells"),
-        "state_cells_written": 0 if plan.dry_run else _metric(result, "state_cells"),
-        "generated_at": dt.datetime.now(layout.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    if job.resolved.note:
-        extra["note"] = job.resolved.note
-    as_of_s = layout.midnight_utc(plan.as_of).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return drift.build_report(acc, as_of=as_of_s, table=job.tables.counts, dry_run=plan.dry_run,
-                              threshold=opts.drift_threshold, extra=extra)
-
-
-def _record(job: _Job) -> None:
-    from hashtag_store import post_state as state_store
-
-    plan = job.resolved.plan
-    record = ps.RunRecord(plan.as_of, plan.mode, plan.arrived_from, plan.arrived_to, dt.datetime.now(layout.UTC))
-    state_store.write_run(job.tables.project, job.tables.instance, job.tables.post_state, record)
+def is_template_launch(result) -> bool:
+    """A result with no job to wait for: a Flex Template launcher (or a classic template's
+    creation) only built and submitted the graph (Beam 2.77 DataflowPipelineResult: ``has_job`` is
+    ``_job is not None``; without a job ``state`` is DONE and ``wait_until_finish`` returns at once).
+    Other runners' results have no ``has_job``: they ran the job."""
+    return not getattr(result, "has_job", True)
 
 
 def run_recount(argv: list[str]) -> RecountOutcome:
-    """Run one reconciliation (blocking), write the drift report, record the run. See the module doc."""
+    """Run one reconciliation (blocking, unless a template launch); the job writes the drift report
+    and records the run. See the module doc."""
     options = _pipeline_options(argv)
     opts = options.view_as(RecountOptions)
     try:
@@ -281,24 +239,25 @@ def run_recount(argv: list[str]) -> RecountOutcome:
     log.info("%s; tables %s/%s/%s + %s%s", plan.describe(), job.tables.project, job.tables.instance,
              job.tables.counts, job.tables.post_state, f" ({job.resolved.note})" if job.resolved.note else "")
     p = beam.Pipeline(options=options)
+    spec = recount.ReportSpec(job.report_root, opts.drift_threshold, opts.worst_n, job.resolved.note)
     recount.build_recount(p, archive_root=job.archive_root, plan=plan, fresh=job.resolved.fresh,
-                          tables=job.tables, summary_path=job.summary_path,
+                          tables=job.tables, report=spec,
                           list_limit=max(opts.list_limit, opts.worst_n), post_buckets=opts.post_buckets)
+    json_path, md_path = recount.report_paths(job.report_root, plan.as_of)
     try:
         result = p.run()
+        if is_template_launch(result):
+            message = (f"template launch: the job was submitted and writes its own report ({json_path}) "
+                       "and run record when every write is done; nothing to wait for here")
+            log.info("%s", message)
+            return RecountOutcome(EXIT_OK, as_of, plan=plan, message=message)
         state = result.wait_until_finish()
     except Exception as e:  # the local runners raise the failing step's error; nothing is recorded
         log.exception("the pipeline failed")
         return RecountOutcome(EXIT_FAILED, as_of, plan=plan, message=f"pipeline failed: {type(e).__name__}: {e}")
     if str(state) not in ("DONE", "PipelineState.DONE"):
         return RecountOutcome(EXIT_FAILED, as_of, plan=plan, message=f"pipeline ended in state {state}")
-    if not plan.dry_run:
-        _record(job)  # last: every write of the run has succeeded
-    report = _report(job, opts, result)
-    day = plan.as_of.isoformat()
-    json_path, md_path = f"{job.report_root}/drift-{day}.json", f"{job.report_root}/drift-{day}.md"
-    _write_text(json_path, drift.render_json(report))
-    _write_text(md_path, drift.render_markdown(report, opts.worst_n))
+    report = json.loads(_read_text(json_path))  # written by the job's last step
     line = drift.summary_line(report)
     code = EXIT_DRIFT if report["exceeds_threshold"] else EXIT_OK
     (log.error if code else log.info)("%s", line)
