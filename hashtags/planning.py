@@ -7,8 +7,8 @@ A run is for ``as_of`` = M, a UTC midnight given as its date. It reads the archi
 range of ARRIVAL days (``arrived=YYYY-MM-DD``, hashtags/archive.py) and applies, per post, the latest
 event with event time before M.
 
-* ``nightly``: the days that arrived since the previous successful run, with overlap:
-  ``[last_run.arrived_to - OVERLAP, M - 1 day]``. Re-reading a day is harmless (the per-post state
+* ``nightly``: the days that arrived since the previous successful run, plus one day of overlap
+  (the previous run's last arrival day): ``[last_run.arrived_to, M - 1 day]``. Re-reading a day is harmless (the per-post state
   makes an already-applied event a no-op) and catches files that landed after the previous run read
   the day, and events near midnight that the previous run could not count yet. With no previous run,
   every day up to M - 1 (``arrived_from`` None = from the first day).
@@ -34,7 +34,6 @@ from typing import Any, Mapping
 NIGHTLY, REAPPLY, FULL_REBUILD = "nightly", "reapply", "full_rebuild"
 MODES = (NIGHTLY, REAPPLY, FULL_REBUILD)
 ONE_DAY = dt.timedelta(days=1)
-OVERLAP = ONE_DAY  # nightly re-reads from the previous run's last arrival day minus this
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[T ])")  # fromisoformat alone also takes 20261123
 
 
@@ -105,7 +104,7 @@ def plan_nightly(as_of: dt.date, last_run: LastRun | None, *, dry_run: bool = Fa
     if last_run.as_of >= as_of:
         raise ValueError(f"the last run record ({last_run.as_of}) is not before as_of {as_of}: "
                          "pass the latest run BEFORE this midnight")
-    return RunPlan(NIGHTLY, as_of, min(last_run.arrived_to - OVERLAP, last_day), last_day, dry_run)
+    return RunPlan(NIGHTLY, as_of, min(last_run.arrived_to, last_day), last_day, dry_run)
 
 
 def plan_reapply(from_day: dt.date, to_day: dt.date, as_of: dt.date, *, dry_run: bool = False) -> RunPlan:

@@ -47,19 +47,19 @@ def test_first_night_reads_every_day_before_the_midnight():
 def test_consecutive_night_reads_since_the_last_run_with_one_day_overlap():
     last = LastRun(as_of=D(2026, 11, 22), arrived_to=D(2026, 11, 21))
     p = planning.plan_nightly(M, last)
-    assert (p.arrived_from, p.arrived_to) == (D(2026, 11, 20), D(2026, 11, 22))
-    assert p.arrival_days() == [D(2026, 11, 20), D(2026, 11, 21), D(2026, 11, 22)]
+    assert (p.arrived_from, p.arrived_to) == (D(2026, 11, 21), D(2026, 11, 22))
+    assert p.arrival_days() == [D(2026, 11, 21), D(2026, 11, 22)]
 
 
 def test_skipped_night_is_covered_by_the_next_one():
     last = LastRun(as_of=D(2026, 11, 21), arrived_to=D(2026, 11, 20))  # the 22nd never ran
     p = planning.plan_nightly(M, last)
-    assert (p.arrived_from, p.arrived_to) == (D(2026, 11, 19), D(2026, 11, 22))
+    assert (p.arrived_from, p.arrived_to) == (D(2026, 11, 20), D(2026, 11, 22))
 
 
 def test_after_a_short_reapply_the_nightly_catches_up_from_its_cut():
     last = LastRun(as_of=D(2026, 11, 22), arrived_to=D(2026, 11, 10))  # reapply of days ..11-10 at 11-22
-    assert planning.plan_nightly(M, last).arrived_from == D(2026, 11, 9)
+    assert planning.plan_nightly(M, last).arrived_from == D(2026, 11, 10)
 
 
 @pytest.mark.parametrize("last_as_of", [M, D(2026, 11, 24)])
