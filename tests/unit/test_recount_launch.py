@@ -1,0 +1,136 @@
+"""recount_main on a template launch (a Flex Template launcher only builds and submits the job):
+it returns 0 right after submission, without waiting and without reading a report, and the graph
+it submitted ends with the job's own report-and-record step behind both Bigtable writes."""
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import apache_beam as beam
+
+from hashtags import planning
+from hashtags import post_state as ps
+from pipelines import recount, recount_main
+
+AS_OF = dt.date(2031, 3, 23)
+
+
+class TemplateCreation:
+    """What Beam 2.77's DataflowPipelineResult is without a submitted job (has_job False)."""
+
+    has_job = False
+
+    def wait_until_finish(self, duration=None):
+        raise AssertionError("a template launch must not wait")
+
+
+def labels(p: beam.Pipeline) -> list[str]:
+    seen = []
+
+    class Visitor(beam.pipeline.PipelineVisitor):
+        def enter_composite_transform(self, node):
+            seen.append(node.full_label)
+
+        def visit_transform(self, node):
+            seen.append(node.full_label)
+
+    p.visit(Visitor())
+    return seen
+
+
+def test_a_template_launch_returns_0_without_waiting_or_reading_a_report(monkeypatch, tmp_path):
+    plan = planning.plan_full_rebuild(AS_OF)
+    job = recount_main._Job(ps.Resolved(plan, fresh=True), recount.Tables("proj", "inst", "hashtags", "post_state"),
+                            str(tmp_path / "archive"), str(tmp_path / "reports"))
+    monkeypatch.setattr(recount_main, "_prepare", lambda options: job)
+    monkeypatch.setattr(recount_main, "archive_has_files", lambda root, plan: True)
+    submitted = []
+    monkeypatch.setattr(beam.Pipeline, "run", lambda self, *a, **k: submitted.append(self) or TemplateCreation())
+
+    def no_read(path):
+        raise AssertionError(f"read {path}")
+
+    monkeypatch.setattr(recount_main, "_read_text", no_read)
+    out = recount_main.run_recount(["--mode=full_rebuild", f"--as_of={AS_OF}", f"--archive_path={tmp_path}",
+                                    f"--report_path={tmp_path / 'reports'}"])
+    assert out.exit_code == recount_main.EXIT_OK, out.message
+    assert out.report is None and out.report_files == []
+    assert "writes its own report" in out.message and "drift-2031-03-23.json" in out.message
+    assert not (tmp_path / "reports").exists()
+    names = labels(submitted[0])
+    for step in ("WriteBase", "WriteStates", "AfterWrites", "ReportAndRecord"):
+        assert step in names, (step, names)
+    assert names.index("ReportAndRecord") > names.index("AfterWrites")
+
+
+def upstream_labels(node) -> set[str]:
+    """Full labels of every transform ``node`` depends on, through main AND side inputs."""
+    seen, todo = set(), [node]
+    while todo:
+        n = todo.pop()
+        for pc in list(n.inputs) + [s.pvalue for s in n.side_inputs]:
+            producer = pc.producer
+            if producer is not None and producer.full_label not in seen:
+                seen.add(producer.full_label)
+                todo.append(producer)
+    return seen
+
+
+def find(p: beam.Pipeline, label: str):
+    found = []
+
+    class Visitor(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            if node.full_label == label:
+                found.append(node)
+
+    p.visit(Visitor())
+    (node,) = found
+    return node
+
+
+def test_the_report_and_record_step_depends_on_both_bigtable_writes():
+    """The barrier in the graph: the last step consumes (through WaitOn's side inputs) the outputs
+    of both writes' ParDos, so no runner may run it before they are complete. (On FnApiRunner the
+    emulator test cannot tell: there the writes are fused into stages that precede it anyway.)"""
+    p = beam.Pipeline()
+    recount.build_recount(p, archive_root="/nowhere", plan=planning.plan_nightly(AS_OF, None), fresh=False,
+                          tables=recount.Tables("proj", "inst", "hashtags", "post_state"),
+                          report=recount.ReportSpec("/nowhere/reports"))
+    upstream = upstream_labels(find(p, "ReportAndRecord"))
+    for write in ("WriteBase", "WriteStates"):
+        assert any(label.startswith(write + "/") for label in upstream), (write, sorted(upstream))
+    assert any(label.startswith("Drift/") for label in upstream)
+    assert any(label.startswith("SumCounts/") for label in upstream)
+
+
+def test_a_dry_run_graph_reports_without_writes():
+    p = beam.Pipeline()
+    plan = planning.plan_full_rebuild(AS_OF, dry_run=True)
+    recount.build_recount(p, archive_root="/nowhere", plan=plan, fresh=True,
+                          tables=recount.Tables("proj", "inst", "hashtags", "post_state"),
+                          report=recount.ReportSpec("/nowhere/reports"))
+    names = labels(p)
+    assert "ReportAndRecord" in names
+    assert not {"WriteBase", "WriteStates", "AfterWrites"} & set(names)
+
+
+def test_only_a_result_without_a_job_is_a_template_launch():
+    assert recount_main.is_template_launch(TemplateCreation())
+    assert not recount_main.is_template_launch(SimpleNamespace(has_job=True))
+    assert not recount_main.is_template_launch(SimpleNamespace())  # FnApiRunner's result has no has_job
+
+
+def test_report_extra_counts_no_written_cells_in_a_dry_run():
+    acc = recount.DriftAccumulator()
+    for t in (recount.TagDrift("a", 3, 1), recount.TagDrift("b", 0, 2)):
+        acc.add(t)
+    counts = {"events_read": 7, "posts_changed": 4, "archive_files": 2}
+    now = dt.datetime(2031, 3, 23, 1, tzinfo=dt.timezone.utc)
+    wet = recount.report_extra(planning.plan_full_rebuild(AS_OF), "", counts, acc, now)
+    dry = recount.report_extra(planning.plan_full_rebuild(AS_OF, dry_run=True), "", counts, acc, now)
+    assert (wet["base_cells_written"], wet["state_cells_written"]) == (2, 4)
+    assert (dry["base_cells_written"], dry["state_cells_written"]) == (0, 0)
+    assert (wet["events_read"], wet["archive_files"], wet["state_lookup_rpcs"]) == (7, 2, 0)
+    assert wet["mode"] == planning.FULL_REBUILD and wet["generated_at"] == "2031-03-23T01:00:00Z"
+    assert "note" not in wet
