@@ -1,7 +1,7 @@
 """The reconciliation job's graph (DESIGN.md "Reconciliation (incremental)"): the archived events of
 some ARRIVAL days → per-post winners → changes against the per-post state → per-tag deltas → the
 exact ``counts:base`` at M, the new post states at M, and the drift report. ``recount_main`` is the
-thin main (plans the run, creates tables, records the run after every write succeeded).
+thin main (plans the run, creates tables, launches the job; the job reports and records itself, 8).
 
 For ``as_of`` = M (a UTC midnight) and the arrival days of the plan:
 
