@@ -177,22 +177,32 @@ def markdown(args, rows: list[dict], started: str, finished: str, uptime: tuple[
                      f"{r['arrival_days']} | {r['files']} | {r['events_read']:,} | {r['posts_changed']:,} | "
                      f"{r['state_lookup_rpcs']:,} | {r['state_cells']:,} / {r['base_cells']:,} | {r['seconds']} | "
                      f"{r['load_1m_before_after'][0]} → {r['load_1m_before_after'][1]} |")
-    secs = [r["seconds"] for r in inc[1:]] or [first["seconds"]]
+    steady = [r for r in inc if r["night"] >= 3] or inc  # from night 3 the read window is full (3 days)
+    secs = [r["seconds"] for r in steady]
+    def ratio(a: dict, b: dict) -> str:
+        return f"events read × {b['events_read'] / a['events_read']:.2f}, wall time × {b['seconds'] / a['seconds']:.2f}"
+    verdict = "met" if max(last["events_read"] / steady[0]["events_read"], last["seconds"] / steady[0]["seconds"]) <= 1.3 \
+        else "NOT met"
     lines += [
         "",
-        f"Incremental nights 2–{args.nights}: wall time {min(secs)}–{max(secs)} s (median "
-        f"{sorted(secs)[len(secs) // 2]} s), events read {min(r['events_read'] for r in inc[1:]):,}–"
-        f"{max(r['events_read'] for r in inc[1:]):,} per night (three arrival days: the night's own and two "
-        "already read — `planning.plan_nightly` starts at the previous run's last day minus one).",
-        f"**Last / first incremental night: events read × {ratio_events:.2f}, wall time × {ratio_time:.2f}** "
-        f"(target ≤ 1.3 ×: {'met' if max(ratio_events, ratio_time) <= 1.3 else 'NOT met'}) while the archive grew "
-        f"× {args.nights} (events read by the full rebuild: "
-        + ", ".join(f"night {r['night']}: {r['events_read']:,} in {r['seconds']} s" for r in full) + ").",
+        f"Incremental nights {steady[0]['night']}–{args.nights}: wall time {min(secs)}–{max(secs)} s (median "
+        f"{sorted(secs)[len(secs) // 2]} s), events read {min(r['events_read'] for r in steady):,}–"
+        f"{max(r['events_read'] for r in steady):,} per night while the archive grew from "
+        f"{args.events * steady[0]['night']:,} to {args.events * args.nights:,} events "
+        f"(× {args.nights / steady[0]['night']:.0f}; × {args.nights} since night 1).",
+        f"**Night {args.nights} / night {steady[0]['night']}: {ratio(steady[0], last)}** (target ≤ 1.3 ×: {verdict}). "
+        f"Against the first nights the ratio is larger, and that is the read WINDOW filling, not the archive: "
+        f"night {args.nights} / night 1: {ratio(first, last)}; / night 2: {ratio(inc[1], last) if len(inc) > 1 else '-'}. "
+        "Night 1 is the first run (no state yet: a full rebuild of one day, `hashtags.post_state.resolve`), night 2 "
+        "reads the two days that exist, and from night 3 every night reads three arrival days: its own and two it "
+        "re-reads (`hashtags.planning.plan_nightly` starts at the previous run's last day minus one; starting at "
+        "that last day itself would already re-read one day and cut the night's reading by a third).",
+        "The full rebuild beside it grows with the archive: "
+        + ", ".join(f"night {r['night']}: {r['events_read']:,} events in {r['seconds']} s" for r in full) + ".",
         "",
-        "Night 1 has no state yet, so the job runs it as a full rebuild of one day (the first run; "
-        "`hashtags.post_state.resolve`). What a night costs: reading and parsing its three arrival days, one "
-        "state lookup RPC per ≤ 500 posts, a SetCell per changed post and per touched tag, and the parallel read "
-        "of every count row of the table (5,000 tags here; it grows with the tags, not with history).",
+        "What a night costs: reading and parsing its three arrival days, one state lookup RPC per ≤ 500 posts "
+        "(`BatchElements`), a SetCell per changed post and per touched tag, and the parallel read of every count "
+        "row of the table (5,000 tags here: it grows with the tags, not with history).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -204,6 +214,24 @@ def write_docs(section: str) -> None:
     DOCS.write_text(text[:start] + section + (text[end:] if end != -1 else ""), encoding="utf-8")
 
 
+def rerender(args) -> int:
+    """The docs section from an earlier run's stdout: its JSON lines, and the header facts (times,
+    uptime, archive size) from the section it printed."""
+    import re
+
+    text = Path(args.from_log).read_text(encoding="utf-8")
+    rows = [json.loads(l) for l in text.splitlines() if l.startswith('{"night"')]
+    m = re.search(r"Measured (.+?) – (.+?) UTC by `(.+?)`", text)
+    up = re.findall(r"`(\d\d:\d\d:\d\d up .+?)`", text)
+    mb = float(re.search(r"Archive at the end: ([\d,.]+) MB", text).group(1).replace(",", ""))
+    sys.argv = m.group(3).split()[1:]  # the measured command, for the section
+    section = markdown(args, rows, m.group(1), m.group(2), (up[0], up[1]), mb)
+    print(section)
+    if not args.no_docs:
+        write_docs(section)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nights", type=int, default=30)
@@ -212,8 +240,12 @@ def main() -> int:
     ap.add_argument("--workdir", default=None, help="Archive and reports (default: a temp dir, removed)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-docs", action="store_true", help="Do not rewrite docs/BENCHMARKS.md")
+    ap.add_argument("--from-log", default=None,
+                    help="Only re-render the docs section from the stdout of an earlier run (its JSON lines)")
     args, beam_args = ap.parse_known_args()
     args.full_at = sorted({int(x) for x in args.full_at.split(",") if x.strip()})
+    if args.from_log:
+        return rerender(args)
 
     from devstack import emulators
     from hashtag_store import create_table
