@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from devstack import loadgen, processes
-from devstack.resources import ensure_all, pull_all
+from devstack import loadgen
+from devstack.resources import pull_all
 from hashtag_store import BigtableStore
 from hashtags import archive as archive_layout
 from hashtags import settings as hs
 from hashtags.settings import Settings
 from tests.conftest import INSTANCE
+from tests.integration.local_job import streaming_jobs, wait_for
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 PROJECT = "stream-hashtags"
@@ -29,24 +30,8 @@ PROJECT = "stream-hashtags"
 def job(bigtable_emulator, pubsub_emulator, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("streaming")
     s = Settings(project=PROJECT, bigtable_instance=INSTANCE, table="streamed")
-    ensure_all(s)
-    env = processes.emulator_env(pubsub_emulator.address, bigtable_emulator.address)
-    procs = processes.start_streaming_jobs(s, tmp / "archive", tmp, env, early_firing_seconds=2)
-    yield s, tmp, procs[0], tmp / "streaming-post-events.log"
-    for proc in procs:
-        processes.stop(proc)
-
-
-def wait_for(predicate, timeout: float, what: str, log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        ok, last = predicate()
-        if ok:
-            return last
-        time.sleep(1)
-    tail = log.read_text(errors="replace")[-3000:] if log else ""
-    raise AssertionError(f"timed out waiting for {what}; last: {last}\n{tail}")
+    with streaming_jobs(s, tmp, pubsub_emulator, bigtable_emulator) as jobs:
+        yield s, tmp, jobs.post_events, jobs.post_events_log
 
 
 def test_counts_dlq_archive_and_top_posts(job):
