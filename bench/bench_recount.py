@@ -177,7 +177,7 @@ def markdown(args, rows: list[dict], started: str, finished: str, uptime: tuple[
                      f"{r['arrival_days']} | {r['files']} | {r['events_read']:,} | {r['posts_changed']:,} | "
                      f"{r['state_lookup_rpcs']:,} | {r['state_cells']:,} / {r['base_cells']:,} | {r['seconds']} | "
                      f"{r['load_1m_before_after'][0]} → {r['load_1m_before_after'][1]} |")
-    steady = [r for r in inc if r["night"] >= 3] or inc  # from night 3 the read window is full (3 days)
+    steady = [r for r in inc if r["night"] >= 2] or inc  # night 1 is the first run; from night 2 the window is full (2 days)
     secs = [r["seconds"] for r in steady]
     def ratio(a: dict, b: dict) -> str:
         return f"events read × {b['events_read'] / a['events_read']:.2f}, wall time × {b['seconds'] / a['seconds']:.2f}"
@@ -193,14 +193,13 @@ def markdown(args, rows: list[dict], started: str, finished: str, uptime: tuple[
         f"**Night {args.nights} / night {steady[0]['night']}: {ratio(steady[0], last)}** (target ≤ 1.3 ×: {verdict}). "
         f"Against the first nights the ratio is larger, and that is the read WINDOW filling, not the archive: "
         f"night {args.nights} / night 1: {ratio(first, last)}; / night 2: {ratio(inc[1], last) if len(inc) > 1 else '-'}. "
-        "Night 1 is the first run (no state yet: a full rebuild of one day, `hashtags.post_state.resolve`), night 2 "
-        "reads the two days that exist, and from night 3 every night reads three arrival days: its own and two it "
-        "re-reads (`hashtags.planning.plan_nightly` starts at the previous run's last day minus one; starting at "
-        "that last day itself would already re-read one day and cut the night's reading by a third).",
+        "Night 1 is the first run (no state yet: a full rebuild of the one day that exists, "
+        "`hashtags.post_state.resolve`); from night 2 every night reads two arrival days: its own and the previous "
+        "run's last day, which it re-reads (the one day of overlap, `hashtags.planning.plan_nightly`).",
         "The full rebuild beside it grows with the archive: "
         + ", ".join(f"night {r['night']}: {r['events_read']:,} events in {r['seconds']} s" for r in full) + ".",
         "",
-        "What a night costs: reading and parsing its three arrival days, one state lookup RPC per ≤ 500 posts "
+        "What a night costs: reading and parsing its two arrival days, one state lookup RPC per ≤ 500 posts "
         "(`BatchElements`), a SetCell per changed post and per touched tag, and the parallel read of every count "
         "row of the table (5,000 tags here: it grows with the tags, not with history).",
     ]
