@@ -182,7 +182,42 @@ def _now() -> dt.datetime:
     return dt.datetime.now(layout.UTC)
 
 
-class ParsePostEventsFn(beam.DoFn):
+class _ParseFn(beam.DoFn):
+    """The one never-raise skeleton of both parse steps: PubsubMessage | bytes → ``parse`` → the
+    accepted value (``accept``) on the main output, or exactly one dead letter on DEAD."""
+
+    def __init__(self, source: str, bounds: Bounds | None, rejected_metric: str):
+        self._source = source
+        self._bounds = bounds
+        self._rejected = Metrics.counter("hashtags", rejected_metric)
+
+    def parse(self, payload, attributes):  # -> parsed value | Rejected; never raises by design
+        raise NotImplementedError
+
+    def accept(self, parsed):
+        return parsed
+
+    def process(self, element):
+        data = attributes = None
+        try:
+            data, attributes = _data_and_attributes(element)
+            payload = _payload(data)
+            if payload is None:
+                parsed = Rejected(f"element is {type(data).__name__}, not a Pub/Sub message or bytes")
+            else:
+                parsed = self.parse(payload, attributes)
+            if type(parsed) is not Rejected:
+                yield self.accept(parsed)
+                return
+            reason = parsed.reason
+        except Exception as e:  # the parsers never raise by design; belt and braces
+            reason = f"internal parse error: {type(e).__name__}: {e}"
+        self._rejected.inc()
+        yield beam.pvalue.TaggedOutput(DEAD, dead_letter(data if data is not None else element, attributes,
+                                                         reason, self._source))
+
+
+class ParsePostEventsFn(_ParseFn):
     """PubsubMessage | bytes → PostEvent, rejects → DEAD output (never raises).
 
     ``stamp``: timestamp each event with its event_time (the local path; on Dataflow the read takes
@@ -192,62 +227,29 @@ class ParsePostEventsFn(beam.DoFn):
 
     def __init__(self, source: str = "post-events", stamp: bool = True, bounds: Bounds | None = None,
                  require_attributes: bool = False):
-        self._source = source
+        super().__init__(source, bounds, "post_events_rejected")
         self._stamp = stamp
-        self._bounds = bounds
         self._require = require_attributes
         self._valid = Metrics.counter("hashtags", "post_events_valid")
-        self._rejected = Metrics.counter("hashtags", "post_events_rejected")
 
-    def process(self, element):
-        data = attributes = None
-        try:
-            data, attributes = _data_and_attributes(element)
-            payload = _payload(data)
-            if payload is None:
-                parsed = Rejected(f"element is {type(data).__name__}, not a Pub/Sub message or bytes")
-            else:
-                parsed = parse_post_event(payload, attributes, now=_now(), bounds=self._bounds,
-                                          require_attributes=self._require)
-            if type(parsed) is not Rejected:
-                self._valid.inc()
-                yield TimestampedValue(parsed, parsed.event_time.timestamp()) if self._stamp else parsed
-                return
-            reason = parsed.reason
-        except Exception as e:  # parse_post_event never raises by design; belt and braces
-            reason = f"internal parse error: {type(e).__name__}: {e}"
-        self._rejected.inc()
-        yield beam.pvalue.TaggedOutput(DEAD, dead_letter(data if data is not None else element, attributes,
-                                                         reason, self._source))
+    def parse(self, payload, attributes):
+        return parse_post_event(payload, attributes, now=_now(), bounds=self._bounds,
+                                require_attributes=self._require)
+
+    def accept(self, event):
+        self._valid.inc()
+        return TimestampedValue(event, event.event_time.timestamp()) if self._stamp else event
 
 
-class ParseTopPostsFn(beam.DoFn):
+class ParseTopPostsFn(_ParseFn):
     """PubsubMessage | bytes → TopPostsUpdate (computed_at within ``bounds`` of the worker's clock),
     rejects → DEAD output (never raises)."""
 
     def __init__(self, source: str = "top-posts", bounds: Bounds | None = None):
-        self._source = source
-        self._bounds = bounds
-        self._rejected = Metrics.counter("hashtags", "top_posts_rejected")
+        super().__init__(source, bounds, "top_posts_rejected")
 
-    def process(self, element):
-        data = attributes = None
-        try:
-            data, attributes = _data_and_attributes(element)
-            payload = _payload(data)
-            if payload is None:
-                parsed = Rejected(f"element is {type(data).__name__}, not a Pub/Sub message or bytes")
-            else:
-                parsed = parse_top_posts(payload, now=_now(), bounds=self._bounds)
-            if type(parsed) is not Rejected:
-                yield parsed
-                return
-            reason = parsed.reason
-        except Exception as e:  # parse_top_posts never raises by design; belt and braces
-            reason = f"internal parse error: {type(e).__name__}: {e}"
-        self._rejected.inc()
-        yield beam.pvalue.TaggedOutput(DEAD, dead_letter(data if data is not None else element, attributes,
-                                                         reason, self._source))
+    def parse(self, payload, attributes):
+        return parse_top_posts(payload, now=_now(), bounds=self._bounds)
 
 
 class ParsePostEvents(beam.PTransform):
