@@ -17,7 +17,6 @@ window state, so its 10:00 cell holds only what it saw. Totals are read through
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import apache_beam as beam
 import pytest
@@ -26,13 +25,13 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms import trigger
-from apache_beam.transforms.window import TimestampedValue
 from google.cloud import bigtable
 
 from hashtags import layout
 from pipelines.streaming import HourCountRow, WindowedTagCounts
 from pipelines.transforms import DEAD, ParsePostEvents
 from tests.conftest import INSTANCE, PROJECT
+from tests.integration.post_messages import at, msg
 
 pytestmark = pytest.mark.emulator
 
@@ -42,17 +41,6 @@ H10 = DAY + dt.timedelta(hours=10)
 H11 = H10 + dt.timedelta(hours=1)
 RELAUNCH = H10 + dt.timedelta(minutes=30)
 EARLY_SECONDS = 60  # WindowedTagCounts' default early firing delay
-
-
-def at(hour: dt.datetime, minute: int) -> dt.datetime:
-    return hour + dt.timedelta(minutes=minute)
-
-
-def msg(post_id: str, caption: str, when: dt.datetime, event: str = "published") -> TimestampedValue:
-    body = {"event": event, "post_id": post_id, "user_id": "u1", "caption": caption,
-            "image_url": None if event == "deleted" else f"https://img.example/{post_id}.jpg",
-            "event_time": when.strftime("%Y-%m-%dT%H:%M:%SZ")}
-    return TimestampedValue(json.dumps(body).encode(), when.timestamp())
 
 
 # Job A (generation 0): everything before the relaunch at 10:30.

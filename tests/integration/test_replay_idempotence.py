@@ -17,7 +17,6 @@ its hour, a malformed message). Then:
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import apache_beam as beam
 import pytest
@@ -33,6 +32,7 @@ from hashtags import layout
 from pipelines.streaming import HourCountRow, WindowedTagCounts
 from pipelines.transforms import ParsePostEvents
 from tests.conftest import INSTANCE, PROJECT
+from tests.integration.post_messages import at, msg
 
 pytestmark = pytest.mark.emulator
 
@@ -41,17 +41,6 @@ H10 = dt.datetime(2026, 11, 23, 10, tzinfo=UTC)
 H11 = H10 + dt.timedelta(hours=1)
 H12 = H10 + dt.timedelta(hours=2)
 EARLY_SECONDS = 60  # WindowedTagCounts' default early firing delay (processing time)
-
-
-def at(hour: dt.datetime, minute: int) -> dt.datetime:
-    return hour + dt.timedelta(minutes=minute)
-
-
-def msg(post_id: str, caption: str, when: dt.datetime, event: str = "published") -> TimestampedValue:
-    body = {"event": event, "post_id": post_id, "user_id": "u1", "caption": caption,
-            "image_url": None if event == "deleted" else f"https://img.example/{post_id}.jpg",
-            "event_time": when.strftime("%Y-%m-%dT%H:%M:%SZ")}
-    return TimestampedValue(json.dumps(body, ensure_ascii=False).encode(), when.timestamp())
 
 
 P1 = msg("p1", "#Love #cats at the #beach, #love again", at(H10, 5))  # love once, cats, beach
