@@ -9,7 +9,7 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["hashtags", "hashtags.*", "hashtag_store", "hashtag_store.*",
                                     "pipelines", "pipelines.*", "serving", "serving.*",
-                                    "devstack", "devstack.*"]),
+                                    "devstack", "devstack.*", "hashtag_ops", "hashtag_ops.*"]),
     include_package_data=True,
     package_data={"serving": ["templates/*.html", "static/*"]},
     # What the jobs need at run time (pinned); the full pinned set for development is requirements.lock.

@@ -1,0 +1,1 @@
+"""Operator tooling shared by the deployables: structured logging, dead-letter redrive, moderation."""
