@@ -2,13 +2,26 @@
 
 One row per hashtag, row key = the normalised tag (UTF-8).
 
-| family   | column    | cell timestamp            | value                                          |
-|----------|-----------|---------------------------|------------------------------------------------|
-| counts   | h.<gen>   | start of the hour window  | posts in that hour counted by count generation  |
-|          |           |                           | <gen>, signed int64 big-endian                  |
-| counts   | base      | as_of (midnight UTC)      | exact count of posts with event time < as_of    |
-| top      | posts     | computed_at (ms)          | JSON list of {"post_id", "image_url"}          |
-| meta     | display   | start of the hour window  | display spelling (UTF-8)                        |
+| family   | column     | cell timestamp            | value                                          |
+|----------|------------|---------------------------|------------------------------------------------|
+| counts   | h.<gen>    | start of the hour window  | posts in that hour counted by count generation  |
+|          |            |                           | <gen>, signed int64 big-endian                  |
+| counts   | base       | as_of (midnight UTC)      | exact count of posts with event time < as_of    |
+| days     | p.YYYYMMDD | as_of of the run          | exact posts published that UTC day (int64 BE)   |
+| days     | a.YYYYMMDD | as_of of the run          | distinct accounts (user_id) that published that |
+|          |            |                           | UTC day (int64 BE)                              |
+| top      | posts      | computed_at (ms)          | JSON list of {"post_id", "image_url"}          |
+| meta     | display    | start of the hour window  | display spelling (UTF-8)                        |
+| meta     | related    | as_of of the run          | JSON list of {"tag", "posts"}, at most 10,      |
+|          |            |                           | best first (tags on the same posts, last 7 days)|
+| meta     | flags      | time of the change        | JSON {"hidden", "sensitive", "reason", "by",    |
+|          |            |                           | "changed_at"} (moderation, operator command)    |
+
+Readers take the newest version of every column except the hour cells (all versions, see below).
+The nightly run writes ``days`` and ``meta:related`` at its as_of M, after reading the latest version
+before M, so a rerun of the same night rewrites the same cells (idempotent, like ``counts:base``).
+Decoders of JSON / count cells written by other jobs or operators are total where the page reads
+them: an undecodable value reads as empty / default, never an exception on the page path.
 
 Total posts = latest ``counts:base`` + the ``counts:h.<gen>`` cells of EVERY generation at or after
 that base's timestamp (:func:`total_posts`, the one place this rule lives).
@@ -27,22 +40,31 @@ from __future__ import annotations
 import datetime as dt
 import json
 import struct
-from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Iterable, NamedTuple, Sequence
 
 FAMILY_COUNTS = "counts"
 FAMILY_TOP = "top"
 FAMILY_META = "meta"
+FAMILY_DAYS = "days"
 
 HOUR_PREFIX = b"h."
 COL_BASE = b"base"
 COL_TOP_POSTS = b"posts"
 COL_DISPLAY = b"display"
+COL_RELATED = b"related"
+COL_FLAGS = b"flags"
+DAY_POSTS_PREFIX = b"p."
+DAY_ACCOUNTS_PREFIX = b"a."
 
 HOUR_CELL_MAX_AGE_DAYS = 14
 """``counts:h.<gen>`` cells older than this may be collected. Longer than the longest recount outage we
 tolerate (a week), because hour cells after the last base are part of the total."""
 BASE_VERSIONS_KEPT = 3
+DAY_CELL_MAX_AGE_DAYS = 35
+"""``days`` cells older than this may be collected: a cell is rewritten (at a newer as_of) whenever a
+night's changes touch its day, so only days untouched for five weeks age out; the page shows 7."""
+RELATED_MAX = 10
 
 
 @dataclass(frozen=True)
@@ -61,6 +83,7 @@ COLUMN_FAMILIES: dict[str, GcRule] = {
     FAMILY_COUNTS: GcRule(max_versions=BASE_VERSIONS_KEPT, max_age_days=HOUR_CELL_MAX_AGE_DAYS),
     FAMILY_TOP: GcRule(max_versions=1),
     FAMILY_META: GcRule(max_versions=1),
+    FAMILY_DAYS: GcRule(max_age_days=DAY_CELL_MAX_AGE_DAYS),
 }
 
 _INT64 = struct.Struct(">q")
@@ -92,6 +115,39 @@ def is_hour_column(qualifier: bytes) -> bool:
 
 def row_key(normalized_tag: str) -> bytes:
     return normalized_tag.encode("utf-8")
+
+
+def day_posts_column(day: dt.date) -> bytes:
+    """``p.YYYYMMDD``: exact posts published on that UTC day."""
+    return DAY_POSTS_PREFIX + _day_digits(day)
+
+
+def day_accounts_column(day: dt.date) -> bytes:
+    """``a.YYYYMMDD``: distinct accounts that published on that UTC day."""
+    return DAY_ACCOUNTS_PREFIX + _day_digits(day)
+
+
+def _day_digits(day: dt.date) -> bytes:
+    if isinstance(day, dt.datetime) or not isinstance(day, dt.date):
+        raise ValueError(f"a day column names a date, got {day!r}")
+    return day.strftime("%Y%m%d").encode("ascii")
+
+
+class DayColumn(NamedTuple):
+    kind: str  # "p" (posts) or "a" (accounts)
+    day: dt.date
+
+
+def parse_day_column(qualifier: bytes) -> DayColumn | None:
+    """``p.YYYYMMDD`` / ``a.YYYYMMDD`` → (kind, day); anything else → None."""
+    kind, digits = qualifier[:2], qualifier[2:]
+    if kind not in (DAY_POSTS_PREFIX, DAY_ACCOUNTS_PREFIX) or len(digits) != 8 or not digits.isdigit():
+        return None
+    try:
+        day = dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        return None
+    return DayColumn(kind[:1].decode("ascii"), day)
 
 
 def to_millis(ts: dt.datetime) -> int:
@@ -140,6 +196,99 @@ def decode_top_posts(value: bytes) -> list[TopPost]:
     return [TopPost(str(p["post_id"]), str(p["image_url"])) for p in raw]
 
 
+@dataclass(frozen=True, slots=True)
+class RelatedTag:
+    tag: str  # the related tag's key (normalised)
+    posts: int  # posts carrying both tags over the window
+
+
+def encode_related(tags: Sequence[RelatedTag]) -> bytes:
+    """``meta:related``: at most RELATED_MAX tags, best first (the caller's order is kept)."""
+    if len(tags) > RELATED_MAX:
+        raise ValueError(f"at most {RELATED_MAX} related tags, got {len(tags)}")
+    return json.dumps([{"tag": t.tag, "posts": t.posts} for t in tags],
+                      ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def decode_related(value: bytes) -> tuple[RelatedTag, ...]:
+    """Total: an undecodable value → (); malformed entries are dropped; at most RELATED_MAX kept."""
+    raw = _json_or_none(value)
+    if not isinstance(raw, list):
+        return ()
+    out = []
+    for entry in raw:
+        if not isinstance(entry, dict):
+            continue
+        tag, posts = entry.get("tag"), entry.get("posts")
+        if isinstance(tag, str) and tag and _is_int(posts) and posts >= 0:
+            out.append(RelatedTag(tag, posts))
+    return tuple(out[:RELATED_MAX])
+
+
+@dataclass(frozen=True, slots=True)
+class Flags:
+    """Moderation flags of a tag (``meta:flags``). ``hidden``: the page and API answer 404 and the tag
+    is never related; ``sensitive``: tiles stay covered until the visitor asks."""
+
+    hidden: bool = False
+    sensitive: bool = False
+    reason: str = ""
+    by: str = ""
+    changed_at: dt.datetime | None = None
+
+
+def encode_flags(flags: Flags) -> bytes:
+    return json.dumps({
+        "hidden": flags.hidden,
+        "sensitive": flags.sensitive,
+        "reason": flags.reason,
+        "by": flags.by,
+        "changed_at": rfc3339(flags.changed_at) if flags.changed_at else None,
+    }, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def decode_flags(value: bytes) -> Flags:
+    """Total: anything that is not the JSON object encode_flags writes → Flags() (no flag)."""
+    raw = _json_or_none(value)
+    if not isinstance(raw, dict):
+        return Flags()
+    hidden, sensitive = raw.get("hidden", False), raw.get("sensitive", False)
+    reason, by = raw.get("reason", ""), raw.get("by", "")
+    if not (isinstance(hidden, bool) and isinstance(sensitive, bool)
+            and isinstance(reason, str) and isinstance(by, str)):
+        return Flags()
+    return Flags(hidden, sensitive, reason, by, parse_rfc3339(raw.get("changed_at")))
+
+
+def rfc3339(ts: dt.datetime) -> str:
+    """UTC, millisecond precision, ``Z`` suffix: ``2026-12-01T11:40:00.123Z``."""
+    if ts.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_rfc3339(text: object) -> dt.datetime | None:
+    """An RFC 3339 timestamp with an offset or ``Z`` → aware UTC datetime; anything else → None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        ts = dt.datetime.fromisoformat(text)  # Python 3.11 accepts the Z suffix
+    except ValueError:
+        return None
+    return ts.astimezone(UTC) if ts.tzinfo is not None else None
+
+
+def _json_or_none(value: bytes):
+    try:
+        return json.loads(value.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
 @dataclass(frozen=True)
 class Cell:
     """A decoded-enough view of one Bigtable cell: value bytes and timestamp in ms."""
@@ -162,6 +311,19 @@ def total_posts(base: Cell | None, hours: Iterable[Cell]) -> int:
     return max(total, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class HourUse:
+    start: dt.datetime  # start of the hour (UTC)
+    posts: int  # the hour cells of every count generation, summed
+
+
+@dataclass(frozen=True, slots=True)
+class DayUse:
+    day: dt.date
+    posts: int  # the newest ``days:p.`` cell; 0 when the day has only an ``a.`` cell
+    accounts: int | None  # the newest ``days:a.`` cell; None without one
+
+
 @dataclass(frozen=True)
 class PageDocument:
     """Everything the hashtag page shows, read from one row."""
@@ -170,9 +332,14 @@ class PageDocument:
     display_name: str
     total_posts: int
     top_posts: tuple[TopPost, ...] = ()
-    updated_at: dt.datetime | None = None  # newest cell timestamp in the row
+    updated_at: dt.datetime | None = None  # newest timestamp of the count, top and display cells
     base_as_of: dt.datetime | None = None
     top_computed_at: dt.datetime | None = None
+    hours: tuple[HourUse, ...] = ()  # every hour in the row, oldest first
+    days: tuple[DayUse, ...] = ()  # every day with a ``days`` cell, oldest first
+    related: tuple[RelatedTag, ...] = ()
+    related_as_of: dt.datetime | None = None
+    flags: Flags = Flags()
 
     def to_json(self) -> dict:
         return {
@@ -193,8 +360,14 @@ def page_document(
     hours: Sequence[Cell],
     top: Cell | None,
     display: Cell | None,
+    days: Sequence[tuple[bytes, Cell]] = (),
+    related: Cell | None = None,
+    flags: Cell | None = None,
 ) -> PageDocument:
-    """Assemble the page document from the cells of one row (the adapter does the I/O)."""
+    """Assemble the page document from the cells of one row (the adapter does the I/O).
+
+    ``days`` holds ``(qualifier, cell)`` pairs of the ``days`` family, any number of versions (the
+    newest of each column wins); ``related`` and ``flags`` the newest ``meta:related`` / ``meta:flags``."""
     top_posts: tuple[TopPost, ...] = ()
     if top is not None:
         try:
@@ -216,4 +389,33 @@ def page_document(
         updated_at=from_millis(max(stamps)) if stamps else None,
         base_as_of=from_millis(base.timestamp_ms) if base else None,
         top_computed_at=from_millis(top.timestamp_ms) if top else None,
+        hours=hour_uses(hours),
+        days=day_uses(days),
+        related=decode_related(related.value) if related is not None else (),
+        related_as_of=from_millis(related.timestamp_ms) if related is not None else None,
+        flags=decode_flags(flags.value) if flags is not None else Flags(),
     )
+
+
+def hour_uses(hours: Iterable[Cell]) -> tuple[HourUse, ...]:
+    """Posts per hour, every generation's cell for an hour added (as in the total rule), oldest first.
+    A cell that is not an 8-byte count is skipped (the history is display, not the total)."""
+    per_hour: dict[int, int] = {}
+    for cell in hours:
+        if len(cell.value) == 8:
+            per_hour[cell.timestamp_ms] = per_hour.get(cell.timestamp_ms, 0) + decode_count(cell.value)
+    return tuple(HourUse(from_millis(ms), n) for ms, n in sorted(per_hour.items()))
+
+
+def day_uses(cells: Iterable[tuple[bytes, Cell]]) -> tuple[DayUse, ...]:
+    """The newest ``p.``/``a.`` cell of each day, oldest day first; undecodable cells are skipped."""
+    newest: dict[DayColumn, Cell] = {}
+    for qualifier, cell in cells:
+        col = parse_day_column(qualifier)
+        if col is not None and len(cell.value) == 8:
+            seen = newest.get(col)
+            if seen is None or cell.timestamp_ms > seen.timestamp_ms:
+                newest[col] = cell
+    posts = {c.day: decode_count(cell.value) for c, cell in newest.items() if c.kind == "p"}
+    accounts = {c.day: decode_count(cell.value) for c, cell in newest.items() if c.kind == "a"}
+    return tuple(DayUse(day, posts.get(day, 0), accounts.get(day)) for day in sorted(posts.keys() | accounts.keys()))

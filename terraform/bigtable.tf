@@ -39,6 +39,9 @@ resource "google_bigtable_table" "hashtags" {
   column_family {
     family = "meta"
   }
+  column_family {
+    family = "days"
+  }
 }
 
 # counts: GcRule(max_versions=3, max_age_days=14), an INTERSECTION: a cell is collected only when
@@ -80,6 +83,19 @@ resource "google_bigtable_gc_policy" "meta" {
 
   max_version {
     number = 1
+  }
+}
+
+# days: GcRule(max_age_days=35): per-day posts/accounts (days:p.YYYYMMDD, days:a.YYYYMMDD) age out
+# five weeks after the last night that rewrote them; reads take the newest version of each column.
+resource "google_bigtable_gc_policy" "days" {
+  instance_name   = google_bigtable_instance.hashtags.name
+  table           = google_bigtable_table.hashtags.name
+  column_family   = "days"
+  deletion_policy = "ABANDON"
+
+  max_age {
+    duration = "840h" # 35 days
   }
 }
 

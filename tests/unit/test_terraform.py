@@ -276,7 +276,8 @@ def test_terraform_matches_settings_and_layout(model):
 def test_facts_are_not_vacuous(model):
     facts = terraform_facts(model)
     assert facts["topics"] == {"post-events", "top-posts", "post-events-dlq", "top-posts-dlq"}
-    assert facts["families"] == {"counts", "top", "meta", "s"}
+    assert facts["families"] == {"counts", "top", "meta", "days", "s"}
+    assert facts["gc_rules"]["days"]["rule"] == layout.GcRule(max_age_days=35)
     assert facts["gc_rules"]["counts"]["rule"] == layout.GcRule(max_versions=3, max_age_days=14)
     assert facts["gc_rules"]["counts"]["mode"] == "INTERSECTION"
 
