@@ -1,0 +1,151 @@
+"""The web request log (issue 10): one JSON line per request, read back as JSON, through the real app
+(create_app over the in-memory store) and google-cloud-logging's StructuredLogHandler."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from hashtag_ops import logs
+from hashtags.settings import Settings
+from serving import create_app
+from serving.access_log import LOGGER, AccessLog, tag_of
+from tests.unit.serving_fakes import FakeStore, doc
+
+PROJECT = "test-hashtags"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def store():
+    return FakeStore({"love": doc()})
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def app(store, clock):
+    app = create_app(Settings(project=PROJECT), store, clock=clock, dev_images=False)
+    if not isinstance(app.wsgi_app, AccessLog):  # until create_app wires it (one line)
+        app.wsgi_app = AccessLog(app.wsgi_app, PROJECT)
+    return app
+
+
+@pytest.fixture
+def lines():
+    """Every JSON line the request logger writes during the test (the handler setup() installs)."""
+    stream = io.StringIO()
+    handler = logs.json_handler("web", stream, PROJECT)
+    old = (LOGGER.level, LOGGER.propagate)
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.INFO)
+    LOGGER.propagate = False
+
+    def read() -> list[dict]:
+        return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+    yield read
+    LOGGER.removeHandler(handler)
+    LOGGER.setLevel(old[0])
+    LOGGER.propagate = old[1]
+
+
+def test_one_line_per_request_with_status_latency_cache_tag_and_trace(app, lines):
+    client = app.test_client()
+    r1 = client.get("/tags/love", headers={"X-Cloud-Trace-Context": f"{TRACE_ID}/1;o=1",
+                                           "User-Agent": "probe/1.0"})
+    r2 = client.get("/api/tags/love", headers={"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-00"})
+    assert (r1.status_code, r1.headers["X-Cache"], r2.headers["X-Cache"]) == (200, "miss", "hit")
+    first, second = lines()
+    assert first["event"] == second["event"] == "http_request"
+    assert first["severity"] == "INFO" and first["message"] == "GET /tags/love 200"
+    http = first["httpRequest"]
+    assert (http["requestMethod"], http["status"], http["userAgent"], http["remoteIp"]) == (
+        "GET", 200, "probe/1.0", "127.0.0.1")
+    assert http["requestUrl"] == "http://localhost/tags/love"
+    assert http["latency"].endswith("s") and float(http["latency"][:-1]) > 0
+    assert (first["cache"], first["tag"]) == ("miss", "love")
+    assert first["logging.googleapis.com/trace"] == f"projects/{PROJECT}/traces/{TRACE_ID}"
+    assert first["logging.googleapis.com/spanId"] == "0000000000000001"
+    assert first["logging.googleapis.com/trace_sampled"] is True
+    assert (second["cache"], second["tag"], second["httpRequest"]["status"]) == ("hit", "love", 200)
+    assert second["logging.googleapis.com/trace"] == f"projects/{PROJECT}/traces/{TRACE_ID}"
+    assert second["logging.googleapis.com/spanId"] == "00f067aa0ba902b7"
+    assert second["logging.googleapis.com/trace_sampled"] is False
+    assert first["logging.googleapis.com/labels"]["service"] == "web"
+
+
+def test_stale_404_redirect_and_untraced_requests(app, store, clock, lines):
+    client = app.test_client()
+    client.get("/tags/love")
+    clock.now += 60  # past the cache TTL: the re-read fails and the last good copy is served stale
+    store.down = True
+    assert client.get("/tags/love").status_code == 503
+    store.down = False
+    assert client.get("/tags/nosuchtag").status_code == 404
+    assert client.get("/tags/Love").status_code == 301
+    assert client.get("/healthz?x=1", headers={"X-Forwarded-For": "203.0.113.9, 10.0.0.1",
+                                                "X-Forwarded-Proto": "https"}).status_code == 200
+    _, stale, missing, redirect, health = lines()
+    assert (stale["httpRequest"]["status"], stale["cache"], stale["severity"]) == (503, "stale", "WARNING")
+    assert (missing["httpRequest"]["status"], missing["cache"], missing["tag"]) == (404, "none", "nosuchtag")
+    assert (redirect["httpRequest"]["status"], redirect["tag"]) == (301, "Love")
+    assert (health["tag"], health["cache"]) == (None, "none")
+    assert health["httpRequest"]["remoteIp"] == "203.0.113.9"
+    assert health["httpRequest"]["requestUrl"] == "https://localhost/healthz?x=1"
+    assert health["logging.googleapis.com/trace"] == ""  # no trace header: no trace
+
+
+def test_a_non_ascii_tag_is_logged_as_the_client_sent_it(app, store, lines):
+    store.docs["東京"] = doc("東京", "東京")
+    assert app.test_client().get("/tags/%E6%9D%B1%E4%BA%AC").status_code == 200
+    (line,) = lines()
+    assert line["tag"] == "東京" and line["message"] == "GET /tags/東京 200"
+
+
+def test_an_exception_out_of_the_app_is_logged_as_500_and_re_raised(lines):
+    def broken(environ, start_response):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        AccessLog(broken, PROJECT)({"REQUEST_METHOD": "GET", "PATH_INFO": "/tags/x"}, lambda *a: None)
+    (line,) = lines()
+    assert (line["httpRequest"]["status"], line["tag"], line["severity"]) == (500, "x", "WARNING")
+
+
+@pytest.mark.parametrize("path, tag", [("/tags/love", "love"), ("/api/tags/love", "love"),
+                                       ("/api/v1/tags/love", "love"), ("/tags/", None), ("/tags/a/b", None),
+                                       ("/static/site.css", None), ("/api/openapi.json", None)])
+def test_tag_of(path, tag):
+    assert tag_of(path) == tag
+
+
+def test_text_mode_keeps_the_same_fields_readable(app):
+    stream = io.StringIO()
+    handler = logs.text_handler(stream)
+    LOGGER.addHandler(handler)
+    old = (LOGGER.level, LOGGER.propagate)
+    LOGGER.setLevel(logging.INFO)
+    LOGGER.propagate = False
+    try:
+        app.test_client().get("/tags/love", headers={"X-Cloud-Trace-Context": f"{TRACE_ID}/1"})
+    finally:
+        LOGGER.removeHandler(handler)
+        LOGGER.setLevel(old[0])
+        LOGGER.propagate = old[1]
+    line = stream.getvalue().strip()
+    assert "INFO serving.access: GET /tags/love 200 | event=http_request cache=miss tag=love" in line
+    assert "status=200" in line and f"trace=projects/{PROJECT}/traces/{TRACE_ID}" in line
