@@ -12,6 +12,7 @@ per streamed message) — see docs/BENCHMARKS.md "HTTP serving".
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -108,12 +109,18 @@ def _hour_columns() -> rf.ColumnRangeFilter:
 _LATEST = rf.CellsColumnLimitFilter(1)
 # ONE row read returns exactly what the page needs: the newest base, every hour cell of every count
 # generation (the total rule picks those at/after the base), the newest top list and display spelling.
+# Page v2 adds, in the same read: the newest version of every days column (history), the newest
+# meta:related and meta:flags.
 PAGE_FILTER = rf.RowFilterUnion([
     rf.RowFilterChain([_column(layout.FAMILY_COUNTS, layout.COL_BASE), _LATEST]),
     _hour_columns(),
     rf.RowFilterChain([_column(layout.FAMILY_TOP, layout.COL_TOP_POSTS), _LATEST]),
     rf.RowFilterChain([_column(layout.FAMILY_META, layout.COL_DISPLAY), _LATEST]),
+    rf.RowFilterChain([rf.ColumnRangeFilter(layout.FAMILY_DAYS), _LATEST]),  # the whole family
+    rf.RowFilterChain([_column(layout.FAMILY_META, layout.COL_RELATED), _LATEST]),
+    rf.RowFilterChain([_column(layout.FAMILY_META, layout.COL_FLAGS), _LATEST]),
 ])
+FLAGS_FILTER = rf.RowFilterChain([_column(layout.FAMILY_META, layout.COL_FLAGS), _LATEST])
 COUNTS_FILTER = rf.RowFilterUnion([
     rf.RowFilterChain([_column(layout.FAMILY_COUNTS, layout.COL_BASE), _LATEST]),
     _hour_columns(),
@@ -151,7 +158,19 @@ def document_from_row(key: str, row: Row) -> PageDocument:
         hours=_hour_cells(row),
         top=_first(_cells(row, layout.FAMILY_TOP, layout.COL_TOP_POSTS)),
         display=_first(_cells(row, layout.FAMILY_META, layout.COL_DISPLAY)),
+        days=[(c.qualifier, Cell(c.value, c.timestamp_micros // 1000)) for c in row.cells
+              if c.family == layout.FAMILY_DAYS],
+        related=_first(_cells(row, layout.FAMILY_META, layout.COL_RELATED)),
+        flags=_first(_cells(row, layout.FAMILY_META, layout.COL_FLAGS)),
     )
+
+
+def is_page(cells: Iterable[tuple[str, bytes, int, bytes]]) -> bool:
+    """A row is a page when it has a count, top-posts or display cell: a row holding only
+    meta:flags (a tag hidden before anyone used it, then cleared) is not a tag page."""
+    return any(family in (layout.FAMILY_COUNTS, layout.FAMILY_TOP)
+               or (family == layout.FAMILY_META and qualifier == layout.COL_DISPLAY)
+               for family, qualifier, _ts, _value in cells)
 
 
 # ---- the page read: one ReadRows call on a raw gRPC stub ----------------------------------------
@@ -409,22 +428,34 @@ class _ReadCoalescer:
 def document_from_cells(key: str, cells: Cells) -> PageDocument:
     """The page document from the (family, qualifier, timestamp_micros, value) cells of one row
     read with PAGE_FILTER (same result as :func:`document_from_row` on the data client's Row)."""
-    base = top = display = None
+    base = top = display = related = flags = None
     hours: list[Cell] = []
+    days: list[tuple[bytes, Cell]] = []
     for family, qualifier, ts, value in cells:
         cell = Cell(value, ts // 1000)
         if family == layout.FAMILY_COUNTS:
             if layout.is_hour_column(qualifier):
                 hours.append(cell)
-            elif qualifier == layout.COL_BASE and (base is None or cell.timestamp_ms > base.timestamp_ms):
-                base = cell
+            elif qualifier == layout.COL_BASE:
+                base = _newer(base, cell)
+        elif family == layout.FAMILY_DAYS:
+            days.append((qualifier, cell))
         elif family == layout.FAMILY_TOP:
-            if qualifier == layout.COL_TOP_POSTS and (top is None or cell.timestamp_ms > top.timestamp_ms):
-                top = cell
+            if qualifier == layout.COL_TOP_POSTS:
+                top = _newer(top, cell)
         elif family == layout.FAMILY_META:
-            if qualifier == layout.COL_DISPLAY and (display is None or cell.timestamp_ms > display.timestamp_ms):
-                display = cell
-    return layout.page_document(key, base=base, hours=hours, top=top, display=display)
+            if qualifier == layout.COL_DISPLAY:
+                display = _newer(display, cell)
+            elif qualifier == layout.COL_RELATED:
+                related = _newer(related, cell)
+            elif qualifier == layout.COL_FLAGS:
+                flags = _newer(flags, cell)
+    return layout.page_document(key, base=base, hours=hours, top=top, display=display,
+                                days=days, related=related, flags=flags)
+
+
+def _newer(seen: Cell | None, cell: Cell) -> Cell:
+    return cell if seen is None or cell.timestamp_ms > seen.timestamp_ms else seen
 
 
 class BigtableStore:
@@ -467,12 +498,37 @@ class BigtableStore:
 
     # ---- reads ----------------------------------------------------------------------------
     def read_page(self, key: str) -> PageDocument | None:
-        """The page document for one normalised tag (ONE row read), or None if there is no row."""
+        """The page document for one normalised tag (ONE row read), or None if the row is not a
+        page (no row, or no count/top/display cell: see :func:`is_page`)."""
         try:
             cells = self._pages.read(layout.row_key(key))
         except _UNAVAILABLE as e:
             raise StoreUnavailable(f"Bigtable read failed: {type(e).__name__}") from e
-        return None if cells is None else document_from_cells(key, cells)
+        return document_from_cells(key, cells) if cells is not None and is_page(cells) else None
+
+    def read_flags(self, key: str) -> layout.Flags:
+        """The tag's newest moderation flags (Flags() when it has none)."""
+        try:
+            row = self._reader.read_row(layout.row_key(key), row_filter=FLAGS_FILTER,
+                                        operation_timeout=self._read_timeout * 5)
+        except _UNAVAILABLE as e:
+            raise StoreUnavailable(f"Bigtable read failed: {type(e).__name__}") from e
+        cell = None if row is None else _first(_cells(row, layout.FAMILY_META, layout.COL_FLAGS))
+        return layout.decode_flags(cell.value) if cell is not None else layout.Flags()
+
+    def hidden_tags(self) -> frozenset[str]:
+        """Keys of every tag whose newest flags say hidden: a scan that returns meta:flags cells only
+        (rows without flags send nothing). The nightly job reads it once at launch."""
+        hidden = set()
+        try:
+            for row in self._reader.read_rows_stream(ReadRowsQuery(row_filter=FLAGS_FILTER),
+                                                     operation_timeout=600):
+                cell = _first(_cells(row, layout.FAMILY_META, layout.COL_FLAGS))
+                if cell is not None and layout.decode_flags(cell.value).hidden:
+                    hidden.add(row.row_key.decode("utf-8"))
+        except _UNAVAILABLE as e:
+            raise StoreUnavailable(f"Bigtable scan failed: {type(e).__name__}") from e
+        return frozenset(hidden)
 
     def ping(self) -> None:
         """Readiness: one tiny read of the table (a missing row is fine: the table answered).
@@ -526,3 +582,11 @@ class BigtableStore:
 
     def write_top_posts(self, update: TopPostsUpdate) -> int:
         return self.mutate([mutations.top_posts_row(update)])
+
+    def write_flags(self, key: str, flags: layout.Flags) -> layout.Flags:
+        """Write the tag's moderation flags at ``flags.changed_at`` (now when None); returns what was
+        written. A new cell per change: the newest one wins, earlier ones age out (meta keeps 1)."""
+        if flags.changed_at is None:
+            flags = dataclasses.replace(flags, changed_at=dt.datetime.now(dt.timezone.utc))
+        self.mutate([mutations.flags_row(key, flags)])
+        return flags

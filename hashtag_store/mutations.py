@@ -7,6 +7,7 @@ idempotent under retries and replays.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Mapping, Sequence
 
 from google.cloud.bigtable.row import DirectRow
 
@@ -37,4 +38,37 @@ def top_posts_row(update: TopPostsUpdate) -> DirectRow:
     row = DirectRow(layout.row_key(update.hashtag))
     row.set_cell(layout.FAMILY_TOP, layout.COL_TOP_POSTS, layout.encode_top_posts(update.posts),
                  timestamp=layout.cell_time(update.computed_at))
+    return row
+
+
+def day_cells_row(key: str, as_of: dt.datetime, days: Mapping[dt.date, layout.DayCounts]) -> DirectRow:
+    """``days:p.YYYYMMDD`` / ``days:a.YYYYMMDD`` at the run's ``as_of``, for each day in ``days``
+    (a value is ``DayCounts(posts, accounts)`` or a plain ``(posts, accounts)`` pair; a None half
+    writes no cell). A rerun of the same night rewrites the same cells."""
+    row = DirectRow(layout.row_key(key))
+    ts = layout.cell_time(as_of)
+    for day, (posts, accounts) in sorted(days.items()):
+        if posts is not None:
+            row.set_cell(layout.FAMILY_DAYS, layout.day_posts_column(day), layout.encode_count(posts), timestamp=ts)
+        if accounts is not None:
+            row.set_cell(layout.FAMILY_DAYS, layout.day_accounts_column(day), layout.encode_count(accounts),
+                         timestamp=ts)
+    return row
+
+
+def related_row(key: str, as_of: dt.datetime, related: Sequence[layout.RelatedTag]) -> DirectRow:
+    """``meta:related`` at the run's ``as_of`` (an empty list is written too: it replaces a stale one)."""
+    row = DirectRow(layout.row_key(key))
+    row.set_cell(layout.FAMILY_META, layout.COL_RELATED, layout.encode_related(related),
+                 timestamp=layout.cell_time(as_of))
+    return row
+
+
+def flags_row(key: str, flags: layout.Flags) -> DirectRow:
+    """``meta:flags`` at ``flags.changed_at`` (the time of the change; required)."""
+    if flags.changed_at is None:
+        raise ValueError("moderation flags need changed_at (the cell's timestamp)")
+    row = DirectRow(layout.row_key(key))
+    row.set_cell(layout.FAMILY_META, layout.COL_FLAGS, layout.encode_flags(flags),
+                 timestamp=layout.cell_time(flags.changed_at))
     return row

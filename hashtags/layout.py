@@ -133,6 +133,13 @@ def _day_digits(day: dt.date) -> bytes:
     return day.strftime("%Y%m%d").encode("ascii")
 
 
+class DayCounts(NamedTuple):
+    """What a night writes for one day of one tag (either may be None: that cell is not written)."""
+
+    posts: int | None
+    accounts: int | None
+
+
 class DayColumn(NamedTuple):
     kind: str  # "p" (posts) or "a" (accounts)
     day: dt.date

@@ -2,6 +2,7 @@
 merger, checked against the protobuf library and against the Bigtable data client's own merger."""
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from types import SimpleNamespace
@@ -12,8 +13,10 @@ from google.cloud.bigtable.data.exceptions import InvalidChunk as LibraryInvalid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from google.cloud.bigtable_v2.types import RowFilter
+
 from hashtag_store.bigtable import (PAGE_FILTER, InvalidChunk, _ReadCoalescer, _RequestPb, _ResponsePb,
-                                    document_from_cells, merge_rows, read_rows_request)
+                                    document_from_cells, is_page, merge_rows, read_rows_request)
 from hashtags import layout
 from hashtags.layout import TopPost
 
@@ -154,6 +157,45 @@ def test_document_from_cells_takes_the_newest_versions():
     assert [p.post_id for p in doc.top_posts] == ["p1"]
     assert doc.display_name == "Love"
     assert doc.updated_at == layout.from_millis(4_000)
+
+
+def test_document_from_cells_reads_days_related_and_flags():
+    flags = layout.Flags(hidden=True, reason="spam", by="ops", changed_at=layout.from_millis(6_000))
+    cells = [
+        ("counts", b"base", 2_000_000, layout.encode_count(10)),
+        ("days", b"p.20261128", 2_000_000, layout.encode_count(40)),
+        ("days", b"p.20261128", 1_000_000, layout.encode_count(39)),  # older version
+        ("days", b"a.20261128", 2_000_000, layout.encode_count(17)),
+        ("days", b"junk", 2_000_000, layout.encode_count(1)),
+        ("meta", b"related", 1_000_000, layout.encode_related([layout.RelatedTag("old", 3)])),
+        ("meta", b"related", 2_000_000, layout.encode_related([layout.RelatedTag("heart", 8)])),
+        ("meta", b"flags", 6_000_000, layout.encode_flags(flags)),
+        ("meta", b"flags", 5_000_000, layout.encode_flags(layout.Flags())),
+    ]
+    doc = document_from_cells("love", cells)
+    assert doc.days == (layout.DayUse(dt.date(2026, 11, 28), 40, 17),)
+    assert doc.related == (layout.RelatedTag("heart", 8),)
+    assert doc.related_as_of == layout.from_millis(2_000)
+    assert doc.flags == flags
+    assert doc.total_posts == 10
+
+
+def test_page_filter_reads_the_new_cells_in_the_same_union():
+    pb = RowFilter.pb(PAGE_FILTER._to_pb())
+    branches = [b.chain.filters for b in pb.interleave.filters if b.HasField("chain")]
+    ranges = {(f[0].column_range_filter.family_name, f[0].column_range_filter.start_qualifier_closed)
+              for f in branches}
+    assert {("days", b""), ("meta", b"related"), ("meta", b"flags")} <= ranges
+    assert all(f[1].cells_per_column_limit_filter == 1 for f in branches)
+
+
+def test_is_page_needs_a_count_top_or_display_cell():
+    assert not is_page([])
+    assert not is_page([("meta", b"flags", 1, layout.encode_flags(layout.Flags(hidden=True)))])
+    assert not is_page([("meta", b"related", 1, b"[]"), ("days", b"p.20261128", 1, layout.encode_count(1))])
+    assert is_page([("meta", b"flags", 1, b"{}"), ("counts", b"h.0", 1, layout.encode_count(1))])
+    assert is_page([("meta", b"display", 1, b"Love")])
+    assert is_page([("top", b"posts", 1, b"[]")])
 
 
 # ---- the read coalescer ------------------------------------------------------------------------
