@@ -7,9 +7,10 @@ import threading
 
 import pytest
 
+from hashtag_store import mutations
 from hashtag_store.bigtable import PAGE_FILTER, document_from_row
 from hashtags import layout
-from hashtags.layout import TopPost
+from hashtags.layout import DayCounts, Flags, RelatedTag, TopPost
 from hashtags.messages import TopPostsUpdate
 
 pytestmark = pytest.mark.emulator
@@ -25,6 +26,15 @@ def _fill(store, n):
     for i, k in enumerate(keys):
         posts = tuple(TopPost(f"{k}-{j}", f"https://img.example.com/{k}/{j}.jpg?a=1&b={j}") for j in range(i % 7 * 15))
         store.write_top_posts(TopPostsUpdate(k, day + dt.timedelta(hours=i % 5), posts))
+    # page v2 cells, two versions of some, on a subset of the rows
+    store.mutate([mutations.day_cells_row(k, day - dt.timedelta(days=back),
+                                          {dt.date(2026, 11, 20): DayCounts(i + back, i if back else None)})
+                  for i, k in enumerate(keys) if i % 2 for back in (0, 1)])
+    store.mutate([mutations.related_row(k, day, [RelatedTag(keys[(i + 1) % n], i + 3)]) for i, k in enumerate(keys)
+                  if i % 3])
+    for i, k in enumerate(keys[::4]):
+        store.write_flags(k, Flags(hidden=bool(i % 2), sensitive=True, reason=f"r{i}", by="ops",
+                                   changed_at=day + dt.timedelta(minutes=i)))
     return keys
 
 
@@ -34,6 +44,10 @@ def test_page_reads_equal_the_data_client(store):
         row = store._reader.read_row(layout.row_key(k), row_filter=PAGE_FILTER)
         expected = None if row is None else document_from_row(k, row)
         assert store.read_page(k) == expected
+    docs = [store.read_page(k) for k in keys]
+    assert sum(bool(d.days) for d in docs) == 6 and sum(bool(d.related) for d in docs) == 8
+    assert [d.flags.reason for d in docs[::4]] == ["r0", "r1", "r2"]
+    assert docs[1].days == (layout.DayUse(dt.date(2026, 11, 20), 1, 1),)  # the newer version of each column
 
 
 def test_concurrent_page_reads_each_get_their_own_row(store):

@@ -6,9 +6,10 @@ import datetime as dt
 import pytest
 from google.cloud import bigtable
 
-from hashtag_store import BigtableStore, StoreUnavailable, create_table
+from hashtag_store import BigtableStore, StoreUnavailable, create_table, mutations
 from hashtags import layout
-from hashtags.layout import TopPost
+from hashtags.history import usage_history
+from hashtags.layout import DayCounts, Flags, RelatedTag, TopPost
 from hashtags.messages import TopPostsUpdate
 from tests.conftest import INSTANCE, PROJECT
 
@@ -103,11 +104,21 @@ def test_create_table_applies_layout_gc_rules(bigtable_emulator, table_name):
     create_table(PROJECT, INSTANCE, table_name)
     create_table(PROJECT, INSTANCE, table_name)  # idempotent
     fams = bigtable.Client(project=PROJECT, admin=True).instance(INSTANCE).table(table_name).list_column_families()
-    assert set(fams) == {"counts", "top", "meta"}
+    assert set(fams) == {"counts", "top", "meta", "days"}
     pb = fams["counts"].gc_rule.to_pb()
     assert pb.intersection.rules[0].max_num_versions == layout.BASE_VERSIONS_KEPT
     assert pb.intersection.rules[1].max_age == dt.timedelta(days=layout.HOUR_CELL_MAX_AGE_DAYS)
     assert fams["top"].gc_rule.to_pb().max_num_versions == 1
+    assert fams["days"].gc_rule.to_pb().max_age == dt.timedelta(days=35)
+
+
+def test_create_table_adds_the_days_family_to_an_existing_table(bigtable_emulator, table_name):
+    old = {k: v for k, v in layout.COLUMN_FAMILIES.items() if k != layout.FAMILY_DAYS}
+    create_table(PROJECT, INSTANCE, table_name, column_families=old)  # a table from before page v2
+    create_table(PROJECT, INSTANCE, table_name)
+    fams = bigtable.Client(project=PROJECT, admin=True).instance(INSTANCE).table(table_name).list_column_families()
+    assert set(fams) == {"counts", "top", "meta", "days"}
+    assert fams["days"].gc_rule.to_pb().max_age == dt.timedelta(days=35)
 
 
 def test_outage_raises_store_unavailable(monkeypatch):
@@ -117,3 +128,62 @@ def test_outage_raises_store_unavailable(monkeypatch):
     s = BigtableStore(PROJECT, INSTANCE, "hashtags", read_timeout=0.5)
     with pytest.raises(StoreUnavailable):
         s.read_page("love")
+
+
+# ---- page v2: days, related, flags in the same one-row read ----------------------------------------
+def test_page_read_brings_history_related_and_flags(store):
+    run = t(29)
+    now = t(30, 10) + dt.timedelta(minutes=30)
+    store.write_base_counts([("love", 500)], as_of=run)
+    store.write_hour_counts([("love", t(28, 23), 50, "Love"), ("love", t(29, 0), 3, "Love"),
+                             ("love", t(29, 23), 2, None), ("love", t(30, 10), 2, None)])
+    store.write_hour_counts([("love", t(29, 0), 4, None), ("love", t(30, 9), 1, None)], generation=1)
+    store.mutate([
+        mutations.day_cells_row("love", t(28), {dt.date(2026, 11, 27): DayCounts(39, 20)}),  # an older run
+        mutations.day_cells_row("love", run, {dt.date(2026, 11, 28): DayCounts(40, 17),
+                                              dt.date(2026, 11, 27): DayCounts(30, None),
+                                              dt.date(2026, 11, 24): DayCounts(12, 5)}),
+        mutations.related_row("love", t(28), [RelatedTag("stale", 9)]),
+        mutations.related_row("love", run, [RelatedTag("heart", 8), RelatedTag("café", 3)]),
+    ])
+    written = store.write_flags("love", Flags(sensitive=True, reason="nsfw", by="ops",
+                                              changed_at=t(29, 8) + dt.timedelta(microseconds=1500)))
+    assert written.changed_at == t(29, 8) + dt.timedelta(microseconds=1500)
+
+    calls = store._pages.calls
+    doc = store.read_page("love")
+    assert store._pages.calls == calls + 1  # one ReadRows call for the whole page
+    assert doc.total_posts == 500 + 3 + 4 + 2 + 2 + 1
+    assert doc.related == (RelatedTag("heart", 8), RelatedTag("café", 3)) and doc.related_as_of == run
+    assert doc.flags == Flags(sensitive=True, reason="nsfw", by="ops", changed_at=t(29, 8) + dt.timedelta(microseconds=1000))
+    h = usage_history(doc, now)
+    assert [(p.day.day, p.posts, p.accounts, p.exact) for p in h.days] == [
+        (30, 3, None, False), (29, 9, None, False), (28, 40, 17, True), (27, 30, 20, True),
+        (26, 0, None, True), (25, 0, None, True), (24, 12, 5, True)]
+    assert [(p.start, p.posts) for p in h.hours if p.posts] == [(t(29, 23), 2), (t(30, 9), 1), (t(30, 10), 2)]
+    assert len(h.hours) == 24 and h.hours[-1].start == t(30, 10)
+
+
+def test_the_page_filter_returns_only_the_latest_days_versions(store):
+    store.mutate([mutations.day_cells_row("love", t(d), {dt.date(2026, 11, 20): DayCounts(d, d)}) for d in (21, 22, 23)])
+    store.write_base_counts([("love", 1)], as_of=t(23))
+    cells = store._page_reader.read(layout.row_key("love"))
+    assert sorted((f, q, n) for f, q, _, n in cells if f == "days") == [
+        ("days", b"a.20261120", layout.encode_count(23)), ("days", b"p.20261120", layout.encode_count(23))]
+
+
+def test_hide_then_clear_and_hidden_tags(store):
+    store.write_hour_counts([("love", t(22, 1), 3, None), ("spam", t(22, 1), 9, None), ("nsfw", t(22, 1), 2, None)])
+    assert store.hidden_tags() == frozenset() and store.read_flags("spam") == Flags()
+    store.write_flags("spam", Flags(hidden=True, reason="spam wave", by="ops", changed_at=t(22, 2)))
+    store.write_flags("nsfw", Flags(sensitive=True, reason="adult", by="ops", changed_at=t(22, 2)))
+    store.write_flags("ghost", Flags(hidden=True, reason="pre-emptive", by="ops", changed_at=t(22, 2)))  # no posts yet
+    assert store.hidden_tags() == frozenset({"spam", "ghost"})
+    assert store.read_page("spam").flags.hidden and store.read_page("spam").total_posts == 9
+    assert store.read_page("ghost") is None  # a flags-only row is not a page
+    store.write_flags("spam", Flags(reason="false alarm", by="ops", changed_at=t(22, 3)))
+    store.write_flags("ghost", Flags(reason="lifted", by="ops", changed_at=t(22, 3)))
+    assert store.hidden_tags() == frozenset()
+    assert store.read_flags("spam") == Flags(reason="false alarm", by="ops", changed_at=t(22, 3))
+    assert store.read_page("ghost") is None
+    assert store.read_flags("nobody") == Flags()
