@@ -49,6 +49,10 @@ EVENT_TIME_FLOOR = _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc)
 # ... and so are times more than this after the clock of the job that receives them (a year-2999
 # event would add a permanent +1; a year-2999 computed_at would freeze a tag's top posts).
 MAX_FUTURE_SKEW = _dt.timedelta(minutes=5)
+# Related tags (hashtags/related.py, computed by the nightly reconciliation): a pair of tags must be
+# on at least this many posts of the window to relate them; the window is this many days of arrivals.
+RELATED_MIN_POSTS = 3
+RELATED_WINDOW_DAYS = 7
 
 # --- Local defaults (DESIGN.md "Local defaults") -------------------------------------------
 LOCAL_PROJECT = "local-hashtags"

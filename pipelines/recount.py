@@ -27,8 +27,16 @@ For ``as_of`` = M (a UTC midnight) and the arrival days of the plan:
    report covers exactly these tags (shown vs exact). The bases wait behind the join
    (``CoGroupByKey``, a barrier), so the rows are read before any base is written.
 7. **States**: the changed posts' new states at M.
-8. **Report, then record** (the job's LAST step, :class:`FinishRunFn`): behind ``WaitOn`` of both
-   Bigtable writes, one element writes ``<report>/drift-<as_of>.json`` and ``.md`` (the drift
+7b. **Days** (the rule: hashtags/day_cells.py): ``days:p.<day>`` = the row's latest ``p.<day>``
+   before M (read in the same range scan as step 5) + the changes' per-(tag, event day) deltas;
+   ``days:a.<day>`` = distinct ``user_id`` of the published winners per (tag, event day), for the
+   run's arrival days; both within the horizon, behind the same join as the bases.
+7c. **Related tags** (the rule: hashtags/related.py; the graph: pipelines/related.py): a second,
+   bounded read of the arrival days [M − 7 d, M − 1 d] (whatever the mode: never all history)
+   through the same ``Winners`` → ``meta:related`` at M for every tag seen, without the hidden tags
+   (``hidden``, read by the launcher from the tags' ``meta:flags``).
+8. **Report, then record** (the job's LAST step, :class:`FinishRunFn`): behind ``WaitOn`` of every
+   Bigtable write, one element writes ``<report>/drift-<as_of>.json`` and ``.md`` (the drift
    accumulator and the run's in-graph counts as side inputs) and then, unless a dry run, the run
    record. So the job reports and records itself on any runner: a Flex Template launcher only
    builds and submits the graph (it cannot wait for the job), and a job that failed in a write
@@ -39,6 +47,7 @@ same cells: idempotent, and a run that died halfway is simply run again.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -53,13 +62,15 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from hashtag_store import mutations
-from hashtags import archive, layout
+from hashtags import archive, day_cells, layout, related
 from hashtags import post_state as ps
+from hashtags.day_cells import DayCells, DaySpan
 from hashtags.layout import Cell
 from hashtags.messages import Rejected, parse_post_event_fields
 from hashtags.planning import RunPlan, parse_day
 from pipelines import drift
 from pipelines.drift import DEFAULT_LIST_LIMIT, DEFAULT_WORST_N, DriftAccumulator, TagDrift
+from pipelines.related import RelatedRowFn, RelatedTags
 from pipelines.transforms import TallyFn
 
 NAMESPACE = "recount"
@@ -87,6 +98,30 @@ def in_plan(path: str, plan: RunPlan) -> bool:
     return (archive.is_archive_file(path) and day is not None
             and (plan.arrived_from is None or day >= plan.arrived_from)
             and (plan.arrived_to is None or day <= plan.arrived_to))
+
+
+class ArchiveFiles(beam.PTransform):
+    """The pipeline's root → the paths of the plan's archive files, matched on the workers and
+    spread (one file per unit of work downstream)."""
+
+    def __init__(self, root: str, plan: RunPlan):
+        super().__init__()
+        self.root, self.plan = root, plan
+
+    def expand(self, pbegin):
+        plan = self.plan
+        return (pbegin
+                | "Patterns" >> beam.Create(file_patterns(self.root, plan))
+                | "Match" >> fileio.MatchAll(fileio.EmptyMatchTreatment.ALLOW)
+                | "PlannedDays" >> beam.Filter(lambda m: in_plan(m.path, plan))
+                | "Paths" >> beam.Map(lambda m: m.path)
+                | "Spread" >> beam.Reshuffle())
+
+
+def related_plan(plan: RunPlan) -> RunPlan:
+    """The related-tags branch's read: the window's arrival days (hashtags.related.window)."""
+    w = related.window(plan.as_of)
+    return dataclasses.replace(plan, arrived_from=w.first_arrival, arrived_to=w.last_arrival)
 
 
 def post_bucket(post_id: str, buckets: int) -> int:
@@ -341,6 +376,67 @@ class SumTagDeltas(beam.PTransform):
                 | "SumPerTag" >> beam.CombinePerKey(TallyFn()))
 
 
+# ---- 7b: per-day cells (hashtags/day_cells.py) ------------------------------------------------
+_DELETED = ps.CANDIDATE_FIELDS.index("deleted")
+_USER_ID = ps.CANDIDATE_FIELDS.index("user_id")
+
+
+def change_day_deltas(change: PostChange, days: DaySpan) -> Iterator[tuple[tuple[str, int], int]]:
+    """A change's ((tag, event day), ±1) within ``days`` (the horizon)."""
+    for key, day, d in day_cells.day_deltas(change.old, change.new):
+        if day in days:
+            yield (key, day), d
+
+
+def _by_tag(tag_day, n):
+    key, day = tag_day
+    return key, (day, n)
+
+
+class SumDayDeltas(beam.PTransform):
+    """PostChange → (key, (day, Σ deltas)) for every (tag, event day) in ``days`` a change touches."""
+
+    def __init__(self, days: DaySpan):
+        super().__init__()
+        self.days = days
+
+    def expand(self, changes):
+        return (changes
+                | "DayDeltas" >> beam.FlatMap(change_day_deltas, self.days)
+                | "SumPerTagDay" >> beam.CombinePerKey(sum)
+                | "ByTag" >> beam.MapTuple(_by_tag))
+
+
+def winner_accounts(kv, days: DaySpan) -> Iterator[tuple[tuple[str, int], str]]:
+    """(post_id, winner) → ((tag, event day), user_id) of a published winner of one of ``days``."""
+    post_id, c = kv
+    if c[_DELETED]:
+        return
+    day = day_cells.event_day(ps.event_time_us(c))
+    if day in days:
+        user_id = c[_USER_ID]
+        for key in ps.state_of(post_id, c).tags:
+            yield (key, day), user_id
+
+
+class DayAccounts(beam.PTransform):
+    """(post_id, winner) → (key, (day, distinct accounts)) for the days in ``days``: a ``Distinct``
+    of (tag, day, user) and a count per (tag, day), both combiner-lifted (no set of a big tag's
+    accounts is ever held in one accumulator)."""
+
+    def __init__(self, days: DaySpan):
+        super().__init__()
+        self.days = days
+
+    def expand(self, winners):
+        return (winners
+                | "TagDayAccounts" >> beam.FlatMap(winner_accounts, self.days)
+                | "DistinctAccounts" >> beam.Distinct()
+                | "TagDays" >> beam.Keys()
+                | "AccountsPerTagDay" >> beam.combiners.Count.PerElement()
+                | "ByTag" >> beam.MapTuple(_by_tag))
+
+
 # ---- 5: the table's rows ---------------------------------------------------------------------
 class RowSnapshot(NamedTuple):
     """What one row of the ``hashtags`` table holds, seen from a run at M."""
@@ -382,11 +478,16 @@ class KeyRangesFn(beam.DoFn):
             reader.close()
 
 
+DAYS = "days"  # ReadRowsFn's tagged output: (key, DayPriors) of the rows with ``days`` cells before M
+
+
 class ReadRowsFn(beam.DoFn):
-    """A key range → (key, RowSnapshot) of each row with count cells in it."""
+    """A key range → (key, RowSnapshot) of each row with count cells in it, and to the ``DAYS``
+    output (key, DayPriors) of each row with ``days`` cells before M (one scan for both)."""
 
     def __init__(self, project: str, instance: str, table: str, as_of: dt.datetime):
         self._args = (project, instance, table)
+        self._as_of = as_of
         self._as_of_ms = layout.to_millis(as_of)
         self._reader = None
         self._rows = Metrics.counter(NAMESPACE, "table_rows")
@@ -394,12 +495,15 @@ class ReadRowsFn(beam.DoFn):
     def setup(self):
         from hashtag_store.scan import CountRowsReader
 
-        self._reader = CountRowsReader(*self._args)
+        self._reader = CountRowsReader(*self._args, days_before=self._as_of)
 
     def process(self, key_range):
         for row in self._reader.read_range(key_range):
-            self._rows.inc()
-            yield row.key, snapshot_row(row.bases, row.hours, self._as_of_ms)
+            if row.bases or row.hours:
+                self._rows.inc()
+                yield row.key, snapshot_row(row.bases, row.hours, self._as_of_ms)
+            if row.days:
+                yield pvalue.TaggedOutput(DAYS, (row.key, day_cells.priors_from_cells(row.days)))
 
     def teardown(self):
         if self._reader is not None:
@@ -421,6 +525,15 @@ def tag_result(key: str, deltas: Iterable, snapshots: Iterable[RowSnapshot], *, 
         return None
     start = 0 if fresh or snap is None else snap.base_before
     return TagResult(key, start + sum(t.count for t in deltas), snap)
+
+
+def tag_day_cells(key: str, g: dict, *, fresh: bool, horizon: DaySpan, account_days: DaySpan
+                  ) -> Iterator[DayCells]:
+    """The join's group of a tag → its day cells at M, if any (hashtags.day_cells.day_cells)."""
+    cells = day_cells.day_cells(key, g["day_delta"], g["accounts"], next(iter(g["day_prior"]), None),
+                                fresh=fresh, horizon=horizon, account_days=account_days)
+    if cells is not None:
+        yield cells
 
 
 def tag_drift(r: TagResult, as_of_ms: int) -> TagDrift:
@@ -468,6 +581,18 @@ class _BaseRow(beam.DoFn):
         yield mutations.base_count_row(r.key, self._as_of, r.exact)
 
 
+class _DayRow(beam.DoFn):
+    def __init__(self, as_of: dt.datetime):
+        self._as_of = as_of
+        self._posts = Metrics.counter(NAMESPACE, "day_post_cells")
+        self._accounts = Metrics.counter(NAMESPACE, "day_account_cells")
+
+    def process(self, cells: DayCells):
+        self._posts.inc(len(cells.posts))
+        self._accounts.inc(len(cells.accounts))
+        yield mutations.day_cells_row(cells.key, self._as_of, cells.by_date())
+
+
 class _StateRow(beam.DoFn):
     def __init__(self, as_of: dt.datetime):
         self._as_of = as_of
@@ -496,7 +621,9 @@ def report_paths(root: str, day: dt.date) -> tuple[str, str]:
 
 
 COUNT_NAMES = ("archive_files", "events_read", "events_rejected", "events_before_as_of", "posts",
-               "posts_changed", "state_lookup_rpcs", "table_rows")
+               "posts_changed", "state_lookup_rpcs", "table_rows", "related_posts")
+# Cells the run computes for the table besides the bases and states (written unless a dry run).
+WRITTEN_NAMES = ("day_post_cells", "day_account_cells", "related_cells")
 
 
 def report_extra(plan: RunPlan, note: str | None, counts: dict, acc: DriftAccumulator,
@@ -510,6 +637,7 @@ def report_extra(plan: RunPlan, note: str | None, counts: dict, acc: DriftAccumu
         **{name: int(counts.get(name, 0)) for name in COUNT_NAMES},
         "base_cells_written": 0 if plan.dry_run else acc.tags,
         "state_cells_written": 0 if plan.dry_run else int(counts.get("posts_changed", 0)),
+        **{f"{name}_written": 0 if plan.dry_run else int(counts.get(name, 0)) for name in WRITTEN_NAMES},
         "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if note:
@@ -571,42 +699,60 @@ class Tables(NamedTuple):
         return dict(project_id=self.project, instance_id=self.instance, table_id=table)
 
 
+def _table_rows(p: beam.Pipeline, tables: Tables, as_of: dt.datetime):
+    """Every row's RowSnapshot (main) and DayPriors (``DAYS``), read in parallel over key ranges."""
+    if not tables.counts_exist:
+        empty = p | "NoTable" >> beam.Create([])
+        return empty, empty
+    rows = (p
+            | "Once" >> beam.Create([None])
+            | "KeyRanges" >> beam.ParDo(KeyRangesFn(tables.project, tables.instance, tables.counts))
+            | "SpreadRanges" >> beam.Reshuffle()
+            | "ReadRows" >> beam.ParDo(ReadRowsFn(tables.project, tables.instance, tables.counts, as_of)
+                                       ).with_outputs(DAYS, main="rows"))
+    return rows.rows, rows[DAYS]
+
+
+def _day_cell_counts(cells: DayCells):
+    yield "day_post_cells", len(cells.posts)
+    yield "day_account_cells", len(cells.accounts)
+
+
 def build_recount(p: beam.Pipeline, *, archive_root: str, plan: RunPlan, fresh: bool, tables: Tables,
                   report: ReportSpec, list_limit: int = DEFAULT_LIST_LIMIT,
-                  post_buckets: int = DEFAULT_POST_BUCKETS) -> dict:
+                  post_buckets: int = DEFAULT_POST_BUCKETS, hidden: frozenset[str] = frozenset()) -> dict:
     """The reconciliation graph for ``plan`` (already resolved: ``hashtags.post_state.resolve``).
-    ``fresh``: empty prior state (a full rebuild). Writes nothing to the tables when
-    ``plan.dry_run``. Its last step writes the drift report under ``report.root`` and then records
-    the run (step 8 of the module doc)."""
+    ``fresh``: empty prior state (a full rebuild). ``hidden``: the tags never related (step 7c).
+    Writes nothing to the tables when ``plan.dry_run``. Its last step writes the drift report under
+    ``report.root`` and then records the run (step 8 of the module doc)."""
     from apache_beam.io.gcp.bigtableio import WriteToBigTable
     from apache_beam.transforms.util import WaitOn
 
     as_of = layout.midnight_utc(plan.as_of)
+    horizon, account_days = day_cells.horizon(plan.as_of), day_cells.account_days(plan)
     counts: list = []  # PCollections of (name, n), summed into the report's figures
-    files = (p
-             | "Patterns" >> beam.Create(file_patterns(archive_root, plan))
-             | "Match" >> fileio.MatchAll(fileio.EmptyMatchTreatment.ALLOW)
-             | "PlannedDays" >> beam.Filter(lambda m: in_plan(m.path, plan))
-             | "Paths" >> beam.Map(lambda m: m.path)
-             | "Spread" >> beam.Reshuffle())
+    files = p | "Files" >> ArchiveFiles(archive_root, plan)
     winners = files | "Winners" >> Winners(as_of, post_buckets, counts=counts)
     changes = winners | "Changes" >> Changes(as_of, fresh=fresh, tables=tables, counts=counts)
     counts += [winners | "CountPosts" >> beam.Map(_count_as("posts")),
                changes | "CountChanged" >> beam.Map(_count_as("posts_changed"))]
     deltas = changes | "Deltas" >> SumTagDeltas()
-    if tables.counts_exist:
-        rows = (p
-                | "Once" >> beam.Create([None])
-                | "KeyRanges" >> beam.ParDo(KeyRangesFn(tables.project, tables.instance, tables.counts))
-                | "SpreadRanges" >> beam.Reshuffle()
-                | "ReadRows" >> beam.ParDo(ReadRowsFn(tables.project, tables.instance, tables.counts, as_of)))
-        counts.append(rows | "CountRows" >> beam.Map(_count_as("table_rows")))
-    else:
-        rows = p | "NoTable" >> beam.Create([])
-    results = ({"delta": deltas, "row": rows}
-               | "Join" >> beam.CoGroupByKey()
-               | "Bases" >> beam.FlatMapTuple(lambda key, g: filter(None, [
-                   tag_result(key, g["delta"], g["row"], fresh=fresh)])))
+    day_deltas = changes | "DayDeltas" >> SumDayDeltas(horizon)
+    accounts = winners | "Accounts" >> DayAccounts(account_days)
+    rows, day_priors = _table_rows(p, tables, as_of)
+    counts.append(rows | "CountRows" >> beam.Map(_count_as("table_rows")))
+    joined = ({"delta": deltas, "row": rows, "day_delta": day_deltas, "accounts": accounts, "day_prior": day_priors}
+              | "Join" >> beam.CoGroupByKey())
+    results = joined | "Bases" >> beam.FlatMapTuple(lambda key, g: filter(None, [
+        tag_result(key, g["delta"], g["row"], fresh=fresh)]))
+    days = joined | "DayCells" >> beam.FlatMap(lambda kv: tag_day_cells(
+        *kv, fresh=fresh, horizon=horizon, account_days=account_days))
+    counts.append(days | "CountDayCells" >> beam.FlatMap(_day_cell_counts))
+    related_lists = (p
+                     | "RelatedFiles" >> ArchiveFiles(archive_root, related_plan(plan))
+                     | "RelatedWinners" >> Winners(as_of, post_buckets)
+                     | "Related" >> RelatedTags(plan.as_of, hidden, counts=counts))
+    counts.append(related_lists | "CountRelated" >> beam.Map(_count_as("related_cells")))
     drift_summary = results | "Drift" >> beam.CombineGlobally(DriftCombineFn(as_of, list_limit))
     run_counts = tuple(counts) | "AllCounts" >> beam.Flatten() | "SumCounts" >> beam.CombinePerKey(sum)
     written = []
@@ -621,6 +767,12 @@ def build_recount(p: beam.Pipeline, *, archive_root: str, plan: RunPlan, fresh: 
         written.append(changes
                        | "StateRows" >> beam.ParDo(_StateRow(as_of))
                        | "WriteStates" >> WriteToBigTable(**tables.bigtable(tables.post_state)))
+        written.append(days
+                       | "DayRows" >> beam.ParDo(_DayRow(as_of))
+                       | "WriteDays" >> WriteToBigTable(**tables.bigtable(tables.counts)))
+        written.append(related_lists
+                       | "RelatedRows" >> beam.ParDo(RelatedRowFn(as_of))
+                       | "WriteRelated" >> WriteToBigTable(**tables.bigtable(tables.counts)))
     # The barrier: Beam's WaitOn (transforms/util.py, 2.77) takes each waited-on PCollection as a
     # side input (AsIter after a GroupByKey), and in a batch pipeline a side input is materialized
     # completely before its consumer runs ("would ensure that PCollections Y and Z (and hence their
@@ -632,4 +784,5 @@ def build_recount(p: beam.Pipeline, *, archive_root: str, plan: RunPlan, fresh: 
         finish = finish | "AfterWrites" >> WaitOn(*written)
     reported = finish | "ReportAndRecord" >> beam.ParDo(
         FinishRunFn(plan, tables, report), pvalue.AsSingleton(drift_summary), pvalue.AsDict(run_counts))
-    return {"results": results, "changes": changes, "deltas": deltas, "reported": reported}
+    return {"results": results, "changes": changes, "deltas": deltas, "days": days, "related": related_lists,
+            "reported": reported}

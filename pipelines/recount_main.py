@@ -184,6 +184,7 @@ class _Job:
     tables: recount.Tables
     archive_root: str
     report_root: str
+    hidden: frozenset[str] = frozenset()  # tags hidden by moderation: never related (read at launch)
 
 
 def _prepare(options: PipelineOptions) -> _Job:
@@ -207,7 +208,19 @@ def _prepare(options: PipelineOptions) -> _Job:
     plan = requested_plan(opts, prior.last_run() if prior else None)
     resolved = ps.resolve(plan, records)
     tables = recount.Tables(project, instance, shared.bigtable_table, opts.post_state_table, counts_exist)
-    return _Job(resolved, tables, shared.archive_path, opts.report_path.rstrip("/"))
+    hidden = _hidden_tags(project, instance, shared.bigtable_table) if counts_exist else frozenset()
+    return _Job(resolved, tables, shared.archive_path, opts.report_path.rstrip("/"), hidden)
+
+
+def _hidden_tags(project: str, instance: str, table: str) -> frozenset[str]:
+    """Read once at launch and built into the graph: a tag hidden during a run is left out from the next."""
+    from hashtag_store import bigtable as store
+
+    s = store.BigtableStore(project, instance, table)
+    try:
+        return s.hidden_tags()
+    finally:
+        s.close()
 
 
 def is_template_launch(result) -> bool:
@@ -242,7 +255,8 @@ def run_recount(argv: list[str]) -> RecountOutcome:
     spec = recount.ReportSpec(job.report_root, opts.drift_threshold, opts.worst_n, job.resolved.note)
     recount.build_recount(p, archive_root=job.archive_root, plan=plan, fresh=job.resolved.fresh,
                           tables=job.tables, report=spec,
-                          list_limit=max(opts.list_limit, opts.worst_n), post_buckets=opts.post_buckets)
+                          list_limit=max(opts.list_limit, opts.worst_n), post_buckets=opts.post_buckets,
+                          hidden=job.hidden)
     json_path, md_path = recount.report_paths(job.report_root, plan.as_of)
     try:
         result = p.run()
