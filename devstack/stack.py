@@ -117,12 +117,11 @@ def up(args) -> int:
             pids[name] = job.pid
         _save_pids(pids)
 
-        _say("starting the web server (gunicorn, dev images on)")
-        web_env = dict(env, HASHTAGS_DEV_IMAGES="1", GUNICORN_BIND=f"127.0.0.1:{web_port}",
-                       WEB_CONCURRENCY="2")
+        _say("starting the web server (serving/server.py: granian, as in the image; dev images on)")
+        web_env = dict(env, HASHTAGS_DEV_IMAGES="1", WEB_CONCURRENCY="2")
         with open(LOGS / "web.log", "ab") as log:
-            web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "serving/gunicorn.conf.py",
-                                    "serving.wsgi:app"], cwd=ROOT, env=web_env, stdout=log,
+            web = subprocess.Popen([sys.executable, "-m", "serving.server", "--host", "127.0.0.1",
+                                    "--port", str(web_port)], cwd=ROOT, env=web_env, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         pids["web"] = web.pid
         _save_pids(pids)
