@@ -21,9 +21,9 @@ from typing import Callable
 
 from hashtags.history import History, usage_history
 from hashtags.layout import PageDocument, RelatedTag, rfc3339
-from serving.format import exact_posts_label
+from serving.format import exact_posts_label, posts_label
 from serving.names import quote_key
-from serving.sparkline import SparkPoint
+from serving.sparkline import SparkPoint, sparkline
 
 RELATED_MAX_AGE = dt.timedelta(days=8)
 DESCRIPTION_RELATED = 3  # related tags named in the meta description
@@ -125,3 +125,24 @@ def page_meta(doc: PageDocument, history: History, related: tuple[RelatedTag, ..
         og_image=image,
         noindex=noindex or doc.flags.sensitive,
     )
+
+
+DAYS_WHAT = "Posts per day, last 7 days"
+HOURS_WHAT = "Posts per hour, last 24 hours"
+
+
+def page_context(doc: PageDocument, now: dt.datetime, *, public_url: str, noindex: bool,
+                 renderable: Callable[[str], bool]) -> dict:
+    """The tag.html variables this module owns (the views add the tiles and the count labels)."""
+    history = usage_history(doc, now)
+    related = fresh_related(doc, now)
+    return {
+        "meta": page_meta(doc, history, related, public_url=public_url, noindex=noindex, renderable=renderable),
+        "related": [(r.tag, tag_path(r.tag)) for r in related],
+        "days_figure": sparkline(day_points(history), id_prefix="spark-days", what=DAYS_WHAT),
+        "hours_figure": sparkline(hour_points(history), id_prefix="spark-hours", what=HOURS_WHAT),
+        "week_label": posts_label(week_posts(history)),
+        "day_label": posts_label(sum(h.posts for h in history.hours)),
+        "counted_up_to": counted_up_to(doc, now),
+        "sensitive": doc.flags.sensitive,
+    }

@@ -34,6 +34,10 @@ import calendar
 import datetime as dt
 from typing import Protocol, Sequence
 
+from hashtags.history import usage_history
+from hashtags.layout import PageDocument
+from serving.documents import tag_url
+
 HISTORY_DAYS = 7
 
 
@@ -65,3 +69,8 @@ def history_entries(days: Sequence[_Day]) -> list[dict[str, str]]:
 def tag_entity(display_name: str, url: str, days: Sequence[_Day]) -> dict:
     """The Tag entity, keys in the documented example's order."""
     return {"name": display_name, "url": url, "history": history_entries(days), "following": False}
+
+
+def entity_for(doc: PageDocument, now: dt.datetime, public_url: str) -> dict:
+    """The entity for a page document: its 7-day history at ``now``, its page on ``public_url``."""
+    return tag_entity(doc.display_name, tag_url(public_url, doc.hashtag), usage_history(doc, now).days)

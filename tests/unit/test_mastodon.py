@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings, strategies as st
 
 from hashtags.history import DayPoint
-from serving.mastodon import day_timestamp, known_accounts, tag_entity
+from serving.mastodon import day_timestamp, entity_for, known_accounts, tag_entity
 
 FIXTURE = json.loads((Path(__file__).resolve().parent.parent / "fixtures" / "mastodon_tag.json").read_text())
 
@@ -69,3 +69,18 @@ def test_accounts_never_exceed_uses_when_unknown_and_are_exact_when_known(posts,
         assert got == min(posts, 1)
     else:
         assert got == accounts
+
+
+def test_entity_for_a_page_document():
+    from hashtags.layout import DayUse, HourUse, PageDocument
+
+    utc = dt.timezone.utc
+    doc = PageDocument("love", "Love", 99, base_as_of=dt.datetime(2026, 11, 30, tzinfo=utc),
+                       hours=(HourUse(dt.datetime(2026, 12, 1, 9, tzinfo=utc), 4),),
+                       days=(DayUse(dt.date(2026, 11, 29), 30, 11),))
+    got = entity_for(doc, dt.datetime(2026, 12, 1, 9, 59, tzinfo=utc), "https://h.example/")
+    assert got["name"] == "Love" and got["url"] == "https://h.example/tags/love" and got["following"] is False
+    assert got["history"][:3] == [{"day": "1796083200", "uses": "4", "accounts": "1"},
+                                  {"day": "1795996800", "uses": "0", "accounts": "0"},
+                                  {"day": "1795910400", "uses": "30", "accounts": "11"}]
+    assert len(got["history"]) == 7 and got["history"][-1]["day"] == str(1796083200 - 6 * 86400)
