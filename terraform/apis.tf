@@ -7,6 +7,8 @@ locals {
     "compute.googleapis.com",
     "dataflow.googleapis.com",
     "iam.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "storage.googleapis.com",

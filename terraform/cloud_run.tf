@@ -2,7 +2,7 @@
 resource "google_cloud_run_v2_service" "web" {
   name                = "hashtags-web"
   location            = var.region
-  ingress             = "INGRESS_TRAFFIC_ALL"
+  ingress             = var.web_ingress # the edge load balancer only (edge.tf); variables.tf says when ALL
   deletion_protection = local.is_prod
 
   template {

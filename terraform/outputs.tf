@@ -94,3 +94,23 @@ output "service_accounts" {
     composer  = google_service_account.composer.email
   }
 }
+
+output "edge_ip_address" {
+  description = "Public IPv4 address of the HTTPS load balancer: the DNS A record of web_domain."
+  value       = google_compute_global_address.web.address
+}
+
+output "web_public_url" {
+  description = "Public URL of the hashtag pages (through the edge cache)."
+  value       = "https://${var.web_domain}"
+}
+
+output "edge_url_map" {
+  description = "URL map of the edge (gcloud compute url-maps invalidate-cdn-cache <this> --path=...)."
+  value       = google_compute_url_map.web.name
+}
+
+output "monitoring_dashboard" {
+  description = "Cloud Monitoring dashboard id."
+  value       = google_monitoring_dashboard.hashtags.id
+}

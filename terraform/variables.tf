@@ -214,3 +214,117 @@ variable "recount_drift_threshold" {
   type        = string
   default     = "0.05"
 }
+
+# --- Monitoring (monitoring.tf) ----------------------------------------------------------------------
+
+variable "notification_channels" {
+  description = "Notification channel ids every alert policy notifies (projects/<project>/notificationChannels/<id>; create them in the console or with gcloud). Empty: incidents open in the console only."
+  type        = list(string)
+  default     = []
+}
+
+variable "runbook_url" {
+  description = "Where each alert's documentation points: the runbook, followed by #<section anchor>. Replace with the repository's URL of docs/OPERATIONS.md."
+  type        = string
+  default     = "docs/OPERATIONS.md"
+}
+
+variable "alert_post_events_backlog_messages" {
+  description = "Alert when post-events-streaming holds more undelivered messages than this for 10 minutes."
+  type        = number
+  default     = 100000
+}
+
+variable "alert_oldest_unacked_seconds" {
+  description = "Alert when a subscription of the streaming job has an unacknowledged message older than this (seconds) for 5 minutes."
+  type        = number
+  default     = 600
+}
+
+variable "alert_data_freshness_seconds" {
+  description = "Alert when the streaming job's data freshness (job/data_watermark_age) exceeds this (seconds) for 5 minutes."
+  type        = number
+  default     = 600
+}
+
+variable "alert_system_lag_seconds" {
+  description = "Alert when the streaming job's system lag exceeds this (seconds) for 5 minutes."
+  type        = number
+  default     = 300
+}
+
+variable "recount_max_base_age_hours" {
+  description = "Alert when no reconciliation run has written a new base for this many hours (one missed nightly run plus slack)."
+  type        = number
+  default     = 36
+
+  validation {
+    condition     = var.recount_max_base_age_hours >= 25 && floor(var.recount_max_base_age_hours) == var.recount_max_base_age_hours
+    error_message = "recount_max_base_age_hours is a whole number of hours, at least 25 (the DAG runs every 24 h)."
+  }
+}
+
+variable "recount_log_resource_type" {
+  description = "Monitored-resource type of the recount_run log entries the alerts count (the DAG's report task runs on Composer)."
+  type        = string
+  default     = "cloud_composer_environment"
+}
+
+variable "alert_web_5xx_ratio" {
+  description = "Alert when this fraction of the requests reaching Cloud Run answer 5xx, for 5 minutes."
+  type        = number
+  default     = 0.02
+}
+
+variable "alert_web_p99_latency_ms" {
+  description = "Alert when Cloud Run's p99 request latency exceeds this (milliseconds) for 10 minutes."
+  type        = number
+  default     = 1000
+}
+
+variable "alert_bigtable_cpu" {
+  description = "Alert when a Bigtable cluster's CPU load (0-1) stays above this for 15 minutes (autoscaling targets bigtable_cpu_target)."
+  type        = number
+  default     = 0.8
+}
+
+variable "alert_bigtable_hottest_node_cpu" {
+  description = "Alert when a Bigtable cluster's hottest node CPU load (0-1) stays above this for 15 minutes."
+  type        = number
+  default     = 0.9
+}
+
+variable "alert_bigtable_storage" {
+  description = "Alert when a Bigtable cluster's storage utilisation (0-1) stays above this for 15 minutes."
+  type        = number
+  default     = 0.7
+}
+
+# --- Edge: HTTPS load balancer and Cloud CDN (edge.tf) ---------------------------------------------
+
+variable "web_domain" {
+  description = "Public host name of the hashtag pages, served by the HTTPS load balancer with a Google-managed certificate. Its DNS A record must point at output edge_ip_address."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$", var.web_domain))
+    error_message = "web_domain is a lower-case DNS name such as hashtags.example.com."
+  }
+}
+
+variable "web_ingress" {
+  description = "Cloud Run ingress. INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER: only the load balancer (and internal traffic) reaches the service, so every public request goes through the edge cache. INGRESS_TRAFFIC_ALL only while the certificate is provisioning on a first deploy (docs/DEPLOY.md)."
+  type        = string
+  default     = "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
+
+  validation {
+    condition     = contains(["INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER", "INGRESS_TRAFFIC_ALL"], var.web_ingress)
+    error_message = "web_ingress is INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER or INGRESS_TRAFFIC_ALL."
+  }
+}
+
+variable "edge_log_sample_rate" {
+  description = "Fraction of load-balancer requests logged (request logs show cache hits and misses; 1.0 logs every request)."
+  type        = number
+  default     = 0.1
+}

@@ -19,3 +19,7 @@ web_max_instances = 3
 
 composer_environment_size = "ENVIRONMENT_SIZE_SMALL"
 force_destroy_buckets     = true
+
+# Public host name of the pages (edge.tf): replace with the real one; its DNS A record must point at
+# `terraform output edge_ip_address` before the managed certificate can be provisioned.
+web_domain = "dev.hashtags.example.com"

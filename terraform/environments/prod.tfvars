@@ -23,3 +23,7 @@ web_memory        = "1Gi"
 
 composer_environment_size = "ENVIRONMENT_SIZE_MEDIUM"
 force_destroy_buckets     = false
+
+# Public host name of the pages (edge.tf): replace with the real one; its DNS A record must point at
+# `terraform output edge_ip_address` before the managed certificate can be provisioned.
+web_domain = "hashtags.example.com"
