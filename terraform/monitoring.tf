@@ -17,10 +17,16 @@
 #   monitored-resource types, so the query names one with the `monitored_resource` label
 #   ("Mapping Cloud Monitoring metrics to PromQL"). Monarch stores counter/delta samples with a time
 #   range, and rate/increase use them ("PromQL differences").
+# - Aligners: ALIGN_DELTA / ALIGN_RATE are valid only for DELTA and CUMULATIVE metrics (Aggregation
+#   reference), so "any growth" of a GAUGE backlog is PromQL delta(), not a threshold condition.
+# Metric types and labels below were cross-checked against Google's pages where the stored copies
+# had them and against public configurations using them (the code index); the stored copies did
+# not include the full metric list, so value types are as those configurations use them
+# (job/is_failed with ALIGN_MAX, i.e. numeric):
 # - Pub/Sub: subscription/num_undelivered_messages and subscription/oldest_unacked_message_age
 #   (GAUGE, resource pubsub_subscription, label subscription_id).
 # - Dataflow (resource dataflow_job, label job_name): job/data_watermark_age (data freshness),
-#   job/system_lag, job/is_failed ("Dataflow job metrics" / Cloud Monitoring metric list).
+#   job/system_lag, job/is_failed ("Dataflow job metrics").
 # - Cloud Run (resource cloud_run_revision, label service_name): run.googleapis.com/request_count
 #   (label response_code_class, e.g. "5xx") and request_latencies (distribution, ms).
 # - Bigtable (resource bigtable_cluster, labels instance, cluster): cluster/cpu_load,
