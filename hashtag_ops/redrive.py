@@ -107,12 +107,20 @@ class DeadLetter:
 
 # ---- pure: grouping, selection, planning -------------------------------------------------------
 _DETAIL = re.compile(r": |, got ")
+# Per-message numbers inside the first part of a reason: the clock in "more than 300 s after <now>",
+# sizes ("message is 70000 bytes"), list positions ("posts[12]").
+_VARIABLE = ((re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})"), "<time>"),
+             (re.compile(r"\[\d+\]"), "[N]"),
+             (re.compile(r"\b\d+ (bytes|posts|attributes)\b"), r"N \1"))
 
 
 def reason_group(reason: str) -> str:
-    """The reason without its per-message detail (what follows ': ' or ', got '), so that e.g. every
-    'payload is not JSON: …' lands in one group."""
-    return _DETAIL.split(reason, 1)[0] or "(no reason)"
+    """The reason without its per-message detail (what follows ': ' or ', got ', and the numbers
+    above), so that e.g. every 'payload is not JSON: …' lands in one group."""
+    head = _DETAIL.split(reason, 1)[0]
+    for pattern, repl in _VARIABLE:
+        head = pattern.sub(repl, head)
+    return head or "(no reason)"
 
 
 def preview(data: bytes | str, limit: int = PREVIEW_CHARS) -> str:
@@ -251,10 +259,12 @@ def pull(subscriber, subscription: str, limit: int, quiet_seconds: float = 3.0) 
 
     letters: dict[str, DeadLetter] = {}
     quiet_since = time.monotonic()
-    while len(letters) < limit and time.monotonic() - quiet_since < quiet_seconds:
+    while len(letters) < limit:
         resp = subscriber.pull(request={"subscription": subscription,
                                         "max_messages": min(BATCH, limit - len(letters))}, timeout=30)
         if not resp.received_messages:
+            if time.monotonic() - quiet_since >= quiet_seconds:
+                break
             time.sleep(0.2)
             continue
         quiet_since = time.monotonic()
