@@ -6,7 +6,7 @@ Contract:
   - an ``<svg role="img" aria-labelledby=…>`` whose ``<title>`` summarises the series (first and
     last point, lowest and highest value); a fixed ``viewBox`` and ``width``/``height`` attributes,
     so the browser reserves its box before CSS arrives and nothing moves;
-  - a ``<table class="vh">`` (visually hidden, read by screen readers, copied with the page text)
+  - a ``<table>`` in a ``<div class="vh">`` (visually hidden, read by screen readers, copied with the page text)
     with every point's label and exact value, and the note of each point (e.g. "provisional").
 - Colours and strokes come from classes in site.css (CSP ``style-src 'self'``: a ``style``
   attribute would be blocked), so dark mode and forced colours need no second SVG.
@@ -82,6 +82,7 @@ def _table(points: Sequence[SparkPoint], what: str, value_header: str) -> str:
         f'<tr><th scope="row"><time datetime="{escape(p.datetime)}">{escape(p.label)}</time></th>'
         f"<td>{p.value:,}</td><td>{escape(p.note)}</td></tr>"
         for p in points)
-    return (f'<table class="vh"><caption>{escape(what)}</caption>'
+    # the wrapper is what is hidden: a table cannot be narrower than its content
+    return (f'<div class="vh"><table><caption>{escape(what)}</caption>'
             f'<thead><tr><th scope="col">When</th><th scope="col">{escape(value_header)}</th>'
-            f'<th scope="col">Note</th></tr></thead><tbody>{rows}</tbody></table>')
+            f'<th scope="col">Note</th></tr></thead><tbody>{rows}</tbody></table></div>')

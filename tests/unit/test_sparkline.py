@@ -53,8 +53,9 @@ def test_accessible_text_has_every_exact_number():
     title = svg.find(f"{SVG}title")
     assert title.get("id") == "days-title"
     assert title.text == "Posts per day, Day 0 to Day 6: lowest 0, highest 1,234,567, latest 9"
-    table = fig.find("table")
-    assert table.get("class") == "vh" and table.find("caption").text == "Posts per day"
+    assert fig.find("div").get("class") == "vh"
+    table = fig.find("div/table")
+    assert table.find("caption").text == "Posts per day"
     rows = [[c.text if c.tag == "td" else c.find("time").text for c in tr] for tr in table.find("tbody")]
     assert rows == [[f"Day {i}", v, n] for i, (v, n) in enumerate(
         [("1,200", None), ("3", None), ("0", None), ("7", None), ("1,234,567", None), ("2", None), ("9", "provisional")])]
@@ -65,7 +66,7 @@ def test_accessible_text_has_every_exact_number():
 def test_empty_series_says_so_and_draws_nothing():
     fig = parse(sparkline([], id_prefix="h", what="Posts per hour"))
     assert fig.find(f".//{SVG}title").text == "Posts per hour: no data"
-    assert fig.find(f".//{SVG}polyline") is None and list(fig.find("table/tbody")) == []
+    assert fig.find(f".//{SVG}polyline") is None and list(fig.find("div/table/tbody")) == []
 
 
 def test_text_is_escaped_and_there_is_no_style_or_script():
