@@ -391,8 +391,10 @@ resource "google_monitoring_alert_policy" "recount_failed" {
 
 # No new base for more than var.recount_max_base_age_hours (default 36 h: one missed night plus
 # the 02:00 schedule's slack). A new base = a recount_run with status succeeded or drift (drift
-# still writes the base). This fires right after the first deploy too, until the first nightly has
-# run: the runbook says so.
+# still writes the base), or a successful DAG run (Composer's own metric: it does not depend on the
+# task's log line reaching Cloud Logging as jsonPayload). Each side defaults to 0 when it has no
+# series, and the sum must reach 1. This fires right after the first deploy too, until the first
+# nightly has run: the runbook says so. (A manual dry-run DAG run counts as a success here.)
 resource "google_monitoring_alert_policy" "recount_stale" {
   display_name          = "Hashtags: no new reconciliation base"
   combiner              = "OR"
@@ -405,9 +407,9 @@ resource "google_monitoring_alert_policy" "recount_stale" {
   }
 
   conditions {
-    display_name = "no succeeded/drift recount_run in ${var.recount_max_base_age_hours} h"
+    display_name = "no succeeded/drift recount_run and no successful DAG run in ${var.recount_max_base_age_hours} h"
     condition_prometheus_query_language {
-      query               = "(sum(increase(${local.promql_recount_runs}{monitored_resource=\"${var.recount_log_resource_type}\",status=~\"succeeded|drift\"}[${var.recount_max_base_age_hours}h])) or on() vector(0)) < 1"
+      query               = "(sum(increase(${local.promql_recount_runs}{monitored_resource=\"${var.recount_log_resource_type}\",status=~\"succeeded|drift\"}[${var.recount_max_base_age_hours}h])) or on() vector(0)) + (sum(increase(composer_googleapis_com:workflow_run_count{monitored_resource=\"cloud_composer_workflow\",workflow_name=\"${local.recount_dag_id}\",state=\"success\"}[${var.recount_max_base_age_hours}h])) or on() vector(0)) < 1"
       duration            = "0s"
       evaluation_interval = "300s"
       rule_group          = "hashtags"

@@ -400,8 +400,11 @@ def test_no_new_base_alert_looks_back_36_hours_and_fires_without_any_series(mode
     query = body["query"]
     assert "[${var.recount_max_base_age_hours}h]" in query
     assert 'status=~\\"succeeded|drift\\"' in query or 'status=~"succeeded|drift"' in query
-    assert "or on() vector(0)" in query and query.endswith("< 1")
-    assert promql_to_metric_type(model, query) == {"logging.googleapis.com/user/hashtags_recount_runs"}
+    assert query.count("or on() vector(0)") == 2 and query.endswith("< 1"), "each side defaults to 0"
+    assert 'state=\\"success\\"' in query or 'state="success"' in query
+    assert "${local.recount_dag_id}" in query
+    assert promql_to_metric_type(model, query) == {"logging.googleapis.com/user/hashtags_recount_runs",
+                                                   "composer.googleapis.com/workflow/run_count"}
 
 
 def test_recount_failure_alert_also_watches_the_dag(model):
