@@ -278,17 +278,36 @@ def run_recount(argv: list[str]) -> RecountOutcome:
     return RecountOutcome(code, as_of, report, [json_path, md_path], line, plan)
 
 
+def log_run_summary(outcome: RecountOutcome, mode: str) -> dict[str, Any] | None:
+    """The run's ``recount_run`` record (hashtag_ops.logs; terraform's log-based metrics count it),
+    with the drift line as its message; none for a template launch (the job has not run yet: the
+    DAG logs the record from the report once the job is done). Returns the record's fields."""
+    from hashtag_ops import logs
+
+    if outcome.exit_code == EXIT_OK and outcome.report is None:
+        return None
+    failed = outcome.exit_code in (EXIT_FAILED, EXIT_BAD_INPUT)
+    plan = outcome.plan
+    fields = logs.recount_run_fields(
+        None if failed else outcome.report, mode=plan.mode if plan else mode,
+        job=planning.job_name(plan) if plan else None, status=logs.FAILED if failed else None,
+        as_of=outcome.as_of.strftime("%Y-%m-%dT%H:%M:%SZ") if outcome.as_of != layout.EPOCH else None)
+    logs.log_recount_run(log, fields, f"recount run {fields['status']}: {outcome.message}")
+    return fields
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    from hashtag_ops import logs
+
+    logs.setup("recount")
     # Except Beam's "Created job with id: [...]" (INFO): the only place Airflow's Beam operator and
     # DataflowHook find a Dataflow job id (JOB_ID_PATTERN, providers/google/cloud/hooks/dataflow.py).
     logging.getLogger("apache_beam.runners.dataflow.internal.apiclient").setLevel(logging.INFO)
-    outcome = run_recount(sys.argv[1:] if argv is None else argv)
-    if outcome.exit_code == EXIT_BAD_INPUT or outcome.exit_code == EXIT_FAILED:
-        log.error("%s", outcome.message)
+    argv = sys.argv[1:] if argv is None else argv
+    outcome = run_recount(argv)
     for f in outcome.report_files:
         log.info("report: %s", f)
+    log_run_summary(outcome, PipelineOptions(argv).view_as(RecountOptions).mode)
     return outcome.exit_code
 
 

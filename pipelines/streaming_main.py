@@ -171,11 +171,31 @@ def run(argv: list[str] | None = None):
     return make_pipeline(argv).run()
 
 
+def start_fields(argv: list[str], result) -> dict:
+    """The ``streaming_job_start`` record (hashtag_ops.logs): what this job reads and writes."""
+    options = PipelineOptions(argv)
+    opts, gcp = options.view_as(StreamingOptions), options.view_as(GoogleCloudOptions)
+    try:
+        job_id = result.job_id()  # Dataflow's result only, and only once the job was created
+    except Exception:
+        job_id = None
+    return {"runner": type(result).__name__, "job_name": gcp.job_name, "job_id": job_id,
+            "project": gcp.project or settings.LOCAL_PROJECT,
+            "count_generation": opts.count_generation, "read": opts.read,
+            "post_events_subscription": opts.post_events_subscription,
+            "top_posts_subscription": opts.top_posts_subscription,
+            "bigtable": f"{opts.bigtable_instance}/{opts.bigtable_table}",
+            "event_time_floor": opts.event_time_floor, "max_future_skew_seconds": opts.max_future_skew_seconds}
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    result = run(sys.argv[1:] if argv is None else argv)
-    log.info("streaming job started (%s); waiting", type(result).__name__)
+    from hashtag_ops import logs
+
+    logs.setup("streaming")
+    argv = sys.argv[1:] if argv is None else argv
+    result = run(argv)
+    logs.log_event(log, logs.STREAMING_JOB_START, f"streaming job started ({type(result).__name__}); waiting",
+                   **start_fields(argv, result))
     try:
         result.wait_until_finish()
     except KeyboardInterrupt:

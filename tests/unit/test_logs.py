@@ -1,0 +1,142 @@
+"""hashtag_ops.logs: the format choice, the JSON and text forms of one record, and the job records
+(the recount's run summary from a real drift report, the streaming job's start record)."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+
+import pytest
+
+from hashtag_ops import logs
+from hashtags import planning
+from pipelines import drift, recount_main, streaming_main
+
+
+@pytest.fixture
+def capture():
+    """A JSON handler (the one setup() installs on Google Cloud) on a named logger, read back as dicts."""
+    created = []
+
+    def attach(name: str, json_mode: bool = True):
+        stream = io.StringIO()
+        logger = logging.getLogger(name)
+        handler = logs.json_handler("test", stream, "proj") if json_mode else logs.text_handler(stream)
+        created.append((logger, handler, logger.level, logger.propagate))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        if json_mode:
+            return lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+        return lambda: stream.getvalue()
+
+    yield attach
+    for logger, handler, level, propagate in created:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, False), ({"HASHTAGS_LOG_FORMAT": "json"}, True), ({"K_SERVICE": "hashtags-web"}, True),
+    ({"CLOUD_RUN_JOB": "j"}, True), ({"COMPOSER_ENVIRONMENT": "c"}, True),
+    ({"FLEX_TEMPLATE_PYTHON_PY_FILE": "/template/pipelines/streaming_main.py"}, True),
+    ({"K_SERVICE": "hashtags-web", "HASHTAGS_LOG_FORMAT": "text"}, False), ({"HASHTAGS_LOG_FORMAT": "JSON"}, True)])
+def test_json_on_google_cloud_or_when_asked(env, expected):
+    assert logs.wants_json(env) is expected
+
+
+def test_setup_replaces_the_root_handlers_and_writes_json_lines():
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    quiet = {name: logging.getLogger(name).level for name in logs.QUIET_LOGGERS}
+    stream = io.StringIO()
+    try:
+        handler = logs.setup("svc", env={"K_SERVICE": "web", "HASHTAGS_PROJECT": "p1"}, stream=stream)
+        assert root.handlers == [handler]
+        logs.log_event(logging.getLogger("some.module"), logs.MODERATION, tag="love", action="hide")
+        logging.getLogger("apache_beam").info("not shown: noisy loggers are at WARNING")
+        (line,) = [json.loads(x) for x in stream.getvalue().splitlines()]
+        assert {k: line[k] for k in ("event", "tag", "action", "message", "severity")} == {
+            "event": "moderation", "tag": "love", "action": "hide", "message": "moderation", "severity": "INFO"}
+        assert line["logging.googleapis.com/labels"] == {"python_logger": "some.module", "service": "svc"}
+        assert line["logging.googleapis.com/sourceLocation"]["function"] == \
+            "test_setup_replaces_the_root_handlers_and_writes_json_lines"  # the caller, not log_event
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def test_text_form_appends_the_fields_and_keeps_tracebacks_below(capture):
+    read = capture("t.text", json_mode=False)
+    logger = logging.getLogger("t.text")
+    logs.log_event(logger, logs.REDRIVE, "redrive done", read=3, subscription="projects/p/subscriptions/d",
+                   reasons=["not JSON"], note="two words")
+    try:
+        raise ValueError("x")
+    except ValueError:
+        logger.exception("failed", extra={"json_fields": {"event": "e"}})
+    first, second = read().split("\n", 1)
+    assert first.endswith('INFO t.text: redrive done | event=redrive read=3 '
+                          'subscription=projects/p/subscriptions/d reasons=["not JSON"] note="two words"')
+    assert second.splitlines()[0].endswith("ERROR t.text: failed | event=e")
+    assert "Traceback" in second and second.rstrip().endswith("ValueError: x")
+
+
+def report(threshold=None):
+    rows = [drift.TagDrift("love", 12, 10), drift.TagDrift("cat", 3, 3), drift.TagDrift("dog", 0, 1)]
+    return drift.build_report(drift.summarize(rows), as_of="2026-11-23T00:00:00Z", table="hashtags",
+                              dry_run=False, threshold=threshold)
+
+
+def test_recount_run_fields_from_a_real_report():
+    f = logs.recount_run_fields(report(), mode="nightly", job="hashtags-recount-20261123-nightly")
+    assert {k: f[k] for k in ("status", "mode", "as_of", "tags_touched", "drifted_tags", "job", "dry_run")} == {
+        "status": "succeeded", "mode": "nightly", "as_of": "2026-11-23T00:00:00Z", "tags_touched": 3,
+        "drifted_tags": 2, "job": "hashtags-recount-20261123-nightly", "dry_run": False}
+    assert f["drift_ratio"] == pytest.approx(3 / 14) and f["worst"] == [{"tag": "love", "diff": 2},
+                                                                        {"tag": "dog", "diff": -1}]
+    assert logs.recount_run_fields(report(threshold=0.1), mode="nightly", job=None)["status"] == "drift"
+    assert logs.recount_run_fields(report(), mode="nightly", job=None, threshold=0.1)["status"] == "drift"
+    failed = logs.recount_run_fields(None, mode="reapply", job=None, as_of="2026-11-23T00:00:00Z")
+    assert (failed["status"], failed["as_of"], failed["tags_touched"], failed["drift_ratio"]) == (
+        "failed", "2026-11-23T00:00:00Z", None, None)
+
+
+def outcome(code, rep, message="drift as_of=…"):
+    plan = planning.plan_nightly(dt.date(2026, 11, 23), None)
+    return recount_main.RecountOutcome(code, dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc), rep, [], message, plan)
+
+
+def test_the_recount_main_logs_one_run_summary_record(capture):
+    read = capture("pipelines.recount")
+    rep = report(threshold=0.1)
+    fields = recount_main.log_run_summary(outcome(recount_main.EXIT_DRIFT, rep, drift.summary_line(rep)), "nightly")
+    recount_main.log_run_summary(outcome(recount_main.EXIT_FAILED, None, "pipeline failed: boom"), "nightly")
+    assert recount_main.log_run_summary(outcome(recount_main.EXIT_OK, None, "template launch"), "nightly") is None
+    drifted, failed = read()
+    assert drifted["event"] == failed["event"] == "recount_run"
+    assert {k: drifted[k] for k in ("status", "mode", "as_of", "tags_touched", "drifted_tags", "job")} == {
+        "status": "drift", "mode": "nightly", "as_of": "2026-11-23T00:00:00Z", "tags_touched": 3,
+        "drifted_tags": 2, "job": planning.job_name(planning.plan_nightly(dt.date(2026, 11, 23), None))}
+    assert drifted["drift_ratio"] == pytest.approx(3 / 14) and drifted["severity"] == "WARNING"
+    assert drifted["message"] == "recount run drift: " + drift.summary_line(rep) and fields["status"] == "drift"
+    assert (failed["status"], failed["severity"], failed["tags_touched"]) == ("failed", "ERROR", None)
+    assert failed["message"] == "recount run failed: pipeline failed: boom"
+    assert failed["as_of"] == "2026-11-23T00:00:00Z"
+
+
+def test_the_streaming_main_start_record_fields():
+    class LocalResult:
+        pass
+
+    f = streaming_main.start_fields(["--runner=BundleBasedDirectRunner", "--project=p-x", "--count_generation=3",
+                                     "--post_events_subscription=projects/p-x/subscriptions/s", "--read=post-events"],
+                                    LocalResult())
+    assert f == {"runner": "LocalResult", "job_name": None, "job_id": None, "project": "p-x", "count_generation": 3,
+                 "read": "post-events", "post_events_subscription": "projects/p-x/subscriptions/s",
+                 "top_posts_subscription": None, "bigtable": "local/hashtags",
+                 "event_time_floor": "2000-01-01T00:00:00Z", "max_future_skew_seconds": 300}
