@@ -60,6 +60,12 @@ def usage_history(doc: PageDocument, now: dt.datetime) -> History:
 
 def _days(doc: PageDocument, today: dt.date) -> tuple[DayPoint, ...]:
     cells = {d.day: d for d in doc.days}
+    hour_sums: dict[dt.date, int] = {}
+    first = midnight_utc(today - dt.timedelta(days=DAYS - 1))
+    for h in doc.hours:
+        if h.start >= first:
+            day = h.start.astimezone(UTC).date()
+            hour_sums[day] = hour_sums.get(day, 0) + h.posts
     points = []
     for back in range(DAYS):
         day = today - dt.timedelta(days=back)
@@ -69,7 +75,7 @@ def _days(doc: PageDocument, today: dt.date) -> tuple[DayPoint, ...]:
         if doc.base_as_of is not None and start + _DAY <= doc.base_as_of:
             points.append(DayPoint(day, max(cell.posts, 0) if cell is not None else 0, accounts, True))
         else:
-            posts = sum(h.posts for h in doc.hours if start <= h.start < start + _DAY)
+            posts = hour_sums.get(day, 0)
             points.append(DayPoint(day, max(posts, 0), accounts, False))
     return tuple(points)
 

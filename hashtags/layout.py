@@ -65,6 +65,9 @@ DAY_CELL_MAX_AGE_DAYS = 35
 """``days`` cells older than this may be collected: a cell is rewritten (at a newer as_of) whenever a
 night's changes touch its day, so only days untouched for five weeks age out; the page shows 7."""
 RELATED_MAX = 10
+HOURS_KEPT_DAYS = 7
+"""PageDocument.hours starts at midnight UTC this many days before the day of the newest hour cell."""
+_DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -318,8 +321,7 @@ def total_posts(base: Cell | None, hours: Iterable[Cell]) -> int:
     return max(total, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class HourUse:
+class HourUse(NamedTuple):  # a tuple: a row carries up to 14 x 24 of them, built on every page read
     start: dt.datetime  # start of the hour (UTC)
     posts: int  # the hour cells of every count generation, summed
 
@@ -342,7 +344,7 @@ class PageDocument:
     updated_at: dt.datetime | None = None  # newest timestamp of the count, top and display cells
     base_as_of: dt.datetime | None = None
     top_computed_at: dt.datetime | None = None
-    hours: tuple[HourUse, ...] = ()  # every hour in the row, oldest first
+    hours: tuple[HourUse, ...] = ()  # the last HOURS_KEPT_DAYS days' hours (hour_uses), oldest first
     days: tuple[DayUse, ...] = ()  # every day with a ``days`` cell, oldest first
     related: tuple[RelatedTag, ...] = ()
     related_as_of: dt.datetime | None = None
@@ -404,21 +406,56 @@ def page_document(
     )
 
 
-def hour_uses(hours: Iterable[Cell]) -> tuple[HourUse, ...]:
-    """Posts per hour, every generation's cell for an hour added (as in the total rule), oldest first.
-    A cell that is not an 8-byte count is skipped (the history is display, not the total)."""
+def hour_uses(hours: Sequence[Cell]) -> tuple[HourUse, ...]:
+    """Posts per hour, every generation's cell for an hour added (as in the total rule), oldest first,
+    for the hours from midnight UTC ``HOURS_KEPT_DAYS`` days before the row's newest hour cell's day
+    (a 7-day history ending at or after that cell never reaches further back; the other hour cells,
+    up to 14 days of them, only matter to the total). A cell that is not an 8-byte count is skipped
+    (the history is display, not the total)."""
+    if not hours:
+        return ()
+    newest = max(c.timestamp_ms for c in hours)
+    first = newest - newest % _DAY_MS - HOURS_KEPT_DAYS * _DAY_MS  # Unix days are whole multiples
     per_hour: dict[int, int] = {}
     for cell in hours:
-        if len(cell.value) == 8:
-            per_hour[cell.timestamp_ms] = per_hour.get(cell.timestamp_ms, 0) + decode_count(cell.value)
-    return tuple(HourUse(from_millis(ms), n) for ms, n in sorted(per_hour.items()))
+        ms = cell.timestamp_ms
+        if ms >= first and len(cell.value) == 8:
+            per_hour[ms] = per_hour.get(ms, 0) + _INT64.unpack(cell.value)[0]
+    return tuple([HourUse(_shared_time(ms), n) for ms, n in sorted(per_hour.items())])
+
+
+# Every tag's row has cells at the same hour starts and day columns, so the page read converts them
+# once per process, not once per cell (building a datetime / date was most of hour_uses' and
+# day_uses' time). Bounded: cleared when full (a cache miss only costs the conversion).
+_CACHE_MAX = 20_000
+_TIMES: dict[int, dt.datetime] = {}
+_DAY_COLUMNS: dict[bytes, "DayColumn | None"] = {}
+
+
+def _shared_time(ms: int) -> dt.datetime:
+    ts = _TIMES.get(ms)
+    if ts is None:
+        if len(_TIMES) >= _CACHE_MAX:
+            _TIMES.clear()
+        ts = _TIMES[ms] = from_millis(ms)
+    return ts
+
+
+def _shared_day_column(qualifier: bytes) -> "DayColumn | None":
+    try:
+        return _DAY_COLUMNS[qualifier]
+    except KeyError:
+        if len(_DAY_COLUMNS) >= _CACHE_MAX:
+            _DAY_COLUMNS.clear()
+        col = _DAY_COLUMNS[qualifier] = parse_day_column(qualifier)
+        return col
 
 
 def day_uses(cells: Iterable[tuple[bytes, Cell]]) -> tuple[DayUse, ...]:
     """The newest ``p.``/``a.`` cell of each day, oldest day first; undecodable cells are skipped."""
     newest: dict[DayColumn, Cell] = {}
     for qualifier, cell in cells:
-        col = parse_day_column(qualifier)
+        col = _shared_day_column(qualifier)
         if col is not None and len(cell.value) == 8:
             seen = newest.get(col)
             if seen is None or cell.timestamp_ms > seen.timestamp_ms:

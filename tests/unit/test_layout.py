@@ -138,3 +138,12 @@ def test_page_document_without_new_cells_has_defaults():
 def test_hour_uses_skip_cells_that_are_not_counts():
     assert layout.hour_uses([Cell(b"bad", 3_600_000), Cell(layout.encode_count(2), 3_600_000)]) == \
         (HourUse(layout.from_millis(3_600_000), 2),)
+
+
+def test_hour_uses_keep_the_days_a_history_can_show():
+    newest = dt.datetime(2026, 12, 1, 10, tzinfo=UTC)
+    first = dt.datetime(2026, 11, 24, tzinfo=UTC)  # midnight, 7 days before the newest cell's day
+    cells = [Cell(layout.encode_count(n), ms(ts)) for n, ts in
+             [(1, newest), (2, first), (4, first - dt.timedelta(hours=1)), (8, newest - dt.timedelta(days=13))]]
+    assert layout.hour_uses(cells) == (HourUse(first, 2), HourUse(newest, 1))
+    assert layout.page_document("t", base=None, hours=cells, top=None, display=None).total_posts == 15
