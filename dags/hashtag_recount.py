@@ -198,6 +198,35 @@ def _variable(name: str, default: str) -> str:
     return Variable.get(name, default=default)
 
 
+def log_run_record(report: Mapping[str, Any] | None, mode: str | None, job: str | None, *,
+                   threshold: float | None = None, **extra: Any) -> dict[str, Any]:
+    """The run's ``recount_run`` record (hashtag_ops.logs, beside this file on Composer; stdlib only
+    at import). Airflow 3's Cloud Logging task handler sends only a record's message text
+    (providers/google/cloud/log/cloud_logging_task_handler.py 22.8.0: ``_transport.send(record,
+    str(msg.get("event", "")))``), so the message carries the fields as JSON too; handlers that read
+    ``json_fields`` (google-cloud-logging's) get them as fields."""
+    from hashtag_ops import logs
+
+    fields = {**logs.recount_run_fields(report, mode=mode, job=job, threshold=threshold,
+                                        status=extra.pop("status", None), as_of=extra.pop("as_of", None)), **extra}
+    logs.log_recount_run(log, fields, f"{logs.RECOUNT_RUN} {json.dumps(fields, sort_keys=True, default=str)}")
+    return fields
+
+
+def log_failed_run(context) -> None:
+    """on_failure_callback of the plan and launch tasks (called once their retries are spent): a
+    ``recount_run`` record with status failed, so a run that never reaches its report is counted."""
+    mode = as_of = job = None
+    try:
+        plan = planning.plan_from_params(context.get("params") or {}, run_day(context.get("dag_run")))
+        mode, as_of, job = plan.mode, f"{plan.as_of.isoformat()}T00:00:00Z", planning.job_name(plan)
+    except Exception:  # bad params: the record still says the run failed
+        pass
+    ti = context.get("task_instance")
+    log_run_record(None, mode, job, status="failed", as_of=as_of, task=getattr(ti, "task_id", None),
+                   error=str(context.get("exception"))[:500])
+
+
 def run_day(dag_run) -> dt.date:
     """A scheduled run's logical date is its cron time (also what dag.test(logical_date=…) sets);
     a manual run has none and plans from its trigger time, run_after."""
@@ -288,7 +317,8 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
 
-    @task(retries=6)  # waits for a late archive partition: 5, 10, 20, 40, 60, 60 min
+    # retries: waits for a late archive partition (5, 10, 20, 40, 60, 60 min)
+    @task(retries=6, on_failure_callback=log_failed_run)
     def check_archive(params: dict | None = None, dag_run=None) -> dict[str, Any]:
         """Plan the run and check its archive partitions have files (fails clearly otherwise)."""
         plan = planning.plan_from_params(params or {}, run_day(dag_run))
@@ -322,6 +352,7 @@ with DAG(
         wait_until_finished=True,
         deferrable=False,
         retries=2,
+        on_failure_callback=log_failed_run,
     )
 
     recount_local = BeamRunPythonPipelineOperator(
@@ -331,6 +362,7 @@ with DAG(
         runner=_spec("['runner']"),
         pipeline_options=_spec("['pipeline_options']"),
         retries=2,
+        on_failure_callback=log_failed_run,
     )
 
     @task(retries=0, trigger_rule="none_failed_min_one_success")  # the alert: retrying would not change the report
@@ -348,6 +380,9 @@ with DAG(
                                           "total_after", "abs_diff_total", "drift_ratio", "dry_run")}
         summary.update({"report": path, "threshold": threshold, "mode": spec["plan"]["mode"],
                         "drifted_tags": [t["tag"] for t in report["drifted_tags"]]})
+        log_run_record(report, spec["plan"]["mode"],
+                       spec.get("flex", {}).get("body", {}).get("launchParameter", {}).get("jobName"),
+                       threshold=threshold, report_path=path)
         if threshold is not None and ratio > threshold:
             from airflow.sdk.exceptions import AirflowFailException
 
