@@ -10,12 +10,15 @@ every other error page:
 - 431 when the request headers (names + values) add up to more than ``MAX_HEADER_BYTES`` (32 KiB;
   browsers send 1-4 KiB, cookies included).
 
-``install(app)`` makes the check the app's first ``before_request`` hook: it runs before any view
-work and before the store is touched.
+``install(app)`` puts the check in front of everything the app does (the tag router included): a
+request over a limit goes straight to Flask's own request handling, whose first ``before_request``
+hook raises the error, so the error page, its representation (HTML or JSON by path) and its headers
+are the app's usual ones; no view runs and the store is not touched.
 """
 from __future__ import annotations
 
 import os
+from typing import Callable, Iterable
 
 from flask import Flask, request
 from werkzeug.exceptions import RequestHeaderFieldsTooLarge, RequestURITooLarge
@@ -38,13 +41,41 @@ def header_bytes(environ: dict) -> int:
     return n
 
 
-def check_request_size() -> None:
-    environ = request.environ
+def over_limit(environ: dict) -> int | None:
+    """414, 431 or None (within the limits)."""
     if len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) > MAX_URL_CHARS:
-        raise RequestURITooLarge()
+        return 414
     if header_bytes(environ) > MAX_HEADER_BYTES:
-        raise RequestHeaderFieldsTooLarge()
+        return 431
+    return None
+
+
+_STATUS_KEY = "hashtags.over_limit"
+_ERRORS = {414: RequestURITooLarge, 431: RequestHeaderFieldsTooLarge}
+
+
+class RequestLimits:
+    """Outermost WSGI layer: within the limits, the app as built; over them, Flask's own request
+    handling (under any WSGI layer the app put in front of it), which raises the error."""
+
+    def __init__(self, app: Flask):
+        self._app = app.wsgi_app
+        self._flask = type(app).wsgi_app.__get__(app)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        status = over_limit(environ)
+        if status is None:
+            return self._app(environ, start_response)
+        environ[_STATUS_KEY] = status
+        return self._flask(environ, start_response)
+
+
+def _raise_if_over_limit() -> None:
+    status = request.environ.get(_STATUS_KEY)
+    if status is not None:
+        raise _ERRORS[status]()
 
 
 def install(app: Flask) -> None:
-    app.before_request_funcs.setdefault(None, []).insert(0, check_request_size)
+    app.before_request_funcs.setdefault(None, []).insert(0, _raise_if_over_limit)
+    app.wsgi_app = RequestLimits(app)

@@ -45,14 +45,16 @@ http.py, wsgi.py, and by trying the running server; hyper 1.12 is its HTTP/1 eng
   so the usual "keep-alive above 600 s" advice (for VM/GKE backends) does not apply here; gunicorn
   ran with 5 s. On a VM/GKE backend set 620000 and rely on the load balancer against slow clients.
 - HTTP/1 buffer 64 KiB (``WEB_HTTP1_BUFFER``; granian default ~408 KiB): the largest request head
-  hyper will read. It bounds memory per connection (1024 connections x 64 KiB = 64 MiB worst case,
-  vs ~408 MiB with the default in a 512 MiB instance). The app answers 414 / 431 itself, with the
+  hyper will read. It bounds memory per connection (1024 connections x ~128 KiB = 128 MiB worst
+  case, vs ~800 MiB with the default, in a 512 MiB instance). The app answers 414 / 431 itself, with the
   security headers, for URLs over 8 KiB and header blocks over 32 KiB (serving/request_limits.py);
-  only what the app cannot be given — an unparseable request line or header (400), a head over
-  64 KiB or more than 100 header lines (431), a URI over 64 KiB (414) — is answered by hyper itself,
-  with an empty body, no content type and ``connection: close`` (hyper's ``on_parse_error``; it has
-  no hook for extra headers). Browsers never send such requests, and in production Google's front end
-  rejects them before Cloud Run.
+  only what the app cannot be given — an unparseable request line or header (400), a head over the
+  buffer or more than 100 header lines (431), a request target over 65,534 bytes (414) — is
+  answered by hyper itself, with an empty body, no content type and ``connection: close`` (hyper's
+  ``on_parse_error``; granian has no hook for extra headers there). hyper checks the buffer limit
+  between reads, so heads up to about twice the buffer still reach the app (tried: 100 KB did,
+  130 KB did not). Browsers never send such requests, and in production Google's front end rejects
+  malformed ones before Cloud Run.
 - graceful shutdown: on SIGTERM granian stops accepting (new connections are refused), lets requests
   in flight finish and closes idle connections (tried: a 3 s request in flight at SIGTERM completed
   and the server exited 1.6 s later, an idle keep-alive connection did not delay it). Cloud Run
