@@ -22,7 +22,6 @@ Exit codes: 0 done, 1 the store did not answer, 2 bad usage (unknown action, inv
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import getpass
 import logging
