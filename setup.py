@@ -16,6 +16,7 @@ setup(
     install_requires=[
         "apache-beam[gcp]==2.77.0",
         "google-cloud-bigtable==2.50.2",
+        "google-cloud-logging==3.17.0",  # hashtag_ops.logs: the mains' JSON lines on the Flex Template launcher
         "google-cloud-pubsub==2.44.0",
         "regex==2026.11.15",
     ],

@@ -16,11 +16,11 @@ in-memory store through the real server call it too:
   uncached request than with these settings).
 """
 import gc
-import logging
 import os
 
 from flask import Flask
 
+from hashtag_ops import logs
 from serving import create_app, request_limits
 
 
@@ -38,5 +38,5 @@ def prepare(app: Flask) -> Flask:
     return app
 
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+logs.setup("web")  # JSON lines for Cloud Logging on Cloud Run (K_SERVICE), text locally
 app = prepare(create_app())
