@@ -84,6 +84,10 @@ class Settings:
     browser_max_age: int = 30
     stale_while_revalidate: int = 300
     retry_after_seconds: int = 5
+    # Circuit breaker around the store reads (serving/breaker.py): this many StoreUnavailable in a
+    # row open it; then no read for the cool-down, one probe read, closed again if that succeeds.
+    breaker_failures: int = 5
+    breaker_cool_down_seconds: float = 5.0
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     ENV_PREFIX = "HASHTAGS_"

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     dev = True if args.dev_images else None
     app = create_app(dev_images=dev)
     print(f"serving on http://{args.host}:{args.port}/tags/<name> "
-          f"(table {app.extensions['hashtags']['settings'].table}, "
+          f"(table {app.services.settings.table}, "
           f"emulator {os.environ.get('BIGTABLE_EMULATOR_HOST', 'none')})", flush=True)
     app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
 

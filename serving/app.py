@@ -1,19 +1,22 @@
-"""App factory: configuration, the store (built lazily, once per process), caching, headers."""
+"""App factory: the services (settings, store, breaker, cache, templates, headers) built once, the
+tag routes (serving/views.py) in front of Flask, and the security headers on every response."""
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from flask import Flask, Response, request
+from jinja2 import Template
 
 from hashtags.settings import Settings
+from serving import views
+from serving.breaker import Breaker
 from serving.cache import PageCache
 from serving.devimages import DEV_IMAGE_ORIGIN
-
-log = logging.getLogger(__name__)
 
 STATIC_MAX_AGE = 365 * 24 * 3600  # versioned URLs (?v=<content hash>): safe to cache for a year
 
@@ -25,8 +28,8 @@ def _env_flag(name: str) -> bool:
 class StoreHolder:
     """Creates the BigtableStore on first use, in the process that uses it.
 
-    gRPC channels do not survive fork(): gunicorn imports the app in the master and forks workers,
-    so the client must be created after the fork, by the first request of each worker."""
+    gRPC channels do not survive fork(): a pre-forking server imports the app in the master and
+    forks workers, so the client must be created after the fork, by the first request of each worker."""
 
     def __init__(self, settings: Settings, store=None):
         self._settings = settings
@@ -43,6 +46,25 @@ class StoreHolder:
                     self._store = BigtableStore(s.project, s.bigtable_instance, s.table,
                                                 app_profile=s.app_profile)
         return self._store
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything a request needs, built once by :func:`create_app` (``app.services``)."""
+
+    settings: Settings
+    store: StoreHolder
+    cache: PageCache
+    breaker: Breaker
+    dev_images: bool
+    static_version: str  # content hash of site.css, for its versioned URL
+    security_headers: tuple[tuple[str, str], ...]
+    page_template: Template
+    error_template: Template
+
+
+class HashtagsApp(Flask):
+    services: Services
 
 
 def content_security_policy(settings: Settings, dev_images: bool) -> str:
@@ -62,72 +84,59 @@ def content_security_policy(settings: Settings, dev_images: bool) -> str:
     ])
 
 
+def security_headers(settings: Settings, dev_images: bool) -> tuple[tuple[str, str], ...]:
+    return (
+        ("Content-Security-Policy", content_security_policy(settings, dev_images)),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "strict-origin-when-cross-origin"),
+        ("X-Frame-Options", "DENY"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+    )
+
+
 def create_app(settings: Settings | None = None, store=None, *, dev_images: bool | None = None,
-               clock=None) -> Flask:
+               clock: Callable[[], float] | None = None) -> HashtagsApp:
     """The web service.
 
     ``settings`` default to ``Settings.from_env(os.environ)``; ``store`` is anything with
     ``read_page(key)`` and ``ping()`` (default: a BigtableStore built lazily per process);
     ``dev_images`` (default: env ``HASHTAGS_DEV_IMAGES=1``) serves generated images for the local
-    stack's ``https://img.hashtags.test/`` URLs; ``clock`` is injectable for cache tests."""
+    stack's ``https://img.hashtags.test/`` URLs; ``clock`` (monotonic seconds) drives the page
+    cache and the circuit breaker, injectable for tests."""
     settings = settings or Settings.from_env(os.environ)
     if dev_images is None:
         dev_images = _env_flag("HASHTAGS_DEV_IMAGES")
+    timing = {"clock": clock} if clock else {}
 
-    app = Flask(__name__, static_folder="static", static_url_path="/static")
+    app = HashtagsApp(__name__, static_folder="static", static_url_path="/static")
     app.config.update(
         SEND_FILE_MAX_AGE_DEFAULT=STATIC_MAX_AGE,
-        JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=1024,  # the service takes no request bodies
     )
-    app.url_map.merge_slashes = False  # /tags//x is no tag: a 404, not a redirect
+    app.url_map.merge_slashes = False  # duplicate slashes never reach Flask (views.TagRouter redirects them)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
-    app.json.ensure_ascii = False
-    app.json.compact = True
-
-    cache_args = {"clock": clock} if clock else {}
-    app.extensions["hashtags"] = {
-        "settings": settings,
-        "store": StoreHolder(settings, store),
-        "cache": PageCache(settings.cache_max_entries, settings.cache_ttl_seconds, **cache_args),
-        "dev_images": dev_images,
-    }
 
     css = Path(app.static_folder, "site.css").read_bytes()
-    static_version = hashlib.blake2b(css, digest_size=6).hexdigest()
-    csp = content_security_policy(settings, dev_images)
-    security_headers = {
-        "Content-Security-Policy": csp,
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "strict-origin-when-cross-origin",
-        "X-Frame-Options": "DENY",
-        "Cross-Origin-Opener-Policy": "same-origin",
-    }
-
-    app.extensions["hashtags"]["static_version"] = static_version
-
-    @app.context_processor
-    def _template_globals():
-        return {"static_version": static_version}
+    app.services = svc = Services(
+        settings=settings,
+        store=StoreHolder(settings, store),
+        cache=PageCache(settings.cache_max_entries, settings.cache_ttl_seconds, **timing),
+        breaker=Breaker(settings.breaker_failures, settings.breaker_cool_down_seconds, **timing),
+        dev_images=dev_images,
+        static_version=hashlib.blake2b(css, digest_size=6).hexdigest(),
+        security_headers=security_headers(settings, dev_images),
+        page_template=app.jinja_env.get_template("tag.html"),
+        error_template=app.jinja_env.get_template("error.html"),
+    )
 
     @app.after_request
     def _headers(resp: Response) -> Response:
-        resp.headers.update(security_headers)
+        resp.headers.update(svc.security_headers)
         if request.path.startswith("/static/"):
             resp.headers["Cache-Control"] = f"public, max-age={STATIC_MAX_AGE}, immutable"
         return resp
 
-    from serving import views
-
-    from serving.fastpath import FastPath
-
-    ext = app.extensions["hashtags"]
-    ext["page_template"] = app.jinja_env.get_template("tag.html")
-    ext["render"] = {"html": views.html_renderer(ext), "json": views.render_json}
-    app.wsgi_app = FastPath(app.wsgi_app, app.extensions["hashtags"], security_headers)
-    app.register_blueprint(views.bp)
-    views.register_error_handlers(app)
-    if dev_images:
-        app.register_blueprint(views.dev_bp)
+    views.register(app, svc)
+    app.wsgi_app = views.TagRouter(app.wsgi_app, svc)
     return app

@@ -2,7 +2,7 @@
 
 One entry per row key holds the page document read from the store (or ``None`` for a tag with no
 row: unknown tags are cached too, so a flood of 404s cannot hammer the table) and, filled lazily,
-the encoded responses built from it (HTML and JSON, plain and gzip, each with its strong ETag), so a
+the encoded responses built from it (one per representation, plain and gzip, each with its strong ETag), so a
 cache hit costs no rendering and no hashing.
 
 An entry is *fresh* for ``ttl`` seconds (``Settings.cache_ttl_seconds``); after that the next
@@ -43,10 +43,6 @@ class Body:
             self._gzip = gzip.compress(self.data, compresslevel=6, mtime=0)
         return self._gzip
 
-    @classmethod
-    def build(cls, data: bytes) -> "Body":
-        return cls(data)
-
 
 class Entry:
     __slots__ = ("doc", "fetched_at", "bodies")
@@ -61,7 +57,7 @@ class Entry:
         render identical bytes; either result is fine, so no lock is needed."""
         b = self.bodies.get(kind)
         if b is None:
-            b = self.bodies[kind] = Body.build(render(self.doc))
+            b = self.bodies[kind] = Body(render(self.doc))
         return b
 
 
@@ -73,28 +69,12 @@ class PageCache:
         self._lock = threading.Lock()
         # TTLCache bounds size (LRU eviction) and drops copies too old to serve even as stale.
         self._entries: TTLCache = TTLCache(maxsize=max(1, maxsize), ttl=max(ttl, stale_if_error), timer=clock)
-        self.hits = self.misses = 0
 
     def get(self, key: str) -> tuple[Entry | None, bool]:
         """(entry or None, fresh?)."""
         with self._lock:
             entry = self._entries.get(key)
-            fresh = entry is not None and self._clock() - entry.fetched_at < self.ttl
-            if fresh:
-                self.hits += 1
-            else:
-                self.misses += 1
-            return entry, fresh
-
-    def peek_fresh(self, key: str) -> Entry | None:
-        """The entry if it is fresh, else None; counts a hit only (the fast path's lookup: on a
-        miss the request goes on to the full path, which counts it)."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and self._clock() - entry.fetched_at < self.ttl:
-                self.hits += 1
-                return entry
-            return None
+            return entry, entry is not None and self._clock() - entry.fetched_at < self.ttl
 
     def put(self, key: str, doc: PageDocument | None) -> Entry:
         entry = Entry(doc, self._clock())

@@ -1,14 +1,34 @@
-"""Building the response of a cached page: validators, caching and content-coding negotiation.
+"""What a tag route sends: a :class:`Reply` (status, headers, body) written straight to WSGI.
 
-Shared by the Flask views and the cache-hit fast path (serving/fastpath.py), so both send exactly
-the same headers."""
+Validators and caching of cached pages (strong ETags per coding, 304 on the weak comparison,
+gzip negotiation), the headers of redirects and errors, and the security headers, which every
+reply carries (the Flask routes get the same ones in ``create_app``'s ``after_request``)."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from werkzeug.http import HTTP_STATUS_CODES
 
 from hashtags.settings import Settings
 from serving.cache import Body
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
+REDIRECT_MAX_AGE = 86_400
+NOT_FOUND_MAX_AGE = 10
+_STATUS_LINES = {code: f"{code} {reason.upper()}" for code, reason in HTTP_STATUS_CODES.items()}
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+
+    def send(self, start_response: Callable, security: list[tuple[str, str]], head: bool) -> Iterable[bytes]:
+        start_response(_STATUS_LINES[self.status], self.headers + security)
+        return [b"" if head else self.body]
 
 
 def cache_control(settings: Settings) -> str:
@@ -47,17 +67,28 @@ def not_modified(if_none_match: str | None, body: Body) -> bool:
     return f'"{body.etag}"' in if_none_match or f'"{body.gzip_etag}"' in if_none_match
 
 
-def page_headers(settings: Settings, body: Body, *, gz: bool, mimetype: str, x_cache: str,
-                 status: int) -> list[tuple[str, str]]:
+def page(settings: Settings, body: Body, environ: dict, mimetype: str, x_cache: str) -> Reply:
+    """200 with the cached bytes (gzip if accepted), or 304 when the client's copy is current."""
+    gz = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING"))
     headers = [
         ("ETag", f'"{body.gzip_etag if gz else body.etag}"'),
         ("Cache-Control", cache_control(settings)),
         ("Vary", "Accept-Encoding"),
         ("X-Cache", x_cache),
     ]
-    if status == 200:
-        data = body.gzip_data if gz else body.data
-        headers[:0] = [("Content-Type", mimetype), ("Content-Length", str(len(data)))]
-        if gz:
-            headers.append(("Content-Encoding", "gzip"))
-    return headers
+    if not_modified(environ.get("HTTP_IF_NONE_MATCH"), body):
+        return Reply(304, headers)
+    data = body.gzip_data if gz else body.data
+    headers[:0] = [("Content-Type", mimetype), ("Content-Length", str(len(data)))]
+    if gz:
+        headers.append(("Content-Encoding", "gzip"))
+    return Reply(200, headers, data)
+
+
+def redirect(location: str) -> Reply:
+    return Reply(301, [("Location", location), ("Cache-Control", f"public, max-age={REDIRECT_MAX_AGE}"),
+                       ("Content-Length", "0")])
+
+
+def error(status: int, mimetype: str, body: bytes, extra: list[tuple[str, str]]) -> Reply:
+    return Reply(status, [("Content-Type", mimetype), ("Content-Length", str(len(body))), *extra], body)

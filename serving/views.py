@@ -1,322 +1,339 @@
-"""Routes: the tag page, its JSON twin, health checks, dev images."""
+"""The tag routes: ONE handler over a table of representations; health checks; error pages.
+
+Every ``<prefix><name>`` of :data:`REPRESENTATIONS` (``/tags/<name>`` HTML, ``/api/tags/<name>``
+JSON) is answered by :func:`answer`, mounted by :class:`TagRouter` as WSGI in front of Flask (no
+request context, routing or Response object: the hot page costs a few µs instead of ~0.2 ms; the
+figures are in docs/BENCHMARKS.md "Serving path (issue 12)"). Flask serves the rest (health,
+static files, dev images) and the errors of its own routes; both use the same error bodies
+(``Representation.error``) and the same security headers.
+
+What a tag URL answers:
+- a name that no valid tag can have → 404 (cached 10 s); a non-canonical spelling (``Love``,
+  ``%23love``, ``ＬＯＶＥ``) → 301 to the canonical one, decided before any store read; duplicate
+  slashes anywhere in a path (``//tags/love``, ``/tags//love``) → 301 to the path with single
+  slashes (straight to the tag's canonical spelling when it has one), never a 200 duplicate;
+- a fresh cache entry → its cached bytes (200 or 304); else ONE store read, through the circuit
+  breaker (serving/breaker.py);
+- a tag that is not listed → the same 404 as an unknown tag, cached 10 s: no row, or a row whose
+  count is 0. A count of 0 with a top-posts list happens when the list arrives before the first
+  counted post or after every counted post was deleted; "0 posts" above images would contradict
+  itself, and the 404 turns into the page by itself within the cache TTL once a post is counted;
+- store unavailable, or the circuit open → at once the last good copy marked stale (503 +
+  ``Retry-After``, ``Cache-Control: no-store``) if there is one, else the representation's 503;
+- a method other than GET/HEAD → 405 with ``Allow``.
+"""
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable
 from urllib.parse import quote
 
+from flask import Blueprint, Flask, Response, abort, request
 from markupsafe import Markup, escape
-
-from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from hashtag_store import StoreUnavailable
 from hashtags.layout import PageDocument
 from hashtags.messages import is_https_url
 from hashtags.settings import MAX_URL_LENGTH
-from serving import devimages
-from serving.cache import Body, Entry
+from serving import devimages, responses
+from serving.cache import Entry
 from serving.format import exact_posts_label, posts_label
-from serving.responses import HTML, JSON, accepts_gzip, not_modified, page_headers
 from serving.names import quote_key, resolve
+from serving.responses import HTML, JSON, NOT_FOUND_MAX_AGE, Reply
+
+if TYPE_CHECKING:
+    from serving.app import Services
 
 log = logging.getLogger(__name__)
-
-bp = Blueprint("tags", __name__)
-dev_bp = Blueprint("dev_images", __name__)
 
 EAGER_TILES = 12
 """Tiles loaded eagerly (the rest ``loading=lazy``). 12 = the first 4 rows of the 3-column phone
 grid (a 390×844 screen shows ~5 rows under the header) and the first 2–3 rows of the 4/5-column
 desktop grid (1280×800 shows ~3 rows): what is on the first screen starts loading before layout,
 the first with ``fetchpriority=high`` (the largest contentful paint candidate)."""
-TILE_SIZE = 320  # intrinsic width/height attributes: the grid scales tiles, aspect-ratio stays 1:1
-REDIRECT_MAX_AGE = 86_400
-NOT_FOUND_MAX_AGE = 10
-
-
-def _ext():
-    return current_app.extensions["hashtags"]
-
-
-# ---- rendering ------------------------------------------------------------------------------
-# Plain, valid https URLs of the usual shape are accepted without urlsplit (100 per page); anything
-# else goes through hashtags.messages.is_https_url. Everything this accepts, that accepts too
-# (checked by a property test), so the rule stays the domain's.
-_PLAIN_HTTPS = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%!$&()*+,;=:@/-]*)?"
-                          r"(?:\?[A-Za-z0-9._~%!$&()*+,;=:@/?-]*)?")
-_TILE = '<li><a href="{}"><img src="{}" alt="Post {}" width="{}" height="{}"{}></a></li>\n'
-# The same checks over a whole page at once: the URLs (or ids) joined by newlines, which neither
-# pattern accepts, so the joined string matches iff every item does (one regex call, not 200).
-_ALL_PLAIN_HTTPS = re.compile(rf"(?:{_PLAIN_HTTPS.pattern})(?:\n(?:{_PLAIN_HTTPS.pattern}))*")
+# width/height 320: intrinsic size attributes (the grid scales tiles, aspect-ratio stays 1:1)
+_TILE = '<li><a href="{}"><img src="{}" alt="Post {}" width="320" height="320"{}></a></li>\n'
 _FIRST = ' fetchpriority="high"'
 _LAZY = ' loading="lazy" decoding="async"'
 
 
+# ---- rendering ------------------------------------------------------------------------------
 def renderable_image(url: str) -> bool:
-    if len(url) <= MAX_URL_LENGTH and _PLAIN_HTTPS.fullmatch(url):
-        return True
+    """The page's image rule is the domain's: an https URL without userinfo (hashtags.messages)."""
     return is_https_url(url)
 
 
-_SAFE_ID = re.compile(r"[A-Za-z0-9_.~-]+")  # characters quote(x, safe="") leaves as they are
-_ALL_SAFE_IDS = re.compile(r"[A-Za-z0-9_.~-]+(?:\n[A-Za-z0-9_.~-]+)*")
-
-
-@functools.lru_cache(maxsize=8)
-def _href_parts(post_url_template: str) -> tuple[str, str] | None:
-    """The configured post URL pattern split around ``{post_id}``, each side HTML-escaped once."""
-    if post_url_template.count("{post_id}") != 1 or post_url_template.count("{") != 1:
-        return None
-    prefix, suffix = post_url_template.split("{post_id}")
-    return str(escape(prefix)), str(escape(suffix.replace("}}", "}")))
-
-
 def tiles_html(doc: PageDocument, post_url_template: str, dev_images: bool) -> Markup:
-    """The tiles, every value escaped: non-https image URLs are dropped whatever the table holds;
-    post ids are percent-encoded into the configured URL pattern.
-
-    Built in Python rather than a template loop (a third of the render cost), with shortcuts that
-    give the same bytes as ``markupsafe.escape`` (checked by a property test against
-    :func:`tiles_html_reference`): a URL matching ``_PLAIN_HTTPS`` can only contain ``&`` among
-    the characters HTML escapes; a post id made of unreserved characters is its own
-    percent-encoding and needs no escaping."""
-    parts_ = _href_parts(post_url_template)
-    if parts_ is None:
-        return tiles_html_reference(doc, post_url_template, dev_images)
-    prefix, suffix = parts_
-    posts = doc.top_posts
-    if posts and not dev_images:
-        urls = "\n".join([p.image_url for p in posts])
-        if (_ALL_PLAIN_HTTPS.fullmatch(urls) and _ALL_SAFE_IDS.fullmatch("\n".join([p.post_id for p in posts]))
-                and max([len(p.image_url) for p in posts]) <= MAX_URL_LENGTH):
-            # the common page: every URL plain, every id unreserved → no per-tile checks
-            amp = "&" in urls
-            a, b = f'"><img src="', f'" alt="Post '
-            size = f'" width="{TILE_SIZE}" height="{TILE_SIZE}"'
-            return Markup("".join([
-                f'<li><a href="{prefix}{p.post_id}{suffix}{a}{p.image_url.replace("&", "&amp;") if amp else p.image_url}'
-                f'{b}{n}{size}{_FIRST if n == 1 else _LAZY if n > EAGER_TILES else ""}></a></li>\n'
-                for n, p in enumerate(posts, 1)]))
-    parts = []
-    for post in posts:
-        url = post.image_url
-        if len(url) <= MAX_URL_LENGTH and _PLAIN_HTTPS.fullmatch(url):
-            src = devimages.rewrite_url(url) if dev_images else url
-            src = src.replace("&", "&amp;")
-        elif is_https_url(url):
-            src = str(escape(devimages.rewrite_url(url) if dev_images else url))
-        else:
-            continue
-        pid = post.post_id
-        href = prefix + (pid if _SAFE_ID.fullmatch(pid) else quote(pid, safe="")) + suffix
-        n = len(parts) + 1
-        parts.append(f'<li><a href="{href}"><img src="{src}" alt="Post {n}" width="{TILE_SIZE}" '
-                     f'height="{TILE_SIZE}"{_FIRST if n == 1 else _LAZY if n > EAGER_TILES else ""}></a></li>\n')
-    return Markup("".join(parts))
+    """The tiles, every value escaped: image URLs the page may not render are dropped whatever the
+    table holds; post ids are percent-encoded into the configured URL pattern."""
+    plain = None if dev_images else _plain_tiles(doc, post_url_template)
+    return plain if plain is not None else _escaped_tiles(doc, post_url_template, dev_images)
 
 
-def tiles_html_reference(doc: PageDocument, post_url_template: str, dev_images: bool) -> Markup:
-    """The plain version of :func:`tiles_html`: every value through ``markupsafe.escape``."""
+def _escaped_tiles(doc: PageDocument, post_url_template: str, dev_images: bool) -> Markup:
     parts = []
     for post in doc.top_posts:
-        if not is_https_url(post.image_url):
+        if not renderable_image(post.image_url):
             continue
         src = devimages.rewrite_url(post.image_url) if dev_images else post.image_url
-        n = len(parts) + 1
         href = post_url_template.format(post_id=quote(post.post_id, safe=""))
-        parts.append(_TILE.format(escape(href), escape(src), n, TILE_SIZE, TILE_SIZE,
-                                  _FIRST if n == 1 else _LAZY if n > EAGER_TILES else ""))
+        n = len(parts) + 1
+        parts.append(_TILE.format(escape(href), escape(src), n, _loading(n)))
     return Markup("".join(parts))
 
 
-def render_page(doc: PageDocument, *, stale: bool = False, ext: dict | None = None) -> str:
-    """The tag page. Renders the template object directly (no Flask request or app context needed,
-    so the WSGI fast path can render a miss too): the template uses only the variables given here."""
-    ext = ext or _ext()
-    return ext["page_template"].render(
+def _loading(n: int) -> str:
+    return _FIRST if n == 1 else _LAZY if n > EAGER_TILES else ""
+
+
+# Speed-up, kept on evidence (an uncached page costs ~3 x the CPU without it: docs/BENCHMARKS.md
+# "Serving path (issue 12)"): a page whose every image URL is a plain https URL and every post id
+# unreserved characters is built with one regex call over the page and no per-value escaping. Such a
+# URL can hold no character HTML escapes but '&', and such an id is its own percent-encoding; a
+# property test checks the bytes equal _escaped_tiles'. The URLs (ids) are joined by newlines, which
+# neither pattern accepts, so the joined string matches iff every item does.
+_PLAIN_HTTPS = r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%!$&()*+,;=:@/-]*)?(?:\?[A-Za-z0-9._~%!$&()*+,;=:@/?-]*)?"
+_ALL_PLAIN_HTTPS = re.compile(rf"(?:{_PLAIN_HTTPS})(?:\n(?:{_PLAIN_HTTPS}))*")
+_ALL_SAFE_IDS = re.compile(r"[A-Za-z0-9_.~-]+(?:\n[A-Za-z0-9_.~-]+)*")  # what quote(x, safe="") leaves as is
+
+
+def _plain_tiles(doc: PageDocument, post_url_template: str) -> Markup | None:
+    posts = doc.top_posts
+    if not posts or post_url_template.count("{") != 1 or post_url_template.count("{post_id}") != 1:
+        return None
+    urls = "\n".join([p.image_url for p in posts])
+    if (not _ALL_PLAIN_HTTPS.fullmatch(urls) or not _ALL_SAFE_IDS.fullmatch("\n".join([p.post_id for p in posts]))
+            or max([len(p.image_url) for p in posts]) > MAX_URL_LENGTH):
+        return None
+    prefix, suffix = (str(escape(part)) for part in post_url_template.replace("}}", "}").split("{post_id}"))
+    amp = "&" in urls
+    return Markup("".join([
+        f'<li><a href="{prefix}{p.post_id}{suffix}"><img src="{p.image_url.replace("&", "&amp;") if amp else p.image_url}"'
+        f' alt="Post {n}" width="320" height="320"{_FIRST if n == 1 else _LAZY if n > EAGER_TILES else ""}></a></li>\n'
+        for n, p in enumerate(posts, 1)]))
+
+
+def render_html(svc: Services, doc: PageDocument, stale: bool) -> bytes:
+    return svc.page_template.render(
         doc=doc,
-        tiles=tiles_html(doc, ext["settings"].post_url_template, ext["dev_images"]),
+        tiles=tiles_html(doc, svc.settings.post_url_template, svc.dev_images),
         count_label=posts_label(doc.total_posts),
         count_exact=exact_posts_label(doc.total_posts),
         stale=stale,
-        static_version=ext["static_version"],
-    )
+        static_version=svc.static_version,
+    ).encode("utf-8")
 
 
-def html_renderer(ext: dict):
-    def _html(doc: PageDocument | None) -> bytes:
-        assert doc is not None
-        return render_page(doc, ext=ext).encode("utf-8")
-    return _html
+def _json(obj: object) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def render_json(doc: PageDocument | None) -> bytes:
-    assert doc is not None
-    return json.dumps(doc.to_json(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+def render_json(svc: Services, doc: PageDocument, stale: bool) -> bytes:
+    return _json(dict(doc.to_json(), stale=True) if stale else doc.to_json())
 
 
-# ---- responses ------------------------------------------------------------------------------
-def _send(body: Body, mimetype: str, x_cache: str) -> Response:
-    settings = _ext()["settings"]
-    gz = accepts_gzip(request.headers.get("Accept-Encoding"))
-    if not_modified(request.headers.get("If-None-Match"), body):
-        return Response(status=304, headers=page_headers(settings, body, gz=gz, mimetype=mimetype,
-                                                         x_cache=x_cache, status=304))
-    headers = page_headers(settings, body, gz=gz, mimetype=mimetype, x_cache=x_cache, status=200)
-    return Response(body.gzip_data if gz else body.data, headers=headers)
+# Error texts by status: (JSON error code, HTML title, HTML message); others from Werkzeug's names.
+_ERRORS = {
+    404: ("not_found", "Hashtag not found", "There is no hashtag with that name."),
+    500: ("internal", "Something went wrong", "Something went wrong on our side."),
+    503: ("unavailable", "Temporarily unavailable", "We could not load this page. Please try again in a moment."),
+}
 
 
-def _redirect(path: str) -> Response:
-    return Response(status=301, headers={"Location": path, "Cache-Control": f"public, max-age={REDIRECT_MAX_AGE}"})
+def _error_text(status: int) -> tuple[str, str, str]:
+    name = HTTP_STATUS_CODES.get(status, "Error")
+    return _ERRORS.get(status) or (name.lower().replace(" ", "_"), name, name)
 
 
+def html_error(svc: Services, status: int, key: str | None) -> bytes:
+    _, title, message = _error_text(status)
+    if status == 404 and key is not None:
+        message = f"No posts with #{key} yet."
+    return svc.error_template.render(status=status, title=title, message=message,
+                                     static_version=svc.static_version).encode("utf-8")
+
+
+def json_error(svc: Services, status: int, key: str | None) -> bytes:
+    code = _error_text(status)[0]
+    return _json({"error": code, "hashtag": key} if status == 404 and key is not None else {"error": code})
+
+
+@dataclass(frozen=True, slots=True)
+class Representation:
+    kind: str  # names the rendered body in the cache entry
+    prefix: str  # the route: prefix + <name>
+    mimetype: str
+    render: Callable[[Services, PageDocument, bool], bytes]  # (services, listed doc, stale?)
+    error: Callable[[Services, int, str | None], bytes]  # (services, status, key if known): not found, unavailable, ...
+
+
+REPRESENTATIONS = (
+    Representation("json", "/api/tags/", JSON, render_json, json_error),
+    Representation("html", "/tags/", HTML, render_html, html_error),
+)
+
+
+def representation_for(path: str) -> Representation:
+    """The representation whose route the path is under (for error bodies): JSON under /api/."""
+    for rep in REPRESENTATIONS:
+        if path.startswith(rep.prefix):
+            return rep
+    return REPRESENTATIONS[0] if path.startswith("/api/") else REPRESENTATIONS[-1]
+
+
+# ---- the handler ----------------------------------------------------------------------------
 class Unavailable(Exception):
-    pass
+    """The store failed (or the circuit is open) and there is no last good copy."""
 
 
-LOOKUP_KEY = "hashtags.lookup"
-"""WSGI environ key under which the fast path hands the result of its lookup (hit, miss or
-:class:`Unavailable`) to the Flask view, so a request it does not answer itself is not read twice."""
+def listed(doc: PageDocument | None) -> bool:
+    return doc is not None and doc.total_posts > 0
 
 
-def lookup(ext: dict, key: str) -> tuple[Entry, str]:
-    """The cache entry for ``key`` and how it was obtained: hit, miss (one row read) or stale.
-    Raises :class:`Unavailable` when the store fails and there is no last good copy."""
-    cache = ext["cache"]
-    entry, fresh = cache.get(key)
-    if entry is not None and fresh:
-        return entry, "hit"
+def lookup(svc: Services, key: str, entry: Entry | None) -> tuple[Entry, str]:
+    """A cache entry for ``key`` after a store read: (entry, "miss"), or (last good copy, "stale")
+    when the read fails or the circuit is open. ``entry``: what the cache holds for ``key`` (expired)."""
     try:
-        doc = ext["store"].get().read_page(key)
+        doc = svc.breaker.call(svc.store.get().read_page, key)
     except StoreUnavailable as e:
-        log.warning("store unavailable reading %r: %s", key, e)
-        if entry is not None and entry.doc is not None:
+        log.debug("store unavailable reading %r: %s", key, e)
+        if entry is not None and listed(entry.doc):
             return entry, "stale"
         raise Unavailable() from e
-    return cache.put(key, doc), "miss"
+    return svc.cache.put(key, doc), "miss"
 
 
-def _lookup(key: str) -> tuple[Entry, str]:
-    handed = request.environ.pop(LOOKUP_KEY, None)
-    if handed is not None and handed[0] == key:
-        if isinstance(handed[1], Unavailable):
-            raise handed[1]
-        return handed[1]
-    return lookup(_ext(), key)
+def _error(svc: Services, rep: Representation, status: int, key: str | None, extra: list[tuple[str, str]]) -> Reply:
+    return responses.error(status, rep.mimetype, rep.error(svc, status, key), extra)
 
 
-def _unavailable(body: bytes, mimetype: str) -> Response:
-    retry = str(_ext()["settings"].retry_after_seconds)
-    return Response(body, status=503, mimetype=mimetype,
-                    headers={"Retry-After": retry, "Cache-Control": "no-store", "X-Cache": "stale"})
+def _not_found(svc: Services, rep: Representation, key: str | None, x_cache: str) -> Reply:
+    return _error(svc, rep, 404, key, [("Cache-Control", f"public, max-age={NOT_FOUND_MAX_AGE}"), ("X-Cache", x_cache)])
 
 
-@bp.get("/tags/<name>")
-def tag_page(name: str):
-    resolved = resolve(name)
-    if resolved is None:
-        abort(404)
-    if not resolved.canonical:
-        return _redirect("/tags/" + quote_key(resolved.key))
-    try:
-        entry, how = _lookup(resolved.key)
-    except Unavailable:
-        return _unavailable(render_template("error.html", status=503, title="Temporarily unavailable",
-                                            message="We could not load this page. Please try again in a moment.")
-                            .encode("utf-8"), "text/html")
-    if entry.doc is None:
-        return _not_found_html(resolved.key)
+def _unavailable(svc: Services, rep: Representation, body: bytes, x_cache: str) -> Reply:
+    return responses.error(503, rep.mimetype, body, [("Retry-After", str(svc.settings.retry_after_seconds)),
+                                                     ("Cache-Control", "no-store"), ("X-Cache", x_cache)])
+
+
+def answer(svc: Services, rep: Representation, name: str, environ: dict) -> Reply:
+    """The reply to ``<rep.prefix><name>`` (``name`` decoded from the path). A fresh entry cached
+    under ``name`` proves ``name`` is a canonical key (only resolved keys are cached)."""
+    if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+        return _error(svc, rep, 405, None, [("Allow", "GET, HEAD")])
+    entry, fresh = svc.cache.get(name)
+    how = "hit"
+    if not fresh:
+        resolved = resolve(name)
+        if resolved is None:
+            return _not_found(svc, rep, None, "none")
+        if not resolved.canonical:
+            return responses.redirect(rep.prefix + quote_key(resolved.key))
+        try:
+            entry, how = lookup(svc, resolved.key, entry)
+        except Unavailable:
+            return _unavailable(svc, rep, rep.error(svc, 503, None), "none")
+    if not listed(entry.doc):
+        return _not_found(svc, rep, name, how)
     if how == "stale":
-        return _unavailable(render_page(entry.doc, stale=True).encode("utf-8"), "text/html")
-    return _send(entry.body("html", _ext()["render"]["html"]), HTML, how)
+        return _unavailable(svc, rep, rep.render(svc, entry.doc, True), "stale")
+    body = entry.bodies.get(rep.kind) or entry.body(rep.kind, lambda doc: rep.render(svc, doc, False))
+    return responses.page(svc.settings, body, environ, rep.mimetype, how)
 
 
-@bp.get("/api/tags/<name>")
-def tag_api(name: str):
-    resolved = resolve(name)
-    if resolved is None:
-        abort(404)
-    if not resolved.canonical:
-        return _redirect("/api/tags/" + quote_key(resolved.key))
-    try:
-        entry, how = _lookup(resolved.key)
-    except Unavailable:
-        return _unavailable(b'{"error":"unavailable"}', "application/json")
-    if entry.doc is None:
-        resp = Response(json.dumps({"error": "not_found", "hashtag": resolved.key}, ensure_ascii=False),
-                        status=404, mimetype="application/json")
-        resp.headers["Cache-Control"] = f"public, max-age={NOT_FOUND_MAX_AGE}"
-        return resp
-    if how == "stale":
-        doc = dict(entry.doc.to_json(), stale=True)
-        return _unavailable(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
-                            "application/json")
-    return _send(entry.body("json", _ext()["render"]["json"]), JSON, how)
+_SLASHES = re.compile(r"//+")
 
 
-@bp.get("/healthz")
-def healthz():
-    return Response("ok\n", mimetype="text/plain", headers={"Cache-Control": "no-store"})
+def merged_slashes_location(svc: Services, path: str, query: str) -> str:
+    """Where a path with duplicate slashes redirects: single slashes, and for a tag route the tag's
+    canonical spelling when the name is valid (one hop, not two). Always a path (never ``//host``)."""
+    path = _SLASHES.sub("/", path)
+    for rep in REPRESENTATIONS:
+        if path.startswith(rep.prefix):
+            resolved = resolve(path[len(rep.prefix):])
+            if resolved is not None:
+                path = rep.prefix + resolved.key
+            break
+    location = quote(path, safe="/:@!$&'()*+,;=-._~")
+    return location + "?" + query if query else location
 
 
-@bp.get("/readyz")
-def readyz():
-    try:
-        _ext()["store"].get().ping()
-    except StoreUnavailable as e:
-        log.warning("not ready: %s", e)
-        return Response("store unavailable\n", status=503, mimetype="text/plain",
-                        headers={"Cache-Control": "no-store", "Retry-After": str(_ext()["settings"].retry_after_seconds)})
-    return Response("ready\n", mimetype="text/plain", headers={"Cache-Control": "no-store"})
+class TagRouter:
+    """WSGI in front of the Flask app: the tag routes go to :func:`answer`, the rest to Flask."""
+
+    def __init__(self, flask_wsgi: Callable, svc: Services):
+        self.flask_wsgi = flask_wsgi
+        self._svc = svc
+        self._security = list(svc.security_headers)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if not path.isascii():  # PEP 3333: the path's bytes as latin-1; names are UTF-8
+            path = path.encode("latin-1").decode("utf-8", "surrogateescape")
+        if "//" in path:
+            reply = responses.redirect(merged_slashes_location(self._svc, path, environ.get("QUERY_STRING", "")))
+        else:
+            for rep in REPRESENTATIONS:
+                if path.startswith(rep.prefix):
+                    break
+            else:
+                return self.flask_wsgi(environ, start_response)
+            try:
+                reply = answer(self._svc, rep, path[len(rep.prefix):], environ)
+            except Exception:  # never a stack trace to the client; the log has it
+                log.exception("unhandled error on %s", path)
+                reply = _error(self._svc, rep, 500, None, [("Cache-Control", "no-store")])
+        return reply.send(start_response, self._security, environ.get("REQUEST_METHOD") == "HEAD")
 
 
-@dev_bp.get("/dev-images/<name>.png")
-def dev_image(name: str):
-    if not devimages.valid_name(name):
-        abort(404)
-    resp = Response(devimages.render_png(name), mimetype="image/png")
-    resp.headers["Cache-Control"] = "public, max-age=3600"
-    return resp
+# ---- Flask: health, dev images, errors --------------------------------------------------------
+def register(app: Flask, svc: Services) -> None:
+    bp = Blueprint("service", __name__)
 
+    @bp.get("/healthz")
+    def healthz():
+        return Response("ok\n", mimetype="text/plain", headers={"Cache-Control": "no-store"})
 
-# ---- errors ---------------------------------------------------------------------------------
-def _not_found_html(key: str | None = None) -> Response:
-    body = render_template("error.html", status=404, title="Hashtag not found",
-                           message=(f"No posts with #{key} yet." if key else "There is no hashtag with that name."))
-    resp = Response(body, status=404, mimetype="text/html")
-    resp.headers["Cache-Control"] = f"public, max-age={NOT_FOUND_MAX_AGE}"
-    return resp
+    @bp.get("/readyz")
+    def readyz():
+        """Ready when the table answers a ping, read through the breaker: while the circuit is open
+        the answer is an immediate 503 (no ping), and a successful ping after the cool-down is the
+        probe that closes it."""
+        try:
+            svc.breaker.call(svc.store.get().ping)
+        except StoreUnavailable as e:
+            log.warning("not ready: %s", e)
+            return Response(f"store unavailable ({svc.breaker.state})\n", status=503, mimetype="text/plain",
+                            headers={"Cache-Control": "no-store", "Retry-After": str(svc.settings.retry_after_seconds)})
+        return Response("ready\n", mimetype="text/plain", headers={"Cache-Control": "no-store"})
 
+    app.register_blueprint(bp)
+    if svc.dev_images:
+        @app.get("/dev-images/<name>.png")
+        def dev_image(name: str):
+            if not devimages.valid_name(name):
+                abort(404)
+            return Response(devimages.render_png(name), mimetype="image/png",
+                            headers={"Cache-Control": "public, max-age=3600"})
 
-def _is_api() -> bool:
-    return request.path.startswith("/api/")
-
-
-def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(404)
-    def _404(e):
-        if _is_api():
-            return Response('{"error":"not_found"}', status=404, mimetype="application/json",
-                            headers={"Cache-Control": f"public, max-age={NOT_FOUND_MAX_AGE}"})
-        return _not_found_html()
+    def _error_response(status: int, extra: dict | None = None) -> Response:
+        rep = representation_for(request.path)
+        return Response(rep.error(svc, status, None), status=status, mimetype=rep.mimetype.split(";")[0],
+                        headers=extra)
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException):
-        if _is_api():
-            return Response(json.dumps({"error": e.name.lower().replace(" ", "_")}), status=e.code,
-                            mimetype="application/json")
-        return Response(render_template("error.html", status=e.code, title=e.name, message=e.name),
-                        status=e.code, mimetype="text/html")
+        extra = {k: v for k, v in e.get_headers() if k != "Content-Type"}
+        if e.code == 404:
+            extra["Cache-Control"] = f"public, max-age={NOT_FOUND_MAX_AGE}"
+        return _error_response(e.code or 500, extra)
 
     @app.errorhandler(Exception)
     def _crash(e: Exception):
-        # Never a stack trace to the client; the log has it.
-        log.exception("unhandled error on %s", request.path)
-        if _is_api():
-            return Response('{"error":"internal"}', status=500, mimetype="application/json")
-        return Response(render_template("error.html", status=500, title="Something went wrong",
-                                        message="Something went wrong on our side."), status=500,
-                        mimetype="text/html")
+        log.exception("unhandled error on %s", request.path)  # never a stack trace to the client
+        return _error_response(500, {"Cache-Control": "no-store"})

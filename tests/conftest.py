@@ -74,3 +74,39 @@ def store(bigtable_emulator, table_name):
 
     create_table(PROJECT, INSTANCE, table_name)
     return BigtableStore(PROJECT, INSTANCE, table_name)
+
+
+# ---- the web app over an in-memory store (tests of the code above the store) -----------------
+class Clock:
+    """Monotonic seconds under the test's control (the page cache and the circuit breaker)."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def fake_store():
+    from tests.unit.serving_fakes import FakeStore, doc
+
+    return FakeStore({"love": doc()})
+
+
+@pytest.fixture
+def app(fake_store, clock):
+    from hashtags.settings import Settings
+    from serving import create_app
+
+    return create_app(Settings(), fake_store, clock=clock, dev_images=False)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

@@ -13,6 +13,7 @@ class FakeStore:
     def __init__(self, docs: dict[str, PageDocument] | None = None):
         self.docs = dict(docs or {})
         self.reads: list[str] = []
+        self.pings = 0
         self.down = False
 
     def read_page(self, key: str) -> PageDocument | None:
@@ -22,6 +23,7 @@ class FakeStore:
         return self.docs.get(key)
 
     def ping(self) -> None:
+        self.pings += 1
         if self.down:
             raise StoreUnavailable("fake outage")
 

@@ -15,14 +15,15 @@ from hashtags.messages import (POST_EVENT_FIELDS, PostEvent, Rejected, is_https_
 
 def reference_https(value) -> bool:
     """The check before the fast path, verbatim, plus the issue-8 rule: no C0 control, DEL or lone
-    surrogate anywhere (a surrogate cannot be encoded into the top-posts cell)."""
+    surrogate anywhere (a surrogate cannot be encoded into the top-posts cell), and the issue-12 rule:
+    no userinfo (``user:pass@``) in the netloc."""
     if not isinstance(value, str) or not value or len(value) > settings.MAX_URL_LENGTH:
         return False
     try:
         parts = urlsplit(value)
     except ValueError:
         return False
-    return (parts.scheme == "https" and bool(parts.netloc) and not any(c in value for c in "\"'<> \t\r\n\\")
+    return (parts.scheme == "https" and bool(parts.netloc) and "@" not in parts.netloc and not any(c in value for c in "\"'<> \t\r\n\\")
             and not any(c < " " or c == "\x7f" or "\ud800" <= c <= "\udfff" for c in value))
 
 
@@ -46,6 +47,8 @@ PIECES = ["https://", "HTTPS://", "http://", "https:", "//", "/", "?", "#", "[",
 @example("https://a/b\n")
 @example("https://é.example/x")
 @example("https://a\u2100b/x")
+@example("https://user:pass@img.example/x.jpg")
+@example("https://img.example/a@b.jpg")
 def test_https_fast_path_equals_urlsplit(value):
     assert is_https_url(value) == reference_https(value)
 
@@ -103,3 +106,13 @@ def test_fast_built_event_pickles_like_the_dataclass():
     fields = parse_post_event_fields(json.dumps(_event()))
     e = post_event_from_fields(fields)
     assert pickle.loads(pickle.dumps(e)) == PostEvent(*fields)
+
+
+def test_userinfo_is_not_an_image_url():
+    assert not is_https_url("https://user:pass@img.example/x.jpg")
+    assert not is_https_url("https://user@img.example/x.jpg")
+    assert not is_https_url("https://@img.example/x.jpg")
+    assert not is_https_url("https://cdn.example.com@evil.test/x.jpg")
+    assert not is_https_url("https://us%40er:p@ss@img.example/x.jpg")
+    assert is_https_url("https://img.example/p/a@2x.jpg")  # '@' in the path is no userinfo
+    assert is_https_url("https://img.example/x.jpg?by=a@b")

@@ -1,0 +1,158 @@
+"""Store outage against the real server process: the production server (``python -m serving.server``,
+granian) runs the app over the real BigtableStore and the Bigtable emulator; the emulator's process
+group is paused (SIGSTOP: connections stay open and reads hang until their deadline, like a store
+that stopped answering) and resumed (SIGCONT).
+
+The app is ``serving.wsgi.prepare(create_app(...))`` as in production, with two test-only additions
+made by :func:`outage_app` (the server's ``--factory`` target): the store is wrapped to count its
+calls, and ``GET /test/store`` reports that count and the breaker's state. So "answered without
+waiting for the store" is asserted as "no store call was made", not as a time; the times are printed
+for docs/BENCHMARKS.md "Serving path (issue 12)".
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from devstack.emulators import free_port
+from hashtags.layout import TopPost
+from hashtags.messages import TopPostsUpdate
+from tests.conftest import INSTANCE, PROJECT
+
+pytestmark = pytest.mark.emulator
+ROOT = Path(__file__).resolve().parents[2]
+UTC = dt.timezone.utc
+FAILURES, COOL_DOWN = 3, 4.0
+
+
+class CountingStore:
+    def __init__(self, store):
+        self._store = store
+        self.calls = 0
+
+    def read_page(self, key):
+        self.calls += 1
+        return self._store.read_page(key)
+
+    def ping(self):
+        self.calls += 1
+        return self._store.ping()
+
+
+def outage_app():
+    """Granian factory target (runs in the server's worker, after its fork)."""
+    from flask import jsonify
+
+    from hashtag_store import BigtableStore
+    from hashtags.settings import Settings
+    from serving import create_app
+    from serving.wsgi import prepare
+
+    settings = Settings.from_env(os.environ)
+    store = CountingStore(BigtableStore(settings.project, settings.bigtable_instance, settings.table))
+    app = create_app(settings, store, dev_images=False)
+    app.add_url_rule("/test/store", "test_store", lambda: jsonify(
+        calls=store.calls, breaker=app.services.breaker.state, rejected=app.services.breaker.rejected))
+    return prepare(app)
+
+
+def get(port: int, path: str) -> tuple[int, dict, bytes, float]:
+    t = time.monotonic()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
+            status, headers, body = r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        status, headers, body = e.code, e.headers, e.read()
+    headers = {k.lower(): v for k, v in headers.items()}  # hyper sends lower-case names
+    return status, headers, body, time.monotonic() - t
+
+
+def state(port: int) -> dict:
+    return json.loads(get(port, "/test/store")[2])
+
+
+@pytest.fixture
+def server(bigtable_emulator, store, table_name, tmp_path):
+    day = dt.datetime(2026, 11, 22, tzinfo=UTC)
+    store.write_base_counts([("love", 1_000)], as_of=day)
+    store.write_top_posts(TopPostsUpdate("love", day, tuple(
+        TopPost(f"p{i}", f"https://img.example-cdn.com/love/{i}.jpg") for i in range(100))))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HASHTAGS_", "WEB_"))}
+    env.update(PYTHONPATH=str(ROOT), WEB_CONCURRENCY="1", BIGTABLE_EMULATOR_HOST=bigtable_emulator.address,
+               HASHTAGS_PROJECT=PROJECT, HASHTAGS_BIGTABLE_INSTANCE=INSTANCE, HASHTAGS_TABLE=table_name,
+               HASHTAGS_CACHE_TTL_SECONDS="0",  # every request reads; expired entries stay as last good copies
+               HASHTAGS_BREAKER_FAILURES=str(FAILURES), HASHTAGS_BREAKER_COOL_DOWN_SECONDS=str(COOL_DOWN))
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--port", str(port),
+                             "--app", "tests.integration.test_store_outage:outage_app", "--factory"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if get(port, "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+            time.sleep(0.2)
+        yield port
+    finally:
+        os.killpg(bigtable_emulator.proc.pid, signal.SIGCONT)  # whatever happened, the emulator runs on
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+def test_paused_store_opens_the_breaker_answers_without_store_calls_and_recovers(server, bigtable_emulator):
+    port = server
+    assert get(port, "/tags/love")[0] == 200 and get(port, "/api/tags/love")[0] == 200
+    assert state(port) == {"calls": 2, "breaker": "closed", "rejected": 0}
+
+    os.killpg(bigtable_emulator.proc.pid, signal.SIGSTOP)
+    waited = []
+    for path in ("/tags/love", "/api/tags/love", "/api/tags/other")[:FAILURES]:  # each waits for its read's deadline
+        status, headers, body, elapsed = get(port, path)
+        waited.append(round(elapsed, 3))
+        assert status == 503 and headers["retry-after"] == "5"
+    s = state(port)
+    assert s == {"calls": 2 + FAILURES, "breaker": "open", "rejected": 0}
+
+    answered = []
+    for _ in range(10):  # circuit open: answered at once, no store call
+        status, headers, body, elapsed = get(port, "/tags/love")
+        assert status == 503 and headers["x-cache"] == "stale" and b"out of date" in body and b"<img " in body
+        status, headers, body, e2 = get(port, "/api/tags/nothing")
+        assert status == 503 and json.loads(body) == {"error": "unavailable"} and headers["retry-after"] == "5"
+        answered += [elapsed, e2]
+    status, _, body, _ = get(port, "/readyz")
+    assert status == 503 and body == b"store unavailable (open)\n"
+    assert state(port) == {"calls": 2 + FAILURES, "breaker": "open", "rejected": 21}
+
+    os.killpg(bigtable_emulator.proc.pid, signal.SIGCONT)
+    while state(port)["breaker"] == "open":  # the cool-down (this poll makes no store call)
+        time.sleep(0.05)
+    status, headers, body, probe = get(port, "/tags/love")  # the probe: one read, the circuit closes
+    assert status == 200 and headers["x-cache"] == "miss"
+    assert state(port) == {"calls": 3 + FAILURES, "breaker": "closed", "rejected": 21}
+    assert get(port, "/readyz")[0] == 200 and get(port, "/api/tags/love")[0] == 200
+
+    answered.sort()
+    print(f"\nfailed reads before the breaker opened (s): {waited}; with the circuit open, {len(answered)} "
+          f"requests: median {answered[len(answered) // 2] * 1000:.1f} ms, max {answered[-1] * 1000:.1f} ms; "
+          f"probe after SIGCONT {probe * 1000:.1f} ms")
