@@ -39,7 +39,10 @@ locals {
     "dags/hashtags/__init__.py" = "${path.module}/../hashtags/__init__.py"
     "dags/hashtags/planning.py" = "${path.module}/../hashtags/planning.py"
     "dags/hashtags/archive.py"  = "${path.module}/../hashtags/archive.py"
-    "dags/.airflowignore"       = "${path.module}/../dags/.airflowignore"
+    # the report task's recount_run record (standard library only at import)
+    "dags/hashtag_ops/__init__.py" = "${path.module}/../hashtag_ops/__init__.py"
+    "dags/hashtag_ops/logs.py"     = "${path.module}/../hashtag_ops/logs.py"
+    "dags/.airflowignore"          = "${path.module}/../dags/.airflowignore"
   }
   composer_bucket = regex("^gs://([^/]+)/", google_composer_environment.hashtags.config[0].dag_gcs_prefix)[0]
 }
