@@ -17,6 +17,8 @@ report: dict | None, report_files: list[str], message: str, plan: RunPlan | None
 * The plan is then adjusted to the recorded runs (``hashtags.post_state.resolve``): a run at a
   midnight a run already wrote reads the union of both ranges; the first run is a full rebuild; a
   run before the latest recorded midnight is refused.
+* The tags hidden by moderation (``BigtableStore.hidden_tags()``, their ``meta:flags``) are read at
+  launch and built into the graph: the job leaves them out of every related list.
 * Missing tables (``hashtags`` and ``post_state``) are created first, except in a dry run
   (``--report_only``: compute and report, write nothing, record nothing).
 * The JOB writes the drift report (``<report_path>/drift-<as_of>.json`` / ``.md``) and then the run
