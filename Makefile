@@ -5,13 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements.sha256
 
-.PHONY: help venv dev dev-detach down status test test-fast loadgen recount airflow airflow-dag-test checkov bench lock clean
+.PHONY: help venv dev dev-detach down status test test-fast loadgen redrive recount airflow airflow-dag-test checkov bench lock clean
 
 help:
 	@echo "make dev          set up and run the whole service locally (emulators, job, web, sample traffic)"
 	@echo "make test         set up and run every test (what .ci/run runs)"
 	@echo "make down         stop a stack started with 'make dev-detach'"
 	@echo "make loadgen      publish more synthetic traffic to the local stack (ARGS='--count 5000 --rate 200')"
+	@echo "make redrive      list / republish dead letters (ARGS='--subscription post-events-dlq-inspect --all --dry-run')"
 	@echo "make recount      recount the local archive into the local table (ARGS='--dry-run' etc.)"
 	@echo "make airflow      local Airflow (UI + scheduler) with the hashtag_recount DAG"
 	@echo "make airflow-dag-test   run the DAG once against the local stack (airflow dags test)"
@@ -47,6 +48,9 @@ test-fast: venv
 
 loadgen: venv
 	PUBSUB_EMULATOR_HOST=localhost:8085 $(BIN)/python -m devstack.loadgen $(ARGS)
+
+redrive: venv
+	PUBSUB_EMULATOR_HOST=localhost:8085 $(BIN)/python -m hashtag_ops.redrive $(ARGS)
 
 recount: venv
 	BIGTABLE_EMULATOR_HOST=localhost:8086 $(BIN)/python -m pipelines.backfill --archive .run/archive --full-rebuild $(ARGS)
