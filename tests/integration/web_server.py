@@ -72,7 +72,7 @@ def running_server(factory: str = "memory_app", env: dict[str, str] | None = Non
     """``python -m serving.server --factory`` on a free loopback port; stopped (SIGTERM) on exit."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HASHTAGS_", "WEB_"))}
-    full_env.update(PYTHONPATH=str(ROOT), WEB_CONCURRENCY="1", **(env or {}))
+    full_env.update({"PYTHONPATH": str(ROOT), "WEB_CONCURRENCY": "1", **(env or {})})
     out = open(log, "wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--port", str(port),
                              "--app", f"tests.integration.web_server:{factory}", "--factory"],
