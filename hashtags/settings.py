@@ -84,6 +84,9 @@ class Settings:
     browser_max_age: int = 30
     stale_while_revalidate: int = 300
     retry_after_seconds: int = 5
+    # One structured ``http_request`` line per request (serving/access_log.py, HASHTAGS_ACCESS_LOG);
+    # its CPU cost per request is in docs/BENCHMARKS.md "Request log (issue 10)".
+    access_log: bool = True
     # Circuit breaker around the store reads (serving/breaker.py): this many StoreUnavailable in a
     # row open it; then no read for the cool-down, one probe read, closed again if that succeeds.
     breaker_failures: int = 5

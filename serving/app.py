@@ -14,6 +14,7 @@ from jinja2 import Template
 
 from hashtags.settings import Settings
 from serving import views
+from serving.access_log import AccessLog
 from serving.breaker import Breaker
 from serving.cache import PageCache
 from serving.devimages import DEV_IMAGE_ORIGIN
@@ -139,4 +140,6 @@ def create_app(settings: Settings | None = None, store=None, *, dev_images: bool
 
     views.register(app, svc)
     app.wsgi_app = views.TagRouter(app.wsgi_app, svc)
+    if settings.access_log:  # outermost: every response, the router's included
+        app.wsgi_app = AccessLog(app.wsgi_app, settings.project)
     return app

@@ -38,10 +38,7 @@ def clock():
 
 @pytest.fixture
 def app(store, clock):
-    app = create_app(Settings(project=PROJECT), store, clock=clock, dev_images=False)
-    if not isinstance(app.wsgi_app, AccessLog):  # until create_app wires it (one line)
-        app.wsgi_app = AccessLog(app.wsgi_app, PROJECT)
-    return app
+    return create_app(Settings(project=PROJECT), store, clock=clock, dev_images=False)
 
 
 @pytest.fixture
@@ -101,7 +98,7 @@ def test_stale_404_redirect_and_untraced_requests(app, store, clock, lines):
                                                 "X-Forwarded-Proto": "https"}).status_code == 200
     _, stale, missing, redirect, health = lines()
     assert (stale["httpRequest"]["status"], stale["cache"], stale["severity"]) == (503, "stale", "WARNING")
-    assert (missing["httpRequest"]["status"], missing["cache"], missing["tag"]) == (404, "none", "nosuchtag")
+    assert (missing["httpRequest"]["status"], missing["cache"], missing["tag"]) == (404, "miss", "nosuchtag")
     assert (redirect["httpRequest"]["status"], redirect["tag"]) == (301, "Love")
     assert (health["tag"], health["cache"]) == (None, "none")
     assert health["httpRequest"]["remoteIp"] == "203.0.113.9"
@@ -124,6 +121,14 @@ def test_an_exception_out_of_the_app_is_logged_as_500_and_re_raised(lines):
         AccessLog(broken, PROJECT)({"REQUEST_METHOD": "GET", "PATH_INFO": "/tags/x"}, lambda *a: None)
     (line,) = lines()
     assert (line["httpRequest"]["status"], line["tag"], line["severity"]) == (500, "x", "WARNING")
+
+
+def test_create_app_wires_it_outermost_unless_switched_off(app, store, lines):
+    assert isinstance(app.wsgi_app, AccessLog) and app.wsgi_app.project == PROJECT
+    quiet = create_app(Settings(project=PROJECT, access_log=False), store, dev_images=False)
+    assert not isinstance(quiet.wsgi_app, AccessLog)
+    assert quiet.test_client().get("/tags/love").status_code == 200 and lines() == []
+    assert Settings.from_env({"HASHTAGS_ACCESS_LOG": "false"}).access_log is False
 
 
 @pytest.mark.parametrize("path, tag", [("/tags/love", "love"), ("/api/tags/love", "love"),
