@@ -5,10 +5,10 @@ Uses the Bigtable emulator when ``BIGTABLE_EMULATOR_HOST`` is set. Production us
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from urllib.parse import urlsplit
 
+from hashtag_ops import logs
 from hashtags.settings import LOCAL_WEB_URL
 from serving import create_app
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dev-images", action="store_true",
                    help="serve generated images for https://img.hashtags.test/ URLs (also HASHTAGS_DEV_IMAGES=1)")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
+    logs.setup("web")
     dev = True if args.dev_images else None
     app = create_app(dev_images=dev)
     print(f"serving on http://{args.host}:{args.port}/tags/<name> "
