@@ -79,6 +79,10 @@ class Settings:
     # Serving
     post_url_template: str = "https://example.com/p/{post_id}"
     image_origins: tuple[str, ...] = ()
+    # Absolute base of canonical / og:url links and Mastodon's Tag ``url`` (HASHTAGS_PUBLIC_URL);
+    # ``noindex`` asks robots not to index any tag page (e.g. a staging deployment).
+    public_url: str = LOCAL_WEB_URL
+    noindex: bool = False
     cache_ttl_seconds: float = 5.0
     cache_max_entries: int = 10_000
     browser_max_age: int = 30
