@@ -5,7 +5,8 @@ checkouts (variants) in the same run.
         [--connections 64] [--rounds 1] [--slow-clients 200] [--section "## HTTP serving"] [--no-doc]
 
 A variant is a source tree: ``DIR`` (``.`` = this checkout) or ``git:REV`` (a fresh ``git archive``
-of REV in a temp dir). Each is served the way its own tree says: ``python -m serving.server``
+of REV in a temp dir), optionally followed by ``,VAR=VALUE`` settings for its servers (e.g.
+``t4=.,WEB_THREADS=4`` to compare server settings on the same tree). Each is served the way its own tree says: ``python -m serving.server``
 (granian, serving/server.py) when the tree has it, else gunicorn with the tree's
 serving/gunicorn.conf.py (the server before issue 12), so an old revision is measured as it ran.
 Without ``--variant``: this checkout alone.
@@ -95,7 +96,8 @@ def populate(store: BigtableStore, n_tags: int, seed: int = 42) -> None:
 class Variant:
     label: str
     tree: Path
-    source: str  # as given: a directory or git:REV
+    source: str  # as given: a directory or git:REV, then any ,VAR=VALUE
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def server_kind(self) -> str:
@@ -115,15 +117,17 @@ class Variant:
             code = ("import runpy; c = runpy.run_path('serving/gunicorn.conf.py'); "
                     "print(f\"gunicorn {c['worker_class']}, {c['workers']} workers x {c['threads']} threads, "
                     "keepalive {c['keepalive']} s\")")
-        out = subprocess.run([sys.executable, "-c", code], cwd=self.tree, env=dict(os.environ, PYTHONPATH=str(self.tree)),
-                             capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-c", code], cwd=self.tree,
+                             env=dict(os.environ, PYTHONPATH=str(self.tree), **self.env), capture_output=True, text=True)
         return out.stdout.strip() or self.server_kind
 
 
 def parse_variant(spec: str, work: Path) -> Variant:
-    label, sep, source = spec.partition("=")
-    if not sep or not label or not source:
-        raise SystemExit(f"--variant wants LABEL=DIR or LABEL=git:REV, got {spec!r}")
+    label, sep, rest = spec.partition("=")
+    source, *settings = rest.split(",")
+    if not sep or not label or not source or not all("=" in s for s in settings):
+        raise SystemExit(f"--variant wants LABEL=DIR or LABEL=git:REV (then ,VAR=VALUE...), got {spec!r}")
+    env = dict(s.split("=", 1) for s in settings)
     if source.startswith("git:"):
         tree = work / f"tree-{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}"
         tree.mkdir(parents=True)
@@ -132,13 +136,13 @@ def parse_variant(spec: str, work: Path) -> Variant:
         tree = Path(source).resolve()
         if not (tree / "serving").is_dir():
             raise SystemExit(f"--variant {label}: {tree} has no serving/ package")
-    return Variant(label, tree, source)
+    return Variant(label, tree, rest, env)
 
 
 def start_server(variant: Variant, port: int, env_extra: dict, log: Path) -> subprocess.Popen:
     argv, server_env = variant.command(port)
     env = dict(os.environ, PYTHONPATH=str(variant.tree), HASHTAGS_PROJECT=PROJECT, HASHTAGS_BIGTABLE_INSTANCE=INSTANCE,
-               HASHTAGS_TABLE=TABLE, PYTHONWARNINGS="ignore", **server_env, **env_extra)
+               HASHTAGS_TABLE=TABLE, PYTHONWARNINGS="ignore", **server_env, **variant.env, **env_extra)
     out = open(log, "wb")
     proc = subprocess.Popen(argv, cwd=variant.tree, env=env, stdout=out, stderr=subprocess.STDOUT,
                             start_new_session=True)

@@ -10,8 +10,8 @@ every other error page:
 - 431 when the request headers (names + values) add up to more than ``MAX_HEADER_BYTES`` (32 KiB;
   browsers send 1-4 KiB, cookies included).
 
-``install(app)`` puts the check in front of everything the app does (the tag router included): a
-request over a limit goes straight to Flask's own request handling, whose first ``before_request``
+``install(app)`` (called by ``create_app``) puts the check in front of the tag router, inside the
+request log: a request over a limit goes straight to Flask's own request handling, whose first ``before_request``
 hook raises the error, so the error page, its representation (HTML or JSON by path) and its headers
 are the app's usual ones; no view runs and the store is not touched.
 """
@@ -55,8 +55,8 @@ _ERRORS = {414: RequestURITooLarge, 431: RequestHeaderFieldsTooLarge}
 
 
 class RequestLimits:
-    """Outermost WSGI layer: within the limits, the app as built; over them, Flask's own request
-    handling (under any WSGI layer the app put in front of it), which raises the error."""
+    """WSGI layer in front of what the app built so far: within the limits, that; over them,
+    Flask's own request handling (under the tag router), which raises the error."""
 
     def __init__(self, app: Flask):
         self._app = app.wsgi_app

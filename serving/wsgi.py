@@ -4,16 +4,15 @@ Configuration comes from ``HASHTAGS_*`` environment variables (hashtags.settings
 imports this module in each worker process after forking it, so the Bigtable client (created lazily
 by the first request) and the garbage-collector settings below belong to that worker.
 
-``prepare(app)`` is what production adds around ``create_app()``; tests that run an app with an
-in-memory store through the real server call it too:
-- the request size limits the app answers itself (serving/request_limits.py);
-- the garbage collector: ``gc.freeze()`` moves the import-time objects out of the collector's way
-  and the first-generation threshold goes from 700 to 50,000 allocations (``PYTHON_GC_GEN0``; 0
-  keeps Python's default). A worker keeps up to 10,000 cached pages of ~200 small objects each
-  (~2 M tracked objects) and an uncached request allocates a few hundred: with the defaults the
-  collector runs every couple of requests and a full pass walks every cached page (measured
-  in-process over 10,000 tags: 8 full collections per 12,000 requests and 0.1-0.25 ms more CPU per
-  uncached request than with these settings).
+``prepare(app)`` is what production adds around ``create_app()`` (tests that run an app with an
+in-memory store through the real server call it too): the garbage collector. ``gc.freeze()`` moves
+the import-time objects out of the collector's way and the first-generation threshold goes from 700
+to 50,000 allocations (``PYTHON_GC_GEN0``; 0 keeps Python's default). A worker keeps up to 10,000
+cached pages of ~200 small objects each (~2 M tracked objects) and an uncached request allocates a
+few hundred: with the defaults the collector runs every couple of requests and a full pass walks
+every cached page (measured in-process over 10,000 tags: 8 full collections per 12,000 requests and
+0.1-0.25 ms more CPU per uncached request than with these settings). The request size limits are
+part of ``create_app`` (serving/request_limits.py).
 """
 import gc
 import os
@@ -21,7 +20,7 @@ import os
 from flask import Flask
 
 from hashtag_ops import logs
-from serving import create_app, request_limits
+from serving import create_app
 
 
 def tune_gc() -> None:
@@ -33,7 +32,6 @@ def tune_gc() -> None:
 
 
 def prepare(app: Flask) -> Flask:
-    request_limits.install(app)
     tune_gc()
     return app
 
