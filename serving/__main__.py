@@ -1,7 +1,8 @@
 """Development server: ``python -m serving [--host 127.0.0.1] [--port 8080] [--dev-images]``.
 
-Uses the Bigtable emulator when ``BIGTABLE_EMULATOR_HOST`` is set. Production uses gunicorn
-(``serving/gunicorn.conf.py``); this is Werkzeug's threaded server, for local use only."""
+Uses the Bigtable emulator when ``BIGTABLE_EMULATOR_HOST`` is set. Production (the image and the
+local stack) runs ``python -m serving.server`` (granian, serving/server.py); this is Werkzeug's
+threaded server, for debugging only."""
 from __future__ import annotations
 
 import argparse
