@@ -1,7 +1,8 @@
 """The tag routes: ONE handler over a table of representations; health checks; error pages.
 
 Every ``<prefix><name>`` of :data:`REPRESENTATIONS` (``/tags/<name>`` HTML, ``/api/tags/<name>``
-JSON) is answered by :func:`answer`, mounted by :class:`TagRouter` as WSGI in front of Flask (no
+JSON, ``/api/v1/tags/<name>`` Mastodon's Tag entity; contents in serving/documents.py and
+serving/mastodon.py) is answered by :func:`answer`, mounted by :class:`TagRouter` as WSGI in front of Flask (no
 request context, routing or Response object: the hot page costs a few µs instead of ~0.2 ms; the
 figures are in docs/BENCHMARKS.md "Serving path (issue 12)"). Flask serves the rest (health,
 static files, dev images) and the errors of its own routes; both use the same error bodies
@@ -18,12 +19,14 @@ What a tag URL answers:
   count is 0. A count of 0 with a top-posts list happens when the list arrives before the first
   counted post or after every counted post was deleted; "0 posts" above images would contradict
   itself, and the 404 turns into the page by itself within the cache TTL once a post is counted;
+  a tag hidden by an operator (``meta:flags``) answers the same 404, byte for byte;
 - store unavailable, or the circuit open → at once the last good copy marked stale (503 +
   ``Retry-After``, ``Cache-Control: no-store``) if there is one, else the representation's 503;
 - a method other than GET/HEAD → 405 with ``Allow``.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -40,7 +43,7 @@ from hashtag_store import StoreUnavailable
 from hashtags.layout import PageDocument
 from hashtags.messages import is_https_url
 from hashtags.settings import MAX_URL_LENGTH
-from serving import devimages, responses
+from serving import devimages, documents, mastodon, openapi, responses
 from serving.cache import Entry
 from serving.format import exact_posts_label, posts_label
 from serving.names import quote_key, resolve
@@ -126,6 +129,8 @@ def render_html(svc: Services, doc: PageDocument, stale: bool) -> bytes:
         count_exact=exact_posts_label(doc.total_posts),
         stale=stale,
         static_version=svc.static_version,
+        **documents.page_context(doc, _now(), public_url=svc.settings.public_url, noindex=svc.settings.noindex,
+                                 renderable=lambda url: not svc.dev_images and renderable_image(url)),
     ).encode("utf-8")
 
 
@@ -133,8 +138,20 @@ def _json(obj: object) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
 def render_json(svc: Services, doc: PageDocument, stale: bool) -> bytes:
-    return _json(dict(doc.to_json(), stale=True) if stale else doc.to_json())
+    body = documents.api_document(doc, _now())
+    return _json(dict(body, stale=True) if stale else body)
+
+
+def render_mastodon(svc: Services, doc: PageDocument, stale: bool) -> bytes:
+    """Mastodon clients read a non-2xx body as an error entity, so a stale copy is not sent."""
+    if stale:
+        return _json({"error": "unavailable"})
+    return _json(mastodon.entity_for(doc, _now(), svc.settings.public_url))
 
 
 # Error texts by status: (JSON error code, HTML title, HTML message); others from Werkzeug's names.
@@ -158,6 +175,11 @@ def html_error(svc: Services, status: int, key: str | None) -> bytes:
                                      static_version=svc.static_version).encode("utf-8")
 
 
+def mastodon_error(svc: Services, status: int, key: str | None) -> bytes:
+    """Mastodon's error entity; its 404 text is Rails' "Record not found"."""
+    return _json({"error": "Record not found" if status == 404 else _error_text(status)[0]})
+
+
 def json_error(svc: Services, status: int, key: str | None) -> bytes:
     code = _error_text(status)[0]
     return _json({"error": code, "hashtag": key} if status == 404 and key is not None else {"error": code})
@@ -174,6 +196,7 @@ class Representation:
 
 REPRESENTATIONS = (
     Representation("json", "/api/tags/", JSON, render_json, json_error),
+    Representation("mastodon", "/api/v1/tags/", JSON, render_mastodon, mastodon_error),
     Representation("html", "/tags/", HTML, render_html, html_error),
 )
 
@@ -192,7 +215,8 @@ class Unavailable(Exception):
 
 
 def listed(doc: PageDocument | None) -> bool:
-    return doc is not None and doc.total_posts > 0
+    # a hidden tag answers exactly as an unknown one (issue 11: moderation)
+    return doc is not None and doc.total_posts > 0 and not doc.flags.hidden
 
 
 def lookup(svc: Services, key: str, entry: Entry | None) -> tuple[Entry, str]:
@@ -313,6 +337,7 @@ def register(app: Flask, svc: Services) -> None:
         return Response("ready\n", mimetype="text/plain", headers={"Cache-Control": "no-store"})
 
     app.register_blueprint(bp)
+    openapi.register(app)
     if svc.dev_images:
         @app.get("/dev-images/<name>.png")
         def dev_image(name: str):
