@@ -6,8 +6,9 @@
 #   2. .venv from requirements.lock (make venv); .venv-airflow (scripts/airflow.sh install);
 #      .venv-checkov (scripts/checkov.sh).
 #   3. pytest (main venv): unit, emulator integration (emulators started by the tests on free ports),
-#      browser e2e. Without the emulator binaries, only the `emulator`-marked tests are skipped and a
-#      loud line says so; where they exist, they always run (REQUIRE_EMULATORS=1).
+#      browser e2e, the schemathesis API run among them (tests/integration/test_api_schema.py; its
+#      own stanza checks that it ran). Without the emulator binaries, only the `emulator`-marked tests
+#      are skipped and a loud line says so; where they exist, they always run (REQUIRE_EMULATORS=1).
 #   4. pytest tests/dags with the Airflow venv (DagBag, DAG shape, dag.test() runs).
 #   5. checkov over terraform/ and docker/.
 set -uo pipefail
@@ -49,6 +50,20 @@ banner "pytest (main venv)"
 rc=$?; RESULT[main]=$rc; [ $rc = 0 ] || FAILED=1
 [ $rc = 5 ] && echo "ERROR: no test collected"
 
+# schemathesis (issue 11) runs inside the pytest invocation above (tests/integration/test_api_schema.py,
+# over the Bigtable emulator); this stanza only makes its result visible and refuses a run where it
+# did not run (no emulator → skipped → fail when REQUIRE_EMULATORS=1).
+banner "schemathesis (API schema run, from junit-main.xml)"
+.venv/bin/python - "$TEST_ARTIFACTS/junit-main.xml" "${REQUIRE_EMULATORS:-0}" <<'PY'
+import sys, xml.etree.ElementTree as ET
+cases = [c for c in ET.parse(sys.argv[1]).getroot().iter("testcase") if c.get("classname", "").endswith("test_api_schema")]
+bad = [c.get("name") for c in cases if c.find("failure") is not None or c.find("error") is not None]
+skipped = [c.get("name") for c in cases if c.find("skipped") is not None]
+print(f"schemathesis: {len(cases)} tests, {len(bad)} failed, {len(skipped)} skipped")
+sys.exit(1 if bad or not cases or (skipped and sys.argv[2] == "1") else 0)
+PY
+rc=$?; RESULT[schemathesis]=$rc; [ $rc = 0 ] || FAILED=1
+
 banner "Airflow venv + DAG tests"
 if wait $AIRFLOW_INSTALL; then
   scripts/airflow.sh pytest -p no:cacheprovider --junitxml="$TEST_ARTIFACTS/junit-dags.xml" -ra
@@ -77,7 +92,7 @@ if total["tests"] - total["skipped"] <= 0:
     print("ERROR: no test ran"); sys.exit(1)
 PY
 [ $? = 0 ] || FAILED=1
-for k in main dags checkov; do echo "$k: exit ${RESULT[$k]}"; done
+for k in main schemathesis dags checkov; do echo "$k: exit ${RESULT[$k]}"; done
 if [ "$EMU_OK" = 0 ]; then
   echo
   echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"

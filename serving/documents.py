@@ -128,7 +128,7 @@ def page_meta(doc: PageDocument, history: History, related: tuple[RelatedTag, ..
 
 
 DAYS_WHAT = "Posts per day, last 7 days"
-HOURS_WHAT = "Posts per hour, last 24 hours"
+HOURS_WHAT = "Posts per hour, last 24 hours (UTC)"
 
 
 def page_context(doc: PageDocument, now: dt.datetime, *, public_url: str, noindex: bool,
@@ -140,7 +140,7 @@ def page_context(doc: PageDocument, now: dt.datetime, *, public_url: str, noinde
         "meta": page_meta(doc, history, related, public_url=public_url, noindex=noindex, renderable=renderable),
         "related": [(r.tag, tag_path(r.tag)) for r in related],
         "days_figure": sparkline(day_points(history), id_prefix="spark-days", what=DAYS_WHAT),
-        "hours_figure": sparkline(hour_points(history), id_prefix="spark-hours", what=HOURS_WHAT),
+        "hours_figure": sparkline(hour_points(history), id_prefix="spark-hours", what=HOURS_WHAT, table=False),
         "week_label": posts_label(week_posts(history)),
         "day_label": posts_label(sum(h.posts for h in history.hours)),
         "counted_up_to": counted_up_to(doc, now),

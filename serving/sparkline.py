@@ -7,7 +7,8 @@ Contract:
     last point, lowest and highest value); a fixed ``viewBox`` and ``width``/``height`` attributes,
     so the browser reserves its box before CSS arrives and nothing moves;
   - a ``<table>`` in a ``<div class="vh">`` (visually hidden, read by screen readers, copied with the page text)
-    with every point's label and exact value, and the note of each point (e.g. "provisional").
+    with every point's label and exact value, and the note of each point (e.g. "provisional"), or
+    the same numbers as one visually hidden sentence (``table=False``);
 - Colours and strokes come from classes in site.css (CSP ``style-src 'self'``: a ``style``
   attribute would be blocked), so dark mode and forced colours need no second SVG.
 - Everything textual is escaped here (labels are ours, but the ``id_prefix`` and caption carry the
@@ -55,31 +56,37 @@ def summary(points: Sequence[SparkPoint], what: str) -> str:
             f"highest {max(values):,}, latest {values[-1]:,}")
 
 
-def sparkline(points: Sequence[SparkPoint], *, id_prefix: str, what: str, value_header: str = "Posts") -> Markup:
+def sparkline(points: Sequence[SparkPoint], *, id_prefix: str, what: str, value_header: str = "Posts",
+              table: bool = True) -> Markup:
     """The figure for ``points`` (oldest first). ``id_prefix`` makes the title's id unique on the
-    page (two sparklines, one page); ``what`` names the series ("Posts per day, last 7 days")."""
+    page (two sparklines, one page); ``what`` names the series ("Posts per day, last 7 days").
+    ``table=False``: the numbers as one sentence ("11:00 5, 12:00 3, …") instead of a table, for
+    long series of plain points (24 hours: a 24-row table would be 2 KB of the page)."""
     title_id = f"{id_prefix}-title"
     parts = [f'<figure class="spark"><svg class="spark-svg" role="img" aria-labelledby="{escape(title_id)}" '
-             f'viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" focusable="false">'
+             f'viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}">'
              f'<title id="{escape(title_id)}">{escape(summary(points, what))}</title>']
     if points:
         xy = _coords([p.value for p in points])
         line = " ".join(f"{_fmt(x)},{_fmt(y)}" for x, y in xy)
-        base = _fmt(HEIGHT - PAD)
-        area = f"{_fmt(xy[0][0])},{base} {line} {_fmt(xy[-1][0])},{base}"
-        parts.append(f'<polygon class="spark-area" points="{area}"/>')
         parts.append(f'<polyline class="spark-line" points="{line}"/>')
         last_x, last_y = xy[-1]
         parts.append(f'<circle class="spark-end" cx="{_fmt(last_x)}" cy="{_fmt(last_y)}" r="2"/>')
     parts.append("</svg>")
-    parts.append(_table(points, what, value_header))
+    parts.append(_table(points, what, value_header) if table else _sentence(points, what))
     parts.append("</figure>")
     return Markup("".join(parts))
 
 
+def _sentence(points: Sequence[SparkPoint], what: str) -> str:
+    return (f'<p class="vh">{escape(what)}: '
+            + ", ".join(f"{escape(p.label)} {p.value:,}" for p in points) + ".</p>")
+
+
 def _table(points: Sequence[SparkPoint], what: str, value_header: str) -> str:
+    # a th first in each body row is its row header (HTML's "auto" scope): no scope attribute needed
     rows = "".join(
-        f'<tr><th scope="row"><time datetime="{escape(p.datetime)}">{escape(p.label)}</time></th>'
+        f'<tr><th><time datetime="{escape(p.datetime)}">{escape(p.label)}</time></th>'
         f"<td>{p.value:,}</td><td>{escape(p.note)}</td></tr>"
         for p in points)
     # the wrapper is what is hidden: a table cannot be narrower than its content

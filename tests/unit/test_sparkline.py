@@ -35,8 +35,6 @@ def test_geometry_scales_to_the_highest_value_left_to_right():
     assert (svg.get("viewBox"), svg.get("width"), svg.get("height")) == (f"0 0 {WIDTH} {HEIGHT}", "120", "32")
     end = svg.find(f"{SVG}circle")
     assert (float(end.get("cx")), float(end.get("cy"))) == (117, 16)
-    area = points_of(fig, "polygon")
-    assert area[0] == (3, 29) and area[-1] == (117, 29) and area[1:-1] == line
 
 
 def test_all_zero_is_a_flat_line_on_the_baseline_and_one_point_is_centred():
