@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gzip
-import json
 from html.parser import HTMLParser
 from urllib.parse import quote
 
@@ -556,3 +555,12 @@ def test_plain_page_path_equals_the_escaped_builder(posts, template):
     if "@" not in "".join(u.split("/")[2] for _, u in posts) and "{{" not in template:
         assert plain is not None  # the path is taken: this test compares it, not the fallback
     assert (plain if plain is not None else _escaped_tiles(d, template, False)) == _escaped_tiles(d, template, False)
+
+
+def test_path_is_decoded_as_pep3333_says(client):
+    """PATH_INFO holds the path's bytes as latin-1 (granian and Werkzeug do so): UTF-8 names are
+    decoded from it, invalid UTF-8 is a 404."""
+    r = client.get("/tags/Caf%C3%A9")
+    assert r.status_code == 301 and r.headers["Location"] == "/tags/caf%C3%A9"
+    assert client.get("/", environ_overrides={"PATH_INFO": "/tags/caf\xc3\xa9"}).headers["X-Cache"] == "miss"
+    assert client.get("/", environ_overrides={"PATH_INFO": "/tags/caf\xff"}).status_code == 404
