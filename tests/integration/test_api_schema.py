@@ -81,3 +81,25 @@ def test_the_documented_examples_answer_as_documented(app, prefix, name, status)
             assert body["related"] == [{"tag": "heart", "posts": 120}, {"tag": "spicy", "posts": 4}]
             assert [(d["posts"], d["accounts"], d["exact"]) for d in body["history"]["days"][2:]] == [
                 (40 + b, 10 + b, True) for b in range(2, 7)]
+
+
+def test_hiding_takes_effect_on_the_next_uncached_read(store):
+    """Issue 11 acceptance: the operator's flag (hashtag_store.write_flags, what hashtag_ops.moderate
+    writes) turns the page and both APIs into the unknown-tag 404 at the first read after the cached
+    copy expires (Settings.cache_ttl_seconds), and clearing it brings them back the same way."""
+    seed(store, dt.datetime.now(UTC))
+    now = [0.0]
+    app = create_app(Settings(cache_ttl_seconds=5.0), store, dev_images=False, clock=lambda: now[0])
+    c = app.test_client()
+    paths = ["/tags/love", "/api/tags/love", "/api/v1/tags/love"]
+    assert [c.get(p).status_code for p in paths] == [200, 200, 200]
+    store.write_flags("love", Flags(hidden=True, reason="test", by="test"))
+    now[0] = 4.9
+    assert [c.get(p).status_code for p in paths] == [200, 200, 200]  # the cached copy, within its TTL
+    now[0] = 5.1
+    hidden = [c.get(p) for p in paths]
+    assert [r.status_code for r in hidden] == [404, 404, 404]
+    assert hidden[1].get_json() == c.get("/api/tags/nosuchtag").get_json() | {"hashtag": "love"}
+    store.write_flags("love", Flags(reason="cleared", by="test"))
+    now[0] = 10.3
+    assert [c.get(p).status_code for p in paths] == [200, 200, 200]
