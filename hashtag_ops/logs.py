@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from typing import Any, Mapping, TextIO
 
@@ -94,9 +95,14 @@ def _text_fields(record: logging.LogRecord) -> list[tuple[str, Any]]:
     return out
 
 
+_BARE = re.compile(r'[^\s"=]+')
+
+
 def _text_value(v: Any) -> str:
-    if isinstance(v, str) and v and not any(c in v for c in ' "=\n\t'):
+    if isinstance(v, str) and _BARE.fullmatch(v):
         return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return str(v)
     return json.dumps(v, ensure_ascii=False, default=str)
 
 
