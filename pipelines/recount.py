@@ -30,7 +30,9 @@ For ``as_of`` = M (a UTC midnight) and the arrival days of the plan:
 7b. **Days** (the rule: hashtags/day_cells.py): ``days:p.<day>`` = the row's latest ``p.<day>``
    before M (read in the same range scan as step 5) + the changes' per-(tag, event day) deltas;
    ``days:a.<day>`` = distinct ``user_id`` of the published winners per (tag, event day), for the
-   run's arrival days; both within the horizon, behind the same join as the bases.
+   run's arrival days (with the nightly's one-day overlap, day X's value comes from the run that
+   read partitions X and X+1: the run at X+2); both within the horizon (28 days), behind the same
+   join as the bases.
 7c. **Related tags** (the rule: hashtags/related.py; the graph: pipelines/related.py): a second,
    bounded read of the arrival days [M − 7 d, M − 1 d] (whatever the mode: never all history)
    through the same ``Winners`` → ``meta:related`` at M for every tag seen, without the hidden tags

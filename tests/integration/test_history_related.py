@@ -206,6 +206,9 @@ def test_history_and_related_through_the_real_jobs(bigtable_emulator, pubsub_emu
             assert doc.related == related1[tag], tag
             assert doc.related_as_of == m_time
         assert any(len(v) == 10 for v in related1.values()) and related1["solo"] == ()
+        r = first.report  # the run's in-graph figures: one cell per (tag, day) / tag written
+        assert (r["day_post_cells_written"], r["day_account_cells_written"], r["related_cells_written"],
+                r["related_posts"]) == (len(posts1), len(accounts1), len(related1), len(batch1))
         hidden = "sea"
         assert sum(hidden in [r.tag for r in v] for v in related1.values()) >= 5
 
