@@ -20,13 +20,14 @@ from hashtags import post_state as ps
 from hashtags.settings import RELATED_MIN_POSTS
 
 NAMESPACE = "recount"
+_DELETED = ps.CANDIDATE_FIELDS.index("deleted")
 
 
 def window_post_tags(kv, start_us: int, hidden: frozenset[str]):
     """(post_id, winner) → its PostTags when the winner is published with event time ≥ the window's
     start (every winner is before M already)."""
     post_id, c = kv
-    if c[1] or ps.event_time_us(c) < start_us:  # c[1]: deleted (hashtags.post_state.CANDIDATE_FIELDS)
+    if c[_DELETED] or ps.event_time_us(c) < start_us:
         return
     tags = ps.state_of(post_id, c).tags
     if tags:
