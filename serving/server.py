@@ -8,9 +8,11 @@ that serve an app built around an in-memory store through the same server and se
 below can be overridden by the environment variable shown beside it; ``server_config(env)`` is the
 one place that reads them. Figures behind the choices: docs/BENCHMARKS.md "Web server (issue 12)".
 
-Why granian: measured in one run beside nginx, gunicorn's per-request cost (its Python HTTP parsing
-and thread hand-offs) capped the cached page at ~0.1 x nginx; granian parses HTTP and holds the
-connections in Rust and calls the WSGI app on a small pool of Python threads.
+Why granian: measured in one run beside nginx, same app code, gunicorn's per-request cost (its
+Python HTTP parser and thread hand-offs, ~0.3 ms of CPU) held the cached page at 0.1-0.2 x nginx
+and one thread per connection let 200 idle clients stop the service; granian parses HTTP and holds
+connections in Rust and calls the WSGI app on a small pool of Python threads (cached page ~0.1 ms
+of server CPU, 0.5-1 x nginx; normal requests answered beside 200 slow clients).
 
 Why these values (verified in granian 2.8.7's source, .venv/.../granian/server/common.py, cli.py,
 http.py, wsgi.py, and by trying the running server; hyper 1.12 is its HTTP/1 engine):
@@ -22,7 +24,8 @@ http.py, wsgi.py, and by trying the running server; hyper 1.12 is its HTTP/1 eng
   the gRPC channel is created after the fork.
 - threads = 8 per worker (``WEB_THREADS``; granian's ``blocking_threads``: the Python threads that
   run the WSGI app): enough to overlap a few Bigtable reads (GIL released while waiting) with the
-  cheap cached requests; granian's default for WSGI is backpressure / 2 (256+) threads. Connections
+  cheap cached requests (2 and 4 measured slower on uncached pages, 16 and a third worker not
+  clearly faster); granian's default for WSGI is backpressure / 2 (256+) threads. Connections
   themselves are not threads: an idle or slow connection costs a Rust task and its buffer, never a
   Python thread.
 - backpressure = 1024 connections per worker (``WEB_BACKPRESSURE``) and backlog 2048
