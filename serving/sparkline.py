@@ -17,6 +17,7 @@ Pure: no Flask, no I/O.
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple, Sequence
 
 from markupsafe import Markup, escape
@@ -33,18 +34,24 @@ class SparkPoint(NamedTuple):
     note: str = ""  # e.g. "provisional" for a day the nightly reconciliation has not covered yet
 
 
-def _coords(values: Sequence[int]) -> list[tuple[float, float]]:
-    """x spread evenly over the width, y scaled to the highest value (0 at the bottom). A single
-    point sits in the middle; an all-zero series is a flat line on the baseline."""
+@functools.lru_cache(maxsize=16)
+def _xs(n: int) -> tuple[str, ...]:
+    """x of each of ``n`` points, spread evenly over the width (one point: in the middle), as text;
+    the same few series lengths (7, 24) on every page, so computed once."""
+    span_x = WIDTH - 2 * PAD
+    return tuple(_fmt(PAD + span_x * i / (n - 1)) for i in range(n)) if n > 1 else (_fmt(WIDTH / 2),)
+
+
+def _ys(values: Sequence[int]) -> list[str]:
+    """y scaled to the highest value (0 at the bottom; an all-zero series is a flat baseline)."""
     top = max(values) or 1
-    n = len(values)
-    span_x, span_y = WIDTH - 2 * PAD, HEIGHT - 2 * PAD
-    xs = [PAD + span_x * i / (n - 1) for i in range(n)] if n > 1 else [WIDTH / 2]
-    return [(x, HEIGHT - PAD - span_y * v / top) for x, v in zip(xs, values)]
+    scale = (HEIGHT - 2 * PAD) / top
+    return [_fmt(HEIGHT - PAD - v * scale) for v in values]
 
 
 def _fmt(v: float) -> str:
-    return f"{v:.1f}".rstrip("0").rstrip(".")
+    text = "%.1f" % v
+    return text[:-2] if text.endswith(".0") else text
 
 
 def summary(points: Sequence[SparkPoint], what: str) -> str:
@@ -67,11 +74,10 @@ def sparkline(points: Sequence[SparkPoint], *, id_prefix: str, what: str, value_
              f'viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}">'
              f'<title id="{escape(title_id)}">{escape(summary(points, what))}</title>']
     if points:
-        xy = _coords([p.value for p in points])
-        line = " ".join(f"{_fmt(x)},{_fmt(y)}" for x, y in xy)
+        xs, ys = _xs(len(points)), _ys([p.value for p in points])
+        line = " ".join([f"{x},{y}" for x, y in zip(xs, ys)])
         parts.append(f'<polyline class="spark-line" points="{line}"/>')
-        last_x, last_y = xy[-1]
-        parts.append(f'<circle class="spark-end" cx="{_fmt(last_x)}" cy="{_fmt(last_y)}" r="2"/>')
+        parts.append(f'<circle class="spark-end" cx="{xs[-1]}" cy="{ys[-1]}" r="2"/>')
     parts.append("</svg>")
     parts.append(_table(points, what, value_header) if table else _sentence(points, what))
     parts.append("</figure>")
@@ -79,8 +85,7 @@ def sparkline(points: Sequence[SparkPoint], *, id_prefix: str, what: str, value_
 
 
 def _sentence(points: Sequence[SparkPoint], what: str) -> str:
-    return (f'<p class="vh">{escape(what)}: '
-            + ", ".join(f"{escape(p.label)} {p.value:,}" for p in points) + ".</p>")
+    return f'<p class="vh">{escape(what + ": " + ", ".join([f"{p.label} {p.value:,}" for p in points]))}.</p>'
 
 
 def _table(points: Sequence[SparkPoint], what: str, value_header: str) -> str:
