@@ -70,12 +70,17 @@ def _time(ts: dt.datetime | None) -> str | None:
     return rfc3339(ts) if ts is not None else None
 
 
+@functools.lru_cache(maxsize=256)
+def _hour_time(start: dt.datetime) -> str:
+    return rfc3339(start)  # strftime: ~7 µs a call here, 24 a document; the same hours all hour
+
+
 def history_json(history: History) -> dict:
     return {
         "as_of": _time(history.as_of),
         "days": [{"day": d.day.isoformat(), "posts": d.posts, "accounts": d.accounts, "exact": d.exact}
                  for d in history.days],
-        "hours": [{"start": _time(h.start), "posts": h.posts} for h in history.hours],
+        "hours": [{"start": _hour_time(h.start), "posts": h.posts} for h in history.hours],
     }
 
 
