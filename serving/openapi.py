@@ -17,4 +17,5 @@ MAX_AGE = 300
 def register(app: Flask) -> None:
     @app.get(PATH)
     def openapi_document():
-        return Response(DOCUMENT, mimetype="application/json", headers={"Cache-Control": f"public, max-age={MAX_AGE}"})
+        return Response(DOCUMENT, mimetype="application/json", headers={
+            "Cache-Control": f"public, max-age={MAX_AGE}", "Access-Control-Allow-Origin": "*"})  # as the tag APIs

@@ -294,6 +294,9 @@ class TagRouter:
         self.flask_wsgi = flask_wsgi
         self._svc = svc
         self._security = list(svc.security_headers)
+        # The APIs are public and read-only (no cookies, no credentials): readable from any origin,
+        # as Mastodon's own /api/* (rack-cors), so browser-based fediverse clients can call them.
+        self._api = self._security + [("Access-Control-Allow-Origin", "*")]
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -312,7 +315,8 @@ class TagRouter:
             except Exception:  # never a stack trace to the client; the log has it
                 log.exception("unhandled error on %s", path)
                 reply = _error(self._svc, rep, 500, None, [("Cache-Control", "no-store")])
-        return reply.send(start_response, self._security, environ.get("REQUEST_METHOD") == "HEAD")
+        return reply.send(start_response, self._api if path.startswith("/api/") else self._security,
+                          environ.get("REQUEST_METHOD") == "HEAD")
 
 
 # ---- Flask: health, dev images, errors --------------------------------------------------------

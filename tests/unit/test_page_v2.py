@@ -133,3 +133,10 @@ def test_mastodon_entity(docs):
     assert [h["uses"] for h in body["history"]][2:] == ["20", "30", "40", "50", "60"]
     assert [h["accounts"] for h in body["history"]][2:] == ["2", "3", "4", "5", "6"]
     assert client(docs).get("/api/v1/tags/Love").headers["Location"] == "/api/v1/tags/love"
+
+
+def test_the_apis_are_readable_from_any_origin_and_the_page_is_not(docs):
+    c = client(docs)
+    for path in ["/api/v1/tags/love", "/api/tags/love", "/api/tags/Love", "/api/v1/tags/nosuch", "/api/openapi.json"]:
+        assert c.get(path).headers.get("Access-Control-Allow-Origin") == "*", path
+    assert "Access-Control-Allow-Origin" not in c.get("/tags/love").headers
