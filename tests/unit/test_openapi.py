@@ -163,3 +163,21 @@ def test_outage_responses_match_the_document(path):
     resp = create_app(Settings(), store, dev_images=False).test_client().get(path)
     assert resp.status_code == 503
     check(resp, path)
+
+
+@pytest.mark.parametrize("path", ["/tags/love", "/api/tags/love", "/api/v1/tags/love"])
+def test_last_good_copy_during_an_outage_matches_the_document(path):
+    store = FakeStore(STORE_DOCS)
+    now = [0.0]
+    client = create_app(Settings(cache_ttl_seconds=5.0), store, dev_images=False, clock=lambda: now[0]).test_client()
+    assert client.get(path).status_code == 200
+    store.down, now[0] = True, 6.0  # expired entry, store failing: the stale copy
+    resp = client.get(path)
+    assert resp.status_code == 503 and resp.headers["X-Cache"] == "stale"
+    check(resp, path)
+    if path == "/api/tags/love":
+        assert resp.get_json()["stale"] is True and resp.get_json()["total_posts"] == 1_234_567
+    elif path == "/api/v1/tags/love":
+        assert resp.get_json() == {"error": "unavailable"}
+    else:
+        assert "This page may be out of date" in resp.get_data(as_text=True)
