@@ -18,6 +18,7 @@ Pure: no Flask, no I/O.
 from __future__ import annotations
 
 import functools
+import re
 from typing import NamedTuple, Sequence
 
 from markupsafe import Markup, escape
@@ -84,6 +85,15 @@ def sparkline(points: Sequence[SparkPoint], *, id_prefix: str, what: str, value_
     return Markup("".join(parts))
 
 
+_SPECIAL = re.compile(r"[&<>\"']")  # the characters markupsafe.escape replaces
+
+
+def _text(s: str) -> str:
+    """``escape(s)`` as text, skipping the call when there is nothing to escape (dates and labels:
+    21 calls a page, a tenth of a sparkline's cost); same bytes either way (a property test)."""
+    return str(escape(s)) if _SPECIAL.search(s) else s
+
+
 def _sentence(points: Sequence[SparkPoint], what: str) -> str:
     return f'<p class="vh">{escape(what + ": " + ", ".join([f"{p.label} {p.value:,}" for p in points]))}.</p>'
 
@@ -91,8 +101,8 @@ def _sentence(points: Sequence[SparkPoint], what: str) -> str:
 def _table(points: Sequence[SparkPoint], what: str, value_header: str) -> str:
     # a th first in each body row is its row header (HTML's "auto" scope): no scope attribute needed
     rows = "".join(
-        f'<tr><th><time datetime="{escape(p.datetime)}">{escape(p.label)}</time></th>'
-        f"<td>{p.value:,}</td><td>{escape(p.note)}</td></tr>"
+        f'<tr><th><time datetime="{_text(p.datetime)}">{_text(p.label)}</time></th>'
+        f"<td>{p.value:,}</td><td>{_text(p.note)}</td></tr>"
         for p in points)
     # the wrapper is what is hidden: a table cannot be narrower than its content
     return (f'<div class="vh"><table><caption>{escape(what)}</caption>'

@@ -88,3 +88,13 @@ def test_every_point_stays_inside_the_viewbox(values):
     for (x, y), v in zip(line, values):
         if v == top and top > 0:
             assert y == PAD
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.text())
+def test_text_is_markupsafe_escape(s):
+    from markupsafe import escape
+
+    from serving.sparkline import _text
+
+    assert _text(s) == str(escape(s))
