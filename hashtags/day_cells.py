@@ -29,6 +29,11 @@ X and X+1**: the accounts that published on X as the archive stood at the end of
 that arrived two or more days late, or a delete that arrived after X+1, changes ``p.<X>`` but not
 ``a.<X>``). A (tag, X) that has an ``a.`` cell before M and no published winner in this run is
 written 0 (its posts were deleted or edited away).
+
+**Deploying.** The chain of ``p.`` values starts at a full rebuild: on a table whose post states were
+applied before this job wrote day cells, the first run must be a full rebuild (the DAG's
+``full_rebuild`` param, or ``recount_main --mode=full_rebuild``), else a nightly writes only the
+night's deltas as the count of the days it touches (until they leave the horizon).
 """
 from __future__ import annotations
 
