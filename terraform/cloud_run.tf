@@ -1,4 +1,4 @@
-# The Flask page (docker/web/Dockerfile: gunicorn serving.wsgi:app) on Cloud Run.
+# The Flask page (docker/web/Dockerfile: granian via python -m serving.server) on Cloud Run.
 resource "google_cloud_run_v2_service" "web" {
   name                = "hashtags-web"
   location            = var.region
@@ -19,7 +19,7 @@ resource "google_cloud_run_v2_service" "web" {
       image = local.web_image
 
       ports {
-        container_port = 8080 # Cloud Run sets PORT=8080; serving/gunicorn.conf.py binds to $PORT
+        container_port = 8080 # Cloud Run sets PORT=8080; serving/server.py binds to $PORT
       }
 
       resources {
@@ -56,10 +56,16 @@ resource "google_cloud_run_v2_service" "web" {
         name  = "HASHTAGS_POST_URL_TEMPLATE"
         value = var.web_post_url_template
       }
-      # gunicorn: only Cloud Run's front end can reach the container, so trust its X-Forwarded-*.
+      # Canonical links, og:url and the Mastodon entity's url are absolute on the public (edge) URL;
+      # granian does not rewrite the scheme/host from X-Forwarded-*, so the app is told it.
       env {
-        name  = "FORWARDED_ALLOW_IPS"
-        value = "*"
+        name  = "HASHTAGS_PUBLIC_URL"
+        value = "https://${var.web_domain}"
+      }
+      # One granian worker per vCPU of the limit (serving/server.py), not per CPU the sandbox reports.
+      env {
+        name  = "WEB_CONCURRENCY"
+        value = var.web_cpu
       }
 
       # Traffic only once the table answers (GET /readyz reads Bigtable).

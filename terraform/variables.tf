@@ -160,15 +160,19 @@ variable "web_max_instances" {
 }
 
 variable "web_concurrency" {
-  description = "Concurrent requests per instance; gunicorn's workers x threads must be able to serve them."
+  description = "Concurrent requests per instance; granian's workers x threads (serving/server.py) must be able to serve them."
   type        = number
   default     = 80
 }
 
 variable "web_cpu" {
-  description = "CPU limit of one web instance."
+  description = "CPU limit of one web instance, whole vCPUs (also the number of granian workers: WEB_CONCURRENCY)."
   type        = string
   default     = "1"
+  validation {
+    condition     = can(regex("^[1-8]$", var.web_cpu))
+    error_message = "web_cpu is a whole number of vCPUs (1-8): it also sets WEB_CONCURRENCY."
+  }
 }
 
 variable "web_memory" {
