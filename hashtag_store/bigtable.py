@@ -431,10 +431,13 @@ def document_from_cells(key: str, cells: Cells) -> PageDocument:
     base = top = display = related = flags = None
     hours: list[Cell] = []
     days: list[tuple[bytes, Cell]] = []
+    seen_qualifier, is_hour = None, False
     for family, qualifier, ts, value in cells:
         cell = Cell(value, ts // 1000)
         if family == layout.FAMILY_COUNTS:
-            if layout.is_hour_column(qualifier):
+            if qualifier != seen_qualifier:  # a column's versions arrive together: classify it once
+                seen_qualifier, is_hour = qualifier, layout.is_hour_column(qualifier)
+            if is_hour:
                 hours.append(cell)
             elif qualifier == layout.COL_BASE:
                 base = _newer(base, cell)

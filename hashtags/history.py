@@ -19,6 +19,7 @@ goes below its axis.
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from hashtags.layout import UTC, PageDocument, hour_start, midnight_utc
@@ -53,33 +54,34 @@ class History:
 def usage_history(doc: PageDocument, now: dt.datetime) -> History:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    per_hour = {h.start: h.posts for h in doc.hours}
-    return History(as_of=doc.base_as_of, days=_days(doc, now.astimezone(UTC).date()),
-                   hours=_hours(per_hour, hour_start(now)))
+    # doc.hours is oldest first (its contract): each day and the last 24 hours are a slice found by
+    # bisection, not a pass over every hour with a date conversion and a hash per hour
+    starts = [h.start for h in doc.hours]
+    return History(as_of=doc.base_as_of, days=_days(doc, starts, now.astimezone(UTC).date()),
+                   hours=_hours(doc, starts, hour_start(now)))
 
 
-def _days(doc: PageDocument, today: dt.date) -> tuple[DayPoint, ...]:
+def _days(doc: PageDocument, starts: list[dt.datetime], today: dt.date) -> tuple[DayPoint, ...]:
     cells = {d.day: d for d in doc.days}
-    hour_sums: dict[dt.date, int] = {}
-    first = midnight_utc(today - dt.timedelta(days=DAYS - 1))
-    for h in doc.hours:
-        if h.start >= first:
-            day = h.start.astimezone(UTC).date()
-            hour_sums[day] = hour_sums.get(day, 0) + h.posts
     points = []
+    end = midnight_utc(today) + _DAY
+    hi = bisect_left(starts, end)
     for back in range(DAYS):
         day = today - dt.timedelta(days=back)
         cell = cells.get(day)
         accounts = cell.accounts if cell is not None else None
-        start = midnight_utc(day)
-        if doc.base_as_of is not None and start + _DAY <= doc.base_as_of:
+        start = end - _DAY
+        lo = bisect_left(starts, start, 0, hi)
+        if doc.base_as_of is not None and end <= doc.base_as_of:
             points.append(DayPoint(day, max(cell.posts, 0) if cell is not None else 0, accounts, True))
         else:
-            posts = hour_sums.get(day, 0)
+            posts = sum([h.posts for h in doc.hours[lo:hi]])
             points.append(DayPoint(day, max(posts, 0), accounts, False))
+        end, hi = start, lo
     return tuple(points)
 
 
-def _hours(per_hour: dict[dt.datetime, int], current: dt.datetime) -> tuple[HourPoint, ...]:
-    starts = [current - _HOUR * back for back in range(HOURS - 1, -1, -1)]
-    return tuple(HourPoint(s, max(per_hour.get(s, 0), 0)) for s in starts)
+def _hours(doc: PageDocument, starts: list[dt.datetime], current: dt.datetime) -> tuple[HourPoint, ...]:
+    first = current - _HOUR * (HOURS - 1)
+    per_hour = {h.start: h.posts for h in doc.hours[bisect_left(starts, first):]}
+    return tuple([HourPoint(s, max(per_hour.get(s, 0), 0)) for s in (first + _HOUR * i for i in range(HOURS))])

@@ -414,14 +414,24 @@ def hour_uses(hours: Sequence[Cell]) -> tuple[HourUse, ...]:
     (the history is display, not the total)."""
     if not hours:
         return ()
-    newest = max(c.timestamp_ms for c in hours)
+    newest = max([c.timestamp_ms for c in hours])
     first = newest - newest % _DAY_MS - HOURS_KEPT_DAYS * _DAY_MS  # Unix days are whole multiples
+    kept = [c for c in hours if c.timestamp_ms >= first and len(c.value) == 8]
     per_hour: dict[int, int] = {}
-    for cell in hours:
+    for cell, n in zip(kept, _counts(kept)):
         ms = cell.timestamp_ms
-        if ms >= first and len(cell.value) == 8:
-            per_hour[ms] = per_hour.get(ms, 0) + _INT64.unpack(cell.value)[0]
-    return tuple([HourUse(_shared_time(ms), n) for ms, n in sorted(per_hour.items())])
+        per_hour[ms] = per_hour.get(ms, 0) + n
+    times = _TIMES
+    # tuple.__new__ is what HourUse(start, posts) calls, minus a Python frame per hour (half the cost)
+    return tuple([_new_tuple(HourUse, (times.get(ms) or _shared_time(ms), per_hour[ms])) for ms in sorted(per_hour)])
+
+
+_new_tuple = tuple.__new__
+
+
+def _counts(cells: Sequence[Cell]) -> tuple[int, ...]:
+    """The int64 BE counts of 8-byte cells, decoded by one struct call (not one per cell)."""
+    return struct.unpack(f">{len(cells)}q", b"".join([c.value for c in cells]))
 
 
 # Every tag's row has cells at the same hour starts and day columns, so the page read converts them
