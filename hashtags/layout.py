@@ -463,13 +463,16 @@ def _shared_day_column(qualifier: bytes) -> "DayColumn | None":
 
 def day_uses(cells: Iterable[tuple[bytes, Cell]]) -> tuple[DayUse, ...]:
     """The newest ``p.``/``a.`` cell of each day, oldest day first; undecodable cells are skipped."""
-    newest: dict[DayColumn, Cell] = {}
+    newest: dict[bytes, Cell] = {}  # by qualifier: a bytes key hashes once, a DayColumn on every lookup
     for qualifier, cell in cells:
-        col = _shared_day_column(qualifier)
-        if col is not None and len(cell.value) == 8:
-            seen = newest.get(col)
+        if len(cell.value) == 8:
+            seen = newest.get(qualifier)
             if seen is None or cell.timestamp_ms > seen.timestamp_ms:
-                newest[col] = cell
-    posts = {c.day: decode_count(cell.value) for c, cell in newest.items() if c.kind == "p"}
-    accounts = {c.day: decode_count(cell.value) for c, cell in newest.items() if c.kind == "a"}
+                newest[qualifier] = cell
+    posts: dict[dt.date, int] = {}
+    accounts: dict[dt.date, int] = {}
+    for qualifier, n in zip(newest, _counts(list(newest.values()))):
+        col = _shared_day_column(qualifier)
+        if col is not None:
+            (posts if col.kind == "p" else accounts)[col.day] = n
     return tuple(DayUse(day, posts.get(day, 0), accounts.get(day)) for day in sorted(posts.keys() | accounts.keys()))
