@@ -53,11 +53,14 @@ _slots = dataclasses.dataclass(slots=True)
 
 @_slots
 class Knobs:
-    nights: int = 21
+    # 12 nights (was 21 until the nightly also wrote day cells and related tags, which made each of
+    # the ~40 runs about 2.5x slower): still a skipped night, three cut-short runs before and after
+    # it, a generation bump, and late arrivals across more than a week.
+    nights: int = 12
     events_per_night: int = 200
-    skip: frozenset = frozenset({7})  # nights (0-based) with no run
-    partial: frozenset = frozenset({4, 11, 17})  # nights whose run is cut short, then rerun
-    generation_bump: int = 10  # the live count's generation from this night on is 1
+    skip: frozenset = frozenset({5})  # nights (0-based) with no run
+    partial: frozenset = frozenset({3, 7, 10})  # nights whose run is cut short, then rerun
+    generation_bump: int = 6  # the live count's generation from this night on is 1
 
 
 @_slots
@@ -302,12 +305,12 @@ def replay(history: History, knobs: Knobs, tmp_path, seed: int) -> int:
 def test_incremental_equals_full_rebuild_every_night(bigtable_emulator, tmp_path):
     knobs = Knobs()
     history = simulate(seed=20261201, knobs=knobs)
-    assert sum(len(v) for v in history.arrivals.values()) >= 20 * 150
+    assert sum(len(v) for v in history.arrivals.values()) >= 11 * 150
     assert replay(history, knobs, tmp_path, seed=7) == knobs.nights - len(knobs.skip)
 
 
 # No shrinking: each example is minutes of emulator runs; the failing example is printed as drawn.
-@hsettings(max_examples=3, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+@hsettings(max_examples=2, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), nights=st.integers(3, 5), per_night=st.integers(20, 80),
        skip=st.sets(st.integers(1, 3), max_size=1), partial=st.sets(st.integers(0, 4), max_size=2))
