@@ -9,7 +9,8 @@
 #      browser e2e, the schemathesis API run among them (tests/integration/test_api_schema.py; its
 #      own stanza checks that it ran). Without the emulator binaries, only the `emulator`-marked tests
 #      are skipped and a loud line says so; where they exist, they always run (REQUIRE_EMULATORS=1).
-#   4. pytest tests/dags with the Airflow venv (DagBag, DAG shape, dag.test() runs).
+#   4. pytest tests/dags with the Airflow venv (DagBag, DAG shape, dag.test() runs), in the background
+#      beside step 3.
 #   5. checkov over terraform/ and docker/.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
