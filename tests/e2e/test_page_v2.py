@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 import re
-import threading
-from pathlib import Path
 
 import pytest
 
-from hashtags.layout import DayUse, Flags, HourUse, RelatedTag, TopPost, hour_start
+from hashtags.layout import DayUse, Flags, HourUse, RelatedTag, hour_start
 from hashtags.settings import Settings
-from serving import DEV_IMAGE_ORIGIN, create_app
+from serving import create_app
+from tests.e2e.browser import dev_posts, require_chromium, serving
 from tests.unit.serving_fakes import FakeStore, doc
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 UTC = dt.timezone.utc
 RELATED = (RelatedTag("heart", 120), RelatedTag("valentine", 33), RelatedTag("שלום", 9), RelatedTag("rose", 3))
 RTL = "שלום"
@@ -35,10 +30,6 @@ CLS_JS = """() => new Promise(done => {
     .observe({type: 'layout-shift', buffered: true});
   setTimeout(() => done(seen), 500);
 })"""
-
-
-def dev_posts(tag: str, n: int) -> tuple[TopPost, ...]:
-    return tuple(TopPost(f"{tag}-{i:03d}", f"{DEV_IMAGE_ORIGIN}/{tag}-{i:03d}.png") for i in range(n))
 
 
 def with_history(d, now: dt.datetime):
@@ -54,10 +45,7 @@ def with_history(d, now: dt.datetime):
 
 @pytest.fixture(scope="module")
 def server():
-    from werkzeug.serving import make_server
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing (apt: chromium)")
+    require_chromium()
     now = dt.datetime.now(UTC)
     store = FakeStore({
         "love": with_history(doc("love", "Love", 1_234_567, dev_posts("love", 100)), now),
@@ -67,23 +55,8 @@ def server():
     })
     app = create_app(Settings(post_url_template="/posts/{post_id}", public_url="https://hashtags.example"),
                      store, dev_images=True)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    t.join(10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    with serving(app) as url:
+        yield url
 
 
 def watch(page) -> list[str]:
