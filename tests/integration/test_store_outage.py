@@ -15,8 +15,6 @@ import datetime as dt
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,13 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from devstack.emulators import free_port
 from hashtags.layout import TopPost
 from hashtags.messages import TopPostsUpdate
 from tests.conftest import INSTANCE, PROJECT
+from tests.integration.web_server import running_server
 
 pytestmark = pytest.mark.emulator
-ROOT = Path(__file__).resolve().parents[2]
 UTC = dt.timezone.utc
 FAILURES, COOL_DOWN = 3, 4.0
 
@@ -110,36 +107,16 @@ def server(bigtable_emulator, store, table_name, tmp_path):
     store.write_base_counts([("love", 1_000)], as_of=day)
     store.write_top_posts(TopPostsUpdate("love", day, tuple(
         TopPost(f"p{i}", f"https://img.example-cdn.com/love/{i}.jpg") for i in range(100))))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HASHTAGS_", "WEB_"))}
-    env.update(PYTHONPATH=str(ROOT), WEB_CONCURRENCY="1", BIGTABLE_EMULATOR_HOST=bigtable_emulator.address,
+    env = dict(BIGTABLE_EMULATOR_HOST=bigtable_emulator.address,
                HASHTAGS_PROJECT=PROJECT, HASHTAGS_BIGTABLE_INSTANCE=INSTANCE, HASHTAGS_TABLE=table_name,
                HASHTAGS_CACHE_TTL_SECONDS="0",  # every request reads; expired entries stay as last good copies
                HASHTAGS_BREAKER_FAILURES=str(FAILURES), HASHTAGS_BREAKER_COOL_DOWN_SECONDS=str(COOL_DOWN))
-    log = open(tmp_path / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--port", str(port),
-                             "--app", "tests.integration.test_store_outage:outage_app", "--factory"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if get(port, "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-            time.sleep(0.2)
-        yield port
-    finally:
-        os.killpg(bigtable_emulator.proc.pid, signal.SIGCONT)  # whatever happened, the emulator runs on
-        proc.send_signal(signal.SIGTERM)
+    with running_server("tests.integration.test_store_outage:outage_app", env=env,
+                        log=tmp_path / "server.log") as srv:
         try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+            yield srv.port
+        finally:
+            os.killpg(bigtable_emulator.proc.pid, signal.SIGCONT)  # whatever happened, the emulator runs on
 
 
 def test_paused_store_opens_the_breaker_answers_without_store_calls_and_recovers(server, bigtable_emulator):

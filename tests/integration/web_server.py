@@ -69,13 +69,14 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 60) -> N
 @contextmanager
 def running_server(factory: str = "memory_app", env: dict[str, str] | None = None,
                    log: Path | None = None) -> Iterator[Server]:
-    """``python -m serving.server --factory`` on a free loopback port; stopped (SIGTERM) on exit."""
+    """``python -m serving.server --factory`` on a free loopback port; stopped (SIGTERM) on exit.
+    ``factory`` is a name in this module or a ``module:callable`` target."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HASHTAGS_", "WEB_"))}
     full_env.update({"PYTHONPATH": str(ROOT), "WEB_CONCURRENCY": "1", **(env or {})})
     out = open(log, "wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--port", str(port),
-                             "--app", f"tests.integration.web_server:{factory}", "--factory"],
+                             "--app", factory if ":" in factory else f"tests.integration.web_server:{factory}", "--factory"],
                             cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_listening(port, proc)
