@@ -95,9 +95,9 @@ class DeadLetter:
         if self.reason.startswith(ARCHIVE_REASON_PREFIX):
             return "an archive dead letter holds a re-encoded event without its attributes"
         if DROPPED_ATTRIBUTES in a:
-            return f"{a[DROPPED_ATTRIBUTES]} original attribute(s) were dropped when it was dead-lettered"
+            return f"{printable(a[DROPPED_ATTRIBUTES])} original attribute(s) were dropped when it was dead-lettered"
         if ORIGINAL_BYTES in a:
-            return f"the payload was cut (the original had {a[ORIGINAL_BYTES]} bytes)"
+            return f"the payload was cut (the original had {printable(a[ORIGINAL_BYTES])} bytes)"
         if a.get(PAYLOAD_KIND) == "repr":
             return "the payload is a repr of a non-message element, not the original bytes"
         if not self.data and not self.original_attributes():
@@ -121,6 +121,12 @@ def reason_group(reason: str) -> str:
     for pattern, repl in _VARIABLE:
         head = pattern.sub(repl, head)
     return head or "(no reason)"
+
+
+def printable(value: str) -> str:
+    """An attribute value as it is when it is one printable line, else escaped (repr): the report is
+    printed to an operator's terminal, and the values come from whoever published the message."""
+    return value if value.isprintable() else repr(value)
 
 
 def preview(data: bytes | str, limit: int = PREVIEW_CHARS) -> str:
@@ -220,9 +226,9 @@ def render(subscription: str, letters: Sequence[DeadLetter], p: Plan, now: dt.da
     lines = [f"{len(letters)} dead letter(s) read from {subscription}"
              + (" (the --limit was reached: more may remain)" if limit_reached else "")]
     for g in group(letters):
-        lines.append(f"  {g.count:6d}  {g.source or '?'}  {preview(g.reason, 120)}")
+        lines.append(f"  {g.count:6d}  {printable(g.source) or '?'}  {preview(g.reason, 120)}")
         for d in g.examples:
-            lines.append(f"          e.g. {d.message_id} ({age(d, now)} ago): {preview(d.data)}")
+            lines.append(f"          e.g. {printable(d.message_id)} ({age(d, now)} ago): {preview(d.data)}")
             if d.reason != g.reason:
                 lines.append(f"               reason: {preview(d.reason, 200)}")
     if selection.empty:
