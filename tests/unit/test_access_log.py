@@ -7,6 +7,7 @@ import json
 import logging
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hashtag_ops import logs
 from hashtags.settings import Settings
@@ -52,7 +53,9 @@ def lines():
     LOGGER.propagate = False
 
     def read() -> list[dict]:
-        return [json.loads(line) for line in stream.getvalue().splitlines()]
+        # split on "\n" only, as Cloud Logging's agents read stdout (str.splitlines also splits on
+        # U+0085/U+2028…, which JSON strings may hold unescaped)
+        return [json.loads(line) for line in stream.getvalue().split("\n") if line]
 
     yield read
     LOGGER.removeHandler(handler)
@@ -154,3 +157,26 @@ def test_text_mode_keeps_the_same_fields_readable(app):
     line = stream.getvalue().strip()
     assert "INFO serving.access: GET /tags/love 200 | event=http_request cache=miss tag=love" in line
     assert "status=200" in line and f"trace=projects/{PROJECT}/traces/{TRACE_ID}" in line
+
+
+_latin1 = st.text(st.characters(max_codepoint=0xFF), max_size=80)  # PEP 3333: header values are latin-1 str
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=_latin1, query=_latin1, traceparent=_latin1, xcloud=_latin1, forwarded=_latin1, agent=_latin1,
+       method=st.sampled_from(["GET", "HEAD", "POST", "DELETE"]))
+def test_any_request_through_the_real_app_gives_exactly_one_json_line_with_its_status(
+        app, lines, path, query, traceparent, xcloud, forwarded, agent, method):
+    from werkzeug.test import create_environ
+
+    environ = create_environ("/", "http://localhost/", method=method)
+    environ.update(PATH_INFO="/" + path, QUERY_STRING=query, HTTP_TRACEPARENT=traceparent,
+                   HTTP_X_CLOUD_TRACE_CONTEXT=xcloud, HTTP_X_FORWARDED_FOR=forwarded, HTTP_USER_AGENT=agent)
+    seen = []
+    body = b"".join(app(environ, lambda status, headers, exc_info=None: seen.append(status)))
+    assert len(seen) == 1 and (method != "HEAD" or body == b"")
+    line = lines()[-1]
+    assert line["event"] == "http_request"
+    assert line["httpRequest"]["status"] == int(seen[0][:3]) and line["httpRequest"]["requestMethod"] == method
+    assert line["cache"] in ("hit", "miss", "stale", "none")
+    assert line["tag"] == tag_of(line["message"].split(" ", 1)[1].rsplit(" ", 1)[0])
