@@ -283,7 +283,9 @@ def merged_slashes_location(svc: Services, path: str, query: str) -> str:
             if resolved is not None:
                 path = rep.prefix + resolved.key
             break
-    location = quote(path, safe="/:@!$&'()*+,;=-._~")
+    # surrogateescape: bytes of the request path that were not UTF-8 go back out percent-encoded as
+    # they came (a property test found ``//`` + such bytes raising here, i.e. a bare 500)
+    location = quote(path, safe="/:@!$&'()*+,;=-._~", errors="surrogateescape")
     return location + "?" + query if query else location
 
 

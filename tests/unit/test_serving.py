@@ -173,6 +173,7 @@ def test_top_posts_without_a_counted_post_is_the_unknown_tag_404(fake_store, cli
     ("//healthz", "/healthz"),
     ("//evil.example/x", "/evil.example/x"),  # always a path, never //host
     ("//\\evil.example/x", "/%5Cevil.example/x"),  # "/\\host" is "//host" to a browser
+    ("//tags/\x80\xff", "/tags/%80%FF"),  # bytes that are not UTF-8 (PATH_INFO is latin-1): kept as sent
 ])
 def test_duplicate_slashes_redirect_to_the_canonical_path(client, fake_store, path, location):
     r = client.get("/", environ_overrides={"PATH_INFO": path})
