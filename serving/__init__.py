@@ -1,8 +1,7 @@
 """The hashtag web service: ``GET /tags/<name>`` (HTML), ``GET /api/tags/<name>`` (JSON), health.
 
 ``create_app(settings=None, store=None)`` is the app factory; ``serving.wsgi:app`` is what the
-production server runs (``python -m serving.server``: granian, serving/server.py); ``python -m
-serving`` starts a Werkzeug dev server.
+server runs everywhere (``python -m serving.server``: granian, serving/server.py).
 """
 from serving.app import create_app
 from serving.devimages import DEV_IMAGE_ORIGIN

@@ -20,11 +20,11 @@ at WARNING); its cost per request is in docs/BENCHMARKS.md "Request log (issue 1
 from __future__ import annotations
 
 import logging
-import time
+from time import perf_counter
 
 from google.cloud.logging_v2.handlers._helpers import _parse_trace_parent, _parse_xcloud_trace
 
-from hashtag_ops.logs import HTTP_REQUEST, log_event
+from hashtag_ops.logs import HTTP_REQUEST, CallSite, log_event
 
 LOGGER = logging.getLogger("serving.access")
 CACHE_STATES = frozenset({"hit", "miss", "stale"})
@@ -92,7 +92,7 @@ class AccessLog:
     def __call__(self, environ, start_response):
         if not self.logger.isEnabledFor(logging.INFO):
             return self.app(environ, start_response)
-        start = time.perf_counter()
+        start = perf_counter()
         seen: list = []
 
         def _start_response(status, headers, exc_info=None):
@@ -102,10 +102,10 @@ class AccessLog:
         try:
             body = self.app(environ, _start_response)
         except BaseException:
-            self._log(environ, "500", [], time.perf_counter() - start)
+            self._log(environ, "500", [], perf_counter() - start)
             raise
         status, headers = seen if seen else ("500", [])
-        self._log(environ, status, headers, time.perf_counter() - start)
+        self._log(environ, status, headers, perf_counter() - start)
         return body
 
     def _log(self, environ, status: str, headers, seconds: float) -> None:
@@ -121,4 +121,7 @@ class AccessLog:
                           "latency": f"{seconds:.6f}s", "userAgent": environ.get("HTTP_USER_AGENT"),
                           "remoteIp": remote_ip(environ)},
             trace=trace, span_id=span_id, trace_sampled=sampled,
-            cache=cache if cache in CACHE_STATES else "none", tag=tag_of(path))
+            cache=cache if cache in CACHE_STATES else "none", tag=tag_of(path), site=_SITE)
+
+
+_SITE = CallSite.of(AccessLog._log)  # the record's sourceLocation: this method, without findCaller

@@ -13,7 +13,7 @@ from flask import Flask, Response, request
 from jinja2 import Template
 
 from hashtags.settings import Settings
-from serving import request_limits, views
+from serving import views
 from serving.access_log import AccessLog
 from serving.breaker import Breaker
 from serving.cache import PageCache
@@ -140,7 +140,6 @@ def create_app(settings: Settings | None = None, store=None, *, dev_images: bool
 
     views.register(app, svc)
     app.wsgi_app = views.TagRouter(app.wsgi_app, svc)
-    request_limits.install(app)  # 414/431 with the usual headers (serving/request_limits.py, owner B)
     if settings.access_log:  # outermost: every response, the router's included
         app.wsgi_app = AccessLog(app.wsgi_app, settings.project)
     return app

@@ -5,11 +5,9 @@ Open: no read goes to the store for ``cool_down`` seconds; callers get :class:`C
 (the views answer with the last good copy or 503 + Retry-After). After the cool-down the circuit is
 half-open: exactly ONE caller (the probe) reads, every other caller still gets CircuitOpen; the
 probe's success closes the circuit, its failure opens it for another cool-down.
-
-Not pybreaker (1.4.1, in the lock file): its ``CircuitBreaker.call`` holds one RLock around the
-guarded call itself (read in site-packages/pybreaker/__init__.py), so every store read of the
-process would run one at a time, and its ``calling()`` context manager releases that lock before
-the body runs, so in half-open state every concurrent caller becomes a probe.
+Not pybreaker 1.4.1: read in its source, ``CircuitBreaker.call`` holds one RLock around the guarded
+call (every store read of the process would run one at a time) and ``calling()`` lets every
+concurrent half-open caller probe.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ Rules that live here (one place each):
 - The total is "posts with #tag, all time", counted up to :func:`counted_up_to`.
 - Link previews (:func:`page_meta`): canonical and ``og:url`` on the configured public base URL;
   ``og:image`` = the first top post's image only if it is an https URL the page renders (the tile
-  rule, :func:`serving.views.renderable_image`), never for a sensitive tag (a preview would show
+  rule, hashtags.messages.is_https_url), never for a sensitive tag (a preview would show
   what the page covers); ``noindex`` for sensitive tags and when ``Settings.noindex`` is set
   (hidden tags never get here: they answer 404).
 """

@@ -1,32 +1,8 @@
 """Mastodon's Tag entity for ``GET /api/v1/tags/<name>``, so existing fediverse clients can read a tag.
 
-Shape (docs.joinmastodon.org/entities/Tag and /methods/tags, read from the mastodon/documentation
-repository, content/en/entities/Tag.md and methods/tags.md; the field encoding checked against
-mastodon/mastodon app/models/trends/history.rb ``Day#as_json``, which casts every number with
-``to_s``; fixture: tests/fixtures/mastodon_tag.json):
-
-    {"name": str, "url": str,
-     "history": [{"day": "<UNIX seconds of 00:00 UTC, as a string>", "uses": "<int as string>",
-                  "accounts": "<int as string>"}, ... 7 days, today first],
-     "following": false}
-
-- ``name`` is the tag as people write it (our ``display_name``; Mastodon's serializer sends
-  ``object.display_name`` too), ``url`` the tag's page on this service (absolute: the public base URL).
-- ``history`` is 7 days, newest first, today (partial) included, as Mastodon's
-  ``Trends::History#each`` (``0...7`` days ago). Days with no posts are "0", never left out.
-- ``following`` is always false: the service has no accounts (Mastodon sends it only to a logged-in
-  user; the documented example for an anonymous read includes it as false, and the issue asks for it).
-- No ``id``: it belongs to Admin::Tag in the documentation (the database id for the admin API).
-
-Accounts not yet known. Distinct accounts per day come only from the nightly reconciliation (the
-streaming job counts posts, not people); for today and any day the nightly has not covered, the
-count is unknown. The field is a required integer-as-string, so something must be sent. Choices:
-the day's uses would be an upper bound presented as a fact (it overstates, and clients show
-"N people talking" from it); "0" contradicts the uses on the same day ("12 uses by 0 accounts").
-We send the largest number that is certainly true: ``1`` when the day has uses (someone posted
-them), ``0`` when it has none: a lower bound, so a client never overstates, and uses > 0 never
-comes with 0 accounts. The project's own API (``/api/tags/<name>``) says ``"accounts": null``.
-Pure: no Flask, no I/O.
+Shape, sources (Mastodon's documentation and serializer) and why unknown accounts are sent as the
+lower bound ``1``/``0``: docs/SERVING.md "Mastodon's Tag entity"; fixture
+tests/fixtures/mastodon_tag.json. Pure: no Flask, no I/O.
 """
 from __future__ import annotations
 

@@ -5,10 +5,11 @@ gzip negotiation), the headers of redirects and errors, and the security headers
 reply carries (the Flask routes get the same ones in ``create_app``'s ``after_request``)."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.http import HTTP_STATUS_CODES, parse_accept_header
 
 from hashtags.settings import Settings
 from serving.cache import Body
@@ -35,26 +36,11 @@ def cache_control(settings: Settings) -> str:
     return f"public, max-age={settings.browser_max_age}, stale-while-revalidate={settings.stale_while_revalidate}"
 
 
+@functools.lru_cache(maxsize=256)  # a handful of distinct values in practice; parsing costs µs
 def accepts_gzip(header: str | None) -> bool:
-    """``Accept-Encoding`` allows gzip (``gzip`` or ``*`` with a non-zero q-value)."""
-    if not header or ("gzip" not in header and "*" not in header):
-        return False
-    star = None
-    for part in header.split(","):
-        coding, _, params = part.partition(";")
-        coding = coding.strip().lower()
-        q = 1.0
-        params = params.strip().replace(" ", "")
-        if params.startswith("q="):
-            try:
-                q = float(params[2:])
-            except ValueError:
-                q = 0.0
-        if coding in ("gzip", "x-gzip"):
-            return q > 0
-        if coding == "*":
-            star = q > 0
-    return bool(star)
+    """``Accept-Encoding`` allows gzip: its own q-value (or x-gzip's), else ``*``'s, is non-zero."""
+    q = dict(parse_accept_header(header))
+    return q.get("gzip", q.get("x-gzip", q.get("*", 0))) > 0
 
 
 def not_modified(if_none_match: str | None, body: Body) -> bool:

@@ -1,19 +1,11 @@
 """A small inline SVG sparkline with its numbers as text: no script, no inline style, no layout shift.
 
-Contract:
-- :func:`sparkline` takes the points oldest first (the order a reader scans a chart, left to
-  right) and returns one ``<figure class="spark">`` holding
-  - an ``<svg role="img" aria-labelledby=…>`` whose ``<title>`` summarises the series (first and
-    last point, lowest and highest value); a fixed ``viewBox`` and ``width``/``height`` attributes,
-    so the browser reserves its box before CSS arrives and nothing moves;
-  - a ``<table>`` in a ``<div class="vh">`` (visually hidden, read by screen readers, copied with the page text)
-    with every point's label and exact value, and the note of each point (e.g. "provisional"), or
-    the same numbers as one visually hidden sentence (``table=False``);
-- Colours and strokes come from classes in site.css (CSP ``style-src 'self'``: a ``style``
-  attribute would be blocked), so dark mode and forced colours need no second SVG.
-- Everything textual is escaped here (labels are ours, but the ``id_prefix`` and caption carry the
-  tag's display name into the page, so they go through markupsafe like any user-supplied text).
-Pure: no Flask, no I/O.
+:func:`sparkline` takes the points oldest first and returns one ``<figure class="spark">``: an
+``<svg role="img">`` whose ``<title>`` summarises the series, with a fixed ``viewBox`` and
+``width``/``height`` (its box is reserved before CSS arrives), and every point's label, exact value
+and note as a visually hidden table (or one sentence, ``table=False``) for screen readers and copied
+text. Colours come from site.css classes (the CSP forbids ``style`` attributes), so dark mode and
+forced colours need no second SVG. All text is escaped here. Pure: no Flask, no I/O.
 """
 from __future__ import annotations
 

@@ -1,38 +1,25 @@
 """The tag routes: ONE handler over a table of representations; health checks; error pages.
 
-Every ``<prefix><name>`` of :data:`REPRESENTATIONS` (``/tags/<name>`` HTML, ``/api/tags/<name>``
-JSON, ``/api/v1/tags/<name>`` Mastodon's Tag entity; contents in serving/documents.py and
-serving/mastodon.py) is answered by :func:`answer`, mounted by :class:`TagRouter` as WSGI in front of Flask (no
-request context, routing or Response object: the hot page costs a few µs instead of ~0.2 ms; the
-figures are in docs/BENCHMARKS.md "Serving path (issue 12)"). Flask serves the rest (health,
-static files, dev images) and the errors of its own routes; both use the same error bodies
-(``Representation.error``) and the same security headers.
-
-What a tag URL answers:
-- a name that no valid tag can have → 404 (cached 10 s); a non-canonical spelling (``Love``,
-  ``%23love``, ``ＬＯＶＥ``) → 301 to the canonical one, decided before any store read; duplicate
-  slashes anywhere in a path (``//tags/love``, ``/tags//love``) → 301 to the path with single
-  slashes (straight to the tag's canonical spelling when it has one), never a 200 duplicate;
-- a fresh cache entry → its cached bytes (200 or 304); else ONE store read, through the circuit
-  breaker (serving/breaker.py);
-- a tag that is not listed → the same 404 as an unknown tag, cached 10 s: no row, or a row whose
-  count is 0. A count of 0 with a top-posts list happens when the list arrives before the first
-  counted post or after every counted post was deleted; "0 posts" above images would contradict
-  itself, and the 404 turns into the page by itself within the cache TTL once a post is counted;
-  a tag hidden by an operator (``meta:flags``) answers the same 404, byte for byte;
-- store unavailable, or the circuit open → at once the last good copy marked stale (503 +
-  ``Retry-After``, ``Cache-Control: no-store``) if there is one, else the representation's 503;
-- a method other than GET/HEAD → 405 with ``Allow``.
+Every ``<prefix><name>`` of :data:`REPRESENTATIONS` (HTML, JSON, Mastodon's Tag entity) is answered
+by :func:`answer`, mounted by :class:`TagRouter` as WSGI in front of Flask (no request context or
+Response object: a cached page costs a few µs instead of ~0.2 ms; docs/BENCHMARKS.md "Serving path
+(issue 12)"). Flask serves the rest (health, static files, dev images, the API document) and the
+errors of its own routes, with the same error bodies (``Representation.error``) and security headers.
+What each URL answers (canonical spellings, unknown, hidden and zero-count tags, duplicate slashes,
+outages, methods, size limits) is docs/SERVING.md.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable
 from urllib.parse import quote
+
+from pathlib import Path
 
 from flask import Blueprint, Flask, Response, abort, request
 from markupsafe import Markup, escape
@@ -43,7 +30,7 @@ from hashtag_store import StoreUnavailable
 from hashtags.layout import PageDocument
 from hashtags.messages import is_https_url
 from hashtags.settings import MAX_URL_LENGTH
-from serving import devimages, documents, mastodon, openapi, responses
+from serving import devimages, documents, mastodon, responses
 from serving.cache import Entry
 from serving.format import exact_posts_label, posts_label
 from serving.names import quote_key, resolve
@@ -53,12 +40,11 @@ if TYPE_CHECKING:
     from serving.app import Services
 
 log = logging.getLogger(__name__)
+OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.json").read_bytes()
 
+# Tiles loaded eagerly (the rest lazily): the first screen of the phone grid (4 rows of 3 at 390×844)
+# and of the desktop grid (2–3 rows at 1280×800); the first tile, the LCP candidate, at high priority.
 EAGER_TILES = 12
-"""Tiles loaded eagerly (the rest ``loading=lazy``). 12 = the first 4 rows of the 3-column phone
-grid (a 390×844 screen shows ~5 rows under the header) and the first 2–3 rows of the 4/5-column
-desktop grid (1280×800 shows ~3 rows): what is on the first screen starts loading before layout,
-the first with ``fetchpriority=high`` (the largest contentful paint candidate)."""
 # width/height 320: intrinsic size attributes (the grid scales tiles, aspect-ratio stays 1:1)
 _TILE = '<li><a href="{}"><img src="{}" alt="Post {}" width="320" height="320"{}></a></li>\n'
 _FIRST = ' fetchpriority="high"'
@@ -66,11 +52,6 @@ _LAZY = ' loading="lazy" decoding="async"'
 
 
 # ---- rendering ------------------------------------------------------------------------------
-def renderable_image(url: str) -> bool:
-    """The page's image rule is the domain's: an https URL without userinfo (hashtags.messages)."""
-    return is_https_url(url)
-
-
 def tiles_html(doc: PageDocument, post_url_template: str, dev_images: bool) -> Markup:
     """The tiles, every value escaped: image URLs the page may not render are dropped whatever the
     table holds; post ids are percent-encoded into the configured URL pattern."""
@@ -81,7 +62,7 @@ def tiles_html(doc: PageDocument, post_url_template: str, dev_images: bool) -> M
 def _escaped_tiles(doc: PageDocument, post_url_template: str, dev_images: bool) -> Markup:
     parts = []
     for post in doc.top_posts:
-        if not renderable_image(post.image_url):
+        if not is_https_url(post.image_url):  # the domain's image rule
             continue
         src = devimages.rewrite_url(post.image_url) if dev_images else post.image_url
         href = post_url_template.format(post_id=quote(post.post_id, safe=""))
@@ -130,7 +111,7 @@ def render_html(svc: Services, doc: PageDocument, stale: bool) -> bytes:
         stale=stale,
         static_version=svc.static_version,
         **documents.page_context(doc, _now(), public_url=svc.settings.public_url, noindex=svc.settings.noindex,
-                                 renderable=lambda url: not svc.dev_images and renderable_image(url)),
+                                 renderable=lambda url: not svc.dev_images and is_https_url(url)),
     ).encode("utf-8")
 
 
@@ -270,6 +251,30 @@ def answer(svc: Services, rep: Representation, name: str, environ: dict) -> Repl
     return responses.page(svc.settings, body, environ, rep.mimetype, how)
 
 
+# ---- request size limits ----------------------------------------------------------------------
+# Answered here, with the usual error bodies and headers, for requests far below what the HTTP
+# server refuses bare (serving/server.py): URL (path + query) over 8 KiB → 414, request headers
+# (names + values) over 32 KiB → 431. Valid page URLs are a few hundred characters; browsers send
+# 1-4 KiB of headers, cookies included.
+MAX_URL_CHARS = 8 * 1024
+MAX_HEADER_BYTES = 32 * 1024
+# granian copies os.environ into every request's environ: skipping those keys halves the scan
+# (~4 instead of ~9 µs a request); HTTP_* keys are never skipped, so it is only a speed-up.
+_PROCESS_KEYS = frozenset(k for k in os.environ if not k.startswith("HTTP_"))
+
+
+def header_bytes(environ: dict) -> int:
+    """Bytes of the request's header names and values as the app sees them (WSGI ``HTTP_*`` keys)."""
+    return sum(len(k) - 5 + len(environ[k]) for k in environ.keys() - _PROCESS_KEYS if k[:5] == "HTTP_")
+
+
+def over_limit(environ: dict) -> int | None:
+    """414, 431 or None (within the limits)."""
+    if len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) > MAX_URL_CHARS:
+        return 414
+    return 431 if header_bytes(environ) > MAX_HEADER_BYTES else None
+
+
 _SLASHES = re.compile(r"//+")
 
 
@@ -304,7 +309,10 @@ class TagRouter:
         path = environ.get("PATH_INFO") or "/"
         if not path.isascii():  # PEP 3333: the path's bytes as latin-1; names are UTF-8
             path = path.encode("latin-1").decode("utf-8", "surrogateescape")
-        if "//" in path:
+        too_large = over_limit(environ)
+        if too_large:
+            reply = _error(self._svc, representation_for(path), too_large, None, [("Cache-Control", "no-store")])
+        elif "//" in path:
             reply = responses.redirect(merged_slashes_location(self._svc, path, environ.get("QUERY_STRING", "")))
         else:
             for rep in REPRESENTATIONS:
@@ -342,8 +350,13 @@ def register(app: Flask, svc: Services) -> None:
                             headers={"Cache-Control": "no-store", "Retry-After": str(svc.settings.retry_after_seconds)})
         return Response("ready\n", mimetype="text/plain", headers={"Cache-Control": "no-store"})
 
+    @bp.get("/api/openapi.json")
+    def openapi_document():
+        """serving/openapi.json as written (kept true by tests/unit/test_openapi.py and schemathesis)."""
+        return Response(OPENAPI_DOCUMENT, mimetype="application/json", headers={
+            "Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"})  # as the tag APIs
+
     app.register_blueprint(bp)
-    openapi.register(app)
     if svc.dev_images:
         @app.get("/dev-images/<name>.png")
         def dev_image(name: str):

@@ -3,7 +3,7 @@
 store (tests/integration/web_server.py), over raw sockets: what the app answers carries the security
 headers, whoever inside it generates the response (tag router, Flask, error handlers, the request
 size limits); what granian's HTTP engine answers itself is bare, and only for what it cannot hand
-to the app at all (serving/server.py, serving/request_limits.py)."""
+to the app at all (serving/server.py; the app-side limits are serving/views.py ``over_limit``)."""
 from __future__ import annotations
 
 import re
@@ -138,7 +138,7 @@ def test_what_the_server_answers_itself_is_bare_and_only_what_it_cannot_parse(up
 
 def test_limits_sit_between_the_app_and_the_server(up):
     """Just under the app's limits the page answers; just over, the app's own 414 / 431."""
-    from serving.request_limits import MAX_HEADER_BYTES, MAX_URL_CHARS
+    from serving.views import MAX_HEADER_BYTES, MAX_URL_CHARS
 
     just_under = "X" * (MAX_HEADER_BYTES - 200)
     assert exchange(up, request(f"/tags/{HOT_TAG}", headers={"X-Big": just_under})).status == 200

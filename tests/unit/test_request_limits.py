@@ -1,10 +1,10 @@
-"""serving/request_limits.py through create_app (Werkzeug's test client, in-memory store): the exact
+"""the request size limits (serving/views.py) through create_app (Werkzeug's test client, in-memory store): the exact
 boundaries, the representation of the error, and that an over-limit request never reaches the store."""
 from __future__ import annotations
 
 from hashtags.settings import Settings
 from serving import create_app
-from serving.request_limits import MAX_HEADER_BYTES, MAX_URL_CHARS, header_bytes
+from serving.views import MAX_HEADER_BYTES, MAX_URL_CHARS, header_bytes
 from tests.unit.serving_fakes import FakeStore, doc
 
 

@@ -270,7 +270,7 @@ def test_security_headers_on_every_status_the_app_sends(fake_store, clock):
         (404, c.get("/nope")), (404, c.get("/api/nope")), (404, c.get("/static/nope.css")),
         (405, c.post("/tags/love")), (405, c.delete("/api/tags/love")), (405, c.post("/healthz")),
         (413, c.post("/body", data=b"x" * 2048)),
-        (414, c.get("/tags/" + "a" * 9000)), (414, c.get("/healthz?" + "a" * 9000)),  # serving/request_limits.py
+        (414, c.get("/tags/" + "a" * 9000)), (414, c.get("/healthz?" + "a" * 9000)),  # serving/views.py over_limit
         (431, c.get("/tags/love", headers={"X-Big": "a" * 40_000})),
         (500, c.get("/crash")),
     ]
