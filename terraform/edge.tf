@@ -26,6 +26,21 @@ locals {
   edge_serve_while_stale_seconds = 300
   # serving/views.py NOT_FOUND_MAX_AGE: how long an unknown tag's 404 is cached. Checked by the test.
   edge_not_found_ttl_seconds = 10
+
+  # The security headers serving/app.py security_headers(settings, dev_images=False) puts on every
+  # response the app makes, rebuilt here from the same variable cloud_run.tf passes to the app as
+  # HASHTAGS_IMAGE_ORIGINS, so the URL map below can put them on every response the edge returns,
+  # including the ones the app never sees. tests/unit/test_terraform_edge_headers.py evaluates these
+  # expressions and compares them with the app's values.
+  # img-src: the configured origins after 'self'; with none, any https: image (the app's rule).
+  edge_csp_img_src             = length(var.web_image_origins) > 0 ? join(" ", concat(["'self'"], var.web_image_origins)) : "'self' https:"
+  edge_content_security_policy = "default-src 'none'; img-src ${local.edge_csp_img_src}; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+  # HSTS exists only here: the container speaks plain HTTP and a browser ignores HSTS received over
+  # it (RFC 6797 8.1). One year (31536000 s) is the customary full value; includeSubDomains covers
+  # the names under var.web_domain (dev.<prod domain> in environments/*.tfvars), all served by
+  # an edge like this one, HTTPS only. No preload: a preload-list entry covers the whole
+  # registrable domain (not ours alone) and takes months to undo.
+  edge_strict_transport_security = "max-age=31536000; includeSubDomains"
 }
 
 resource "google_compute_global_address" "web" {
@@ -85,10 +100,49 @@ resource "google_compute_backend_service" "web" {
   }
 }
 
+# The security headers on every response the edge returns for the site: the app's own (replaced by
+# the identical value, replace = true, so none is doubled), and those the app never makes: the HTTP
+# server's bare 400/414/431 and Cloud Run's own errors (e.g. 429/500/503 with no instance free).
+# Top-level header_action, not a path matcher's: it applies to the default route, i.e. every path.
+# What Google documents about where it applies, and what is not verified: docs/OPERATIONS.md
+# "Security headers at the edge".
 resource "google_compute_url_map" "web" {
   name            = "hashtags-web"
   description     = "Every path of the hashtag site goes to the Cloud Run backend (CDN enabled)."
   default_service = google_compute_backend_service.web.id
+
+  header_action {
+    response_headers_to_add {
+      header_name  = "Content-Security-Policy"
+      header_value = local.edge_content_security_policy
+      replace      = true
+    }
+    response_headers_to_add {
+      header_name  = "X-Content-Type-Options"
+      header_value = "nosniff"
+      replace      = true
+    }
+    response_headers_to_add {
+      header_name  = "Referrer-Policy"
+      header_value = "strict-origin-when-cross-origin"
+      replace      = true
+    }
+    response_headers_to_add {
+      header_name  = "X-Frame-Options"
+      header_value = "DENY"
+      replace      = true
+    }
+    response_headers_to_add {
+      header_name  = "Cross-Origin-Opener-Policy"
+      header_value = "same-origin"
+      replace      = true
+    }
+    response_headers_to_add {
+      header_name  = "Strict-Transport-Security"
+      header_value = local.edge_strict_transport_security
+      replace      = true
+    }
+  }
 }
 
 # The name carries a hash of the domain: a new domain creates a new certificate before the old one

@@ -185,6 +185,13 @@ variable "web_image_origins" {
   description = "HASHTAGS_IMAGE_ORIGINS: origins the page may load images from (CSP img-src)."
   type        = list(string)
   default     = []
+  # The app splits HASHTAGS_IMAGE_ORIGINS on commas and trims whitespace; edge.tf builds the same CSP
+  # from this list as it is. Printable ASCII without spaces, commas, semicolons or quotes keeps the
+  # two equal (tests/unit/test_terraform_edge_headers.py) and keeps a CSP directive from being cut.
+  validation {
+    condition     = alltrue([for o in var.web_image_origins : can(regex("^[!-~]+$", o)) && can(regex("^[^,;'\"]+$", o))])
+    error_message = "Each web_image_origins entry is one CSP source (e.g. https://images.example.com): printable ASCII, no spaces, commas, semicolons or quotes."
+  }
 }
 
 variable "web_post_url_template" {
