@@ -187,10 +187,11 @@ variable "web_image_origins" {
   default     = []
   # The app splits HASHTAGS_IMAGE_ORIGINS on commas and trims whitespace; edge.tf builds the same CSP
   # from this list as it is. Printable ASCII without spaces, commas, semicolons or quotes keeps the
-  # two equal (tests/unit/test_terraform_edge_headers.py) and keeps a CSP directive from being cut.
+  # two equal (tests/unit/test_terraform_edge_headers.py) and keeps a CSP directive from being cut;
+  # no braces, which the load balancer would read as a {variable} in a header value.
   validation {
-    condition     = alltrue([for o in var.web_image_origins : can(regex("^[!-~]+$", o)) && can(regex("^[^,;'\"]+$", o))])
-    error_message = "Each web_image_origins entry is one CSP source (e.g. https://images.example.com): printable ASCII, no spaces, commas, semicolons or quotes."
+    condition     = alltrue([for o in var.web_image_origins : can(regex("^[!-~]+$", o)) && can(regex("^[^,;'\"{}]+$", o))])
+    error_message = "Each web_image_origins entry is one CSP source (e.g. https://images.example.com): printable ASCII, no spaces, commas, semicolons, quotes or braces."
   }
 }
 

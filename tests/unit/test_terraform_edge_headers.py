@@ -9,7 +9,8 @@ terraform (python-hcl2, as tests/unit/test_terraform.py) and check, for a given
 
 * the URL map's response headers equal the app's headers for the Settings the app gets in Cloud Run
   (``Settings.from_env`` of the HASHTAGS_IMAGE_ORIGINS value cloud_run.tf computes, dev images off),
-  plus HSTS, name for name and value for value, each with ``replace = true``, no name twice;
+  plus HSTS, name for name and value for value, each with ``replace = true``, no name twice, no
+  braces in a value (the load balancer would read ``{…}`` as one of its variables);
 * they are on the URL map's top-level header_action, which the default route (every path) takes;
 * the variable's validation only admits origins for which the two stay equal (a property test).
 
@@ -402,9 +403,11 @@ def edge_header_problems(model: dict, origins: list[str]) -> list[str]:
             problems.append(f"{name}: edge {edge[name]!r} != app {value!r}")
     for name in sorted(set(edge) - set(expected)):
         problems.append(f"{name}: added at the edge but not by the app")
-    for name, _v, replace in found:
+    for name, value, replace in found:
         if replace is not True:
             problems.append(f"{name}: replace = {replace!r} (must be true: the app's copy is replaced, not doubled)")
+        if "{" in str(value) or "}" in str(value):
+            problems.append(f"{name}: braces in the value (the load balancer reads {{...}} as a variable)")
     return problems
 
 
@@ -486,7 +489,7 @@ def test_headers_are_on_the_default_route_of_the_https_url_map(model):
 def test_validation_rejects_origins_the_app_would_read_differently(model):
     assert origins_valid(model, ["https://images.example.com", "https://*.cdn.example:8443/p/"])
     for bad in ["https://a.example, https://b.example", "https://a.example;script-src *", " https://a.example",
-                "", "https://a.example/'x'", 'https://a"', "https://ä.example"]:
+                "", "https://a.example/'x'", 'https://a"', "https://ä.example", "https://{client_region}.example"]:
         assert not origins_valid(model, [bad]), bad
 
 
@@ -553,3 +556,7 @@ def test_detects_a_validation_that_admits_an_origin_the_app_splits(model):
     origins = ["https://a.example,https://b.example"]
     assert origins_valid(mutated, origins) and not origins_valid(model, origins)
     assert [p.split(":")[0] for p in edge_header_problems(mutated, origins)] == ["Content-Security-Policy"]
+    origins = ["https://{client_region}.example"]
+    assert origins_valid(mutated, origins) and not origins_valid(model, origins)
+    assert edge_header_problems(mutated, origins) == [
+        "Content-Security-Policy: braces in the value (the load balancer reads {...} as a variable)"]
