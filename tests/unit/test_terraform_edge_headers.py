@@ -421,7 +421,7 @@ def model() -> dict:
 
 # --- the evaluator ------------------------------------------------------------------------------------
 
-def test_evaluator_on_the_module_s_kinds_of_expression():
+def test_evaluator_computes_the_kinds_of_expression_the_module_uses():
     ev = HclEval({"locals": {"a": "${join(\", \", local.b)}", "b": ["x", "${var.v[0]}"]}}, {"v": ["q"]})
     with pytest.raises(ValueError):
         ev.local("a")  # indexing is not supported: an error, never a silent wrong value
