@@ -24,6 +24,7 @@ with :func:`recount_run_fields` and log it through Airflow's own handlers.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -107,15 +108,89 @@ def _text_value(v: Any) -> str:
 
 
 def json_handler(service: str, stream: TextIO | None = None, project: str | None = None) -> logging.Handler:
-    """google-cloud-logging's StructuredLogHandler on ``stream`` (stdout), labelled with the service."""
+    """google-cloud-logging's StructuredLogHandler on ``stream`` (stdout), labelled with the service,
+    with its CloudLoggingFilter replaced by :func:`_explicit_request_filter`'s subclass."""
     import google.cloud.logging_v2
     from google.cloud.logging_v2.handlers import StructuredLogHandler
 
     # The handler's first emit writes the library's own "diagnostic" entry (instrumentation
     # telemetry), through a logger that also propagates to the root: two lines of noise per process.
     google.cloud.logging_v2._instrumentation_emitted = True
-    return StructuredLogHandler(stream=stream or sys.stdout, project_id=project,
-                                labels={"service": service})
+    handler = StructuredLogHandler(stream=stream or sys.stdout, project_id=project, labels={"service": service})
+    (library_filter,) = handler.filters
+    handler.removeFilter(library_filter)
+    handler.addFilter(_explicit_request_filter()(project=project, default_labels={"service": service}))
+    return handler
+
+
+# The request fields a record can carry; CloudLoggingFilter.filter reads each as
+# ``getattr(record, name, inferred)``, so a record that carries all four never uses the inference.
+REQUEST_EXTRAS = ("http_request", "trace", "span_id", "trace_sampled")
+_MAX_CACHED = 1024  # source locations / logger names memoised by the filter (call sites are few)
+
+
+@functools.cache
+def _explicit_request_filter() -> type:
+    """A CloudLoggingFilter (google-cloud-logging 3.17.0, handlers/handlers.py) that sets the same
+    record attributes, without the per-record work a record with every request field makes useless.
+
+    The library's ``filter`` calls ``get_request_data()`` for every record (OpenTelemetry, Django
+    and Flask look-ups, ~5 µs) before reading the explicit extras that override it, and json.dumps
+    the labels and the source location, constant per logger / call site, every time. For a record
+    carrying all of :data:`REQUEST_EXTRAS` (the request log's, :func:`log_event` with
+    ``http_request``) and no ``labels`` / ``source_location`` / ``resource`` extra, this one skips
+    the inference and memoises those two strings; any other record goes through the library's own
+    ``filter`` unchanged. tests/unit/test_logs.py compares the attributes of both on the same
+    records. Built on first use: this module imports only the standard library at import time."""
+    from google.cloud.logging_v2.handlers.handlers import CloudLoggingFilter
+
+    # json.dumps(obj, ensure_ascii=False), as the library calls it, builds this encoder per call.
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+
+    class ExplicitRequestFilter(CloudLoggingFilter):
+        def __init__(self, project=None, default_labels=None):
+            super().__init__(project=project, default_labels=default_labels)
+            self._labels: dict[str, tuple[dict | None, str]] = {}
+            self._sites: dict[tuple, tuple[dict | None, str]] = {}
+
+        def filter(self, record):
+            d = record.__dict__
+            if "labels" in d or "source_location" in d or "resource" in d \
+                    or not all(name in d for name in REQUEST_EXTRAS):
+                return super().filter(record)
+            record._resource = None
+            record._trace = d["trace"] or None
+            record._span_id = d["span_id"] or None
+            record._trace_sampled = bool(d["trace_sampled"])
+            record._http_request = d["http_request"]
+            record._source_location, record._source_location_str = self._source_location(record)
+            record._labels, record._labels_str = self._labels_of(record.name)
+            record._trace_str = record._trace or ""
+            record._span_id_str = record._span_id or ""
+            record._trace_sampled_str = "true" if record._trace_sampled else "false"
+            record._http_request_str = encode(record._http_request or {})
+            return True
+
+        def _source_location(self, record) -> tuple[dict | None, str]:
+            key = (record.pathname, record.lineno, record.funcName)
+            found = self._sites.get(key)
+            if found is None:
+                location = CloudLoggingFilter._infer_source_location(record)
+                found = (location, encode(location or {}))
+                if len(self._sites) < _MAX_CACHED:
+                    self._sites[key] = found
+            return found
+
+        def _labels_of(self, name: str) -> tuple[dict | None, str]:
+            found = self._labels.get(name)
+            if found is None:
+                labels = {**({"python_logger": name} if name else {}), **self.default_labels} or None
+                found = (labels, encode(labels or {}))
+                if len(self._labels) < _MAX_CACHED:
+                    self._labels[name] = found
+            return found
+
+    return ExplicitRequestFilter
 
 
 def text_handler(stream: TextIO | None = None) -> logging.Handler:
@@ -148,19 +223,34 @@ def log_event(logger: logging.Logger, event: str, message: str | None = None, *,
               **fields: Any) -> None:
     """Log one event record: ``event`` and ``fields`` in ``json_fields``; the optional request and
     trace go where Cloud Logging reads them. ``message`` defaults to the event name; the source
-    location is the caller's (``stacklevel`` more frames up for wrappers)."""
+    location is the caller's (``stacklevel`` more frames up for wrappers).
+
+    With ``http_request``, all of :data:`REQUEST_EXTRAS` are set (``None`` / ``False`` without a
+    trace), so the JSON handler's filter infers nothing from the environment; without it, the trace
+    extras are set only when given, as before."""
     if not logger.isEnabledFor(level):
         return
     extra: dict[str, Any] = {"json_fields": {"event": event, **fields}}
     if http_request is not None:
-        extra["http_request"] = http_request
-    if trace:
+        extra.update(http_request=http_request, trace=trace or None, span_id=span_id if trace else None,
+                     trace_sampled=bool(trace and trace_sampled))
+    elif trace:
         extra["trace"] = trace
         if span_id:
             extra["span_id"] = span_id
         if trace_sampled is not None:
             extra["trace_sampled"] = trace_sampled
-    logger.log(level, message or event, extra=extra, stacklevel=stacklevel + 1)
+    if not isinstance(logger, logging.Logger):  # a LoggerAdapter: its own process() and log()
+        logger.log(level, message or event, extra=extra, stacklevel=stacklevel + 1)
+        return
+    # The caller's frame, as Logger.findCaller(stacklevel=stacklevel + 1) would find it from here
+    # (Python 3.11 logging: it skips logging's own frames, then counts this one and the caller's),
+    # without its per-frame os.path.normcase walk; the record is then made and handled as
+    # Logger._log does.
+    caller = sys._getframe(stacklevel)
+    code = caller.f_code
+    logger.handle(logger.makeRecord(logger.name, level, code.co_filename, caller.f_lineno, message or event, (),
+                                    None, code.co_name, extra))
 
 
 # ---- the recount run summary (recount main and the DAG's report task) -------------------------

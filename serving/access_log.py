@@ -24,7 +24,7 @@ from time import perf_counter
 
 from google.cloud.logging_v2.handlers._helpers import _parse_trace_parent, _parse_xcloud_trace
 
-from hashtag_ops.logs import HTTP_REQUEST, CallSite, log_event
+from hashtag_ops.logs import HTTP_REQUEST, log_event
 
 LOGGER = logging.getLogger("serving.access")
 CACHE_STATES = frozenset({"hit", "miss", "stale"})
@@ -121,7 +121,4 @@ class AccessLog:
                           "latency": f"{seconds:.6f}s", "userAgent": environ.get("HTTP_USER_AGENT"),
                           "remoteIp": remote_ip(environ)},
             trace=trace, span_id=span_id, trace_sampled=sampled,
-            cache=cache if cache in CACHE_STATES else "none", tag=tag_of(path), site=_SITE)
-
-
-_SITE = CallSite.of(AccessLog._log)  # the record's sourceLocation: this method, without findCaller
+            cache=cache if cache in CACHE_STATES else "none", tag=tag_of(path))

@@ -2,7 +2,9 @@
 (create_app over the in-memory store) and google-cloud-logging's StructuredLogHandler."""
 from __future__ import annotations
 
+import inspect
 import io
+import itertools
 import json
 import logging
 
@@ -12,6 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hashtag_ops import logs
 from hashtags.settings import Settings
 from serving import create_app
+from serving import access_log
 from serving.access_log import LOGGER, AccessLog, tag_of
 from tests.unit.serving_fakes import FakeStore, doc
 
@@ -86,6 +89,62 @@ def test_one_line_per_request_with_status_latency_cache_tag_and_trace(app, lines
     assert second["logging.googleapis.com/spanId"] == "00f067aa0ba902b7"
     assert second["logging.googleapis.com/trace_sampled"] is False
     assert first["logging.googleapis.com/labels"]["service"] == "web"
+
+
+def _log_call_line() -> int:
+    """The line of the log_event call in AccessLog._log: the record's sourceLocation (the caller of
+    log_event, as Logger.findCaller gives it)."""
+    lines, first = inspect.getsourcelines(AccessLog._log)
+    (offset,) = [i for i, line in enumerate(lines) if "log_event(" in line]
+    return first + offset
+
+
+def test_the_json_line_is_exactly_these_fields_for_a_miss_and_a_hit_with_either_trace_header(
+        app, lines, monkeypatch):
+    """The whole parsed line, value by value (the form issue 10's metrics and Cloud Logging read;
+    the same dict the line parsed to before the request log was made cheaper, 2026-12-01)."""
+    ticks = itertools.count()
+    monkeypatch.setattr(access_log, "perf_counter", lambda: 0.25 * next(ticks))  # each request: 0.25 s
+    client = app.test_client()
+    client.get("/tags/love", headers={"X-Cloud-Trace-Context": f"{TRACE_ID}/1;o=1", "User-Agent": "probe/1.0",
+                                      "X-Forwarded-For": "203.0.113.9, 10.0.0.1"})
+    client.get("/api/tags/love?x=1", headers={"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01",
+                                              "X-Forwarded-Proto": "https", "User-Agent": "probe/2.0"})
+    client.get("/healthz", headers={"User-Agent": "probe/3.0"})
+    common = {
+        "event": "http_request", "severity": "INFO",
+        "logging.googleapis.com/labels": {"python_logger": "serving.access", "service": "web"},
+        "logging.googleapis.com/trace": f"projects/{PROJECT}/traces/{TRACE_ID}",
+        "logging.googleapis.com/trace_sampled": True,
+        "logging.googleapis.com/sourceLocation": {"line": _log_call_line(), "file": access_log.__file__,
+                                                  "function": "_log"}}
+    assert lines() == [
+        {**common, "cache": "miss", "tag": "love", "message": "GET /tags/love 200",
+         "logging.googleapis.com/spanId": "0000000000000001",
+         "httpRequest": {"requestMethod": "GET", "requestUrl": "http://localhost/tags/love", "status": 200,
+                         "latency": "0.250000s", "userAgent": "probe/1.0", "remoteIp": "203.0.113.9"}},
+        {**common, "cache": "hit", "tag": "love", "message": "GET /api/tags/love 200",
+         "logging.googleapis.com/spanId": "00f067aa0ba902b7",
+         "httpRequest": {"requestMethod": "GET", "requestUrl": "https://localhost/api/tags/love?x=1",
+                         "status": 200, "latency": "0.250000s", "userAgent": "probe/2.0", "remoteIp": "127.0.0.1"}},
+        {**common, "cache": "none", "tag": None, "message": "GET /healthz 200",
+         "logging.googleapis.com/trace": "", "logging.googleapis.com/spanId": "",
+         "logging.googleapis.com/trace_sampled": False,
+         "httpRequest": {"requestMethod": "GET", "requestUrl": "http://localhost/healthz", "status": 200,
+                         "latency": "0.250000s", "userAgent": "probe/3.0", "remoteIp": "127.0.0.1"}}]
+
+
+def test_a_request_context_around_the_log_call_changes_nothing(app, lines, monkeypatch):
+    """The record carries every request field (trace None when the request had none), so the JSON
+    handler's filter infers nothing, not even inside some other Flask request context."""
+    from flask import Flask
+
+    with Flask("other").test_request_context("/elsewhere", headers={"X-Cloud-Trace-Context": "f" * 32 + "/7;o=1"}):
+        app.test_client().get("/healthz")
+    (line,) = lines()
+    assert (line["logging.googleapis.com/trace"], line["logging.googleapis.com/spanId"],
+            line["logging.googleapis.com/trace_sampled"]) == ("", "", False)
+    assert line["httpRequest"]["requestUrl"] == "http://localhost/healthz" and "protocol" not in line["httpRequest"]
 
 
 def test_stale_404_redirect_and_untraced_requests(app, store, clock, lines):
