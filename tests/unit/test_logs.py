@@ -8,6 +8,7 @@ import json
 import logging
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from hashtag_ops import logs
 from hashtags import planning
@@ -140,3 +141,98 @@ def test_the_streaming_main_start_record_fields():
                  "read": "post-events", "post_events_subscription": "projects/p-x/subscriptions/s",
                  "top_posts_subscription": None, "bigtable": "local/hashtags",
                  "event_time_floor": "2000-01-01T00:00:00Z", "max_future_skew_seconds": 300}
+
+
+# ---- the JSON handler's filter: the library's attributes, without inference where it is useless ----
+FILTER_ATTRIBUTES = ("_resource", "_trace", "_span_id", "_trace_sampled", "_http_request", "_source_location",
+                     "_labels", "_trace_str", "_span_id_str", "_trace_sampled_str", "_http_request_str",
+                     "_source_location_str", "_labels_str")
+
+
+def _record(name: str, extra: dict, msg: str = "GET /tags/love 200") -> logging.LogRecord:
+    return logging.getLogger(name).makeRecord(name, logging.INFO, "/srv/app/serving/access_log.py", 117, msg, (),
+                                              None, "_log", {"json_fields": {"event": "e"}, **extra})
+
+
+def _filtered_both_ways(name: str, extra: dict):
+    """The same record through the library's CloudLoggingFilter and through json_handler's filter,
+    and each copy's whole JSON line from the library's StructuredLogHandler.format."""
+    from google.cloud.logging_v2.handlers import StructuredLogHandler
+    from google.cloud.logging_v2.handlers.handlers import CloudLoggingFilter
+
+    ours = logs.json_handler("web", io.StringIO(), "proj")
+    library = StructuredLogHandler(stream=io.StringIO(), project_id="proj", labels={"service": "web"})
+    assert type(ours.filters[0]) is not CloudLoggingFilter and type(library.filters[0]) is CloudLoggingFilter
+    mine, theirs = _record(name, extra), _record(name, extra)
+    assert ours.filter(mine) and library.filter(theirs)
+    return mine, theirs, ours.format(mine), library.format(theirs)
+
+
+REQUEST = {"requestMethod": "GET", "requestUrl": "https://h.example/tags/東京?x=1", "status": 200,
+           "latency": "0.000012s", "userAgent": 'probe "1"', "remoteIp": "203.0.113.9"}
+
+
+@pytest.mark.parametrize("extra", [
+    {"http_request": REQUEST, "trace": "projects/proj/traces/abc", "span_id": "0000000000000001",
+     "trace_sampled": True},
+    {"http_request": REQUEST, "trace": None, "span_id": None, "trace_sampled": False},
+    {"http_request": {}, "trace": "", "span_id": "", "trace_sampled": None},
+    # not every request field, or a labels / source_location / resource extra: the library's own filter
+    {"http_request": REQUEST, "trace": "projects/proj/traces/abc"},
+    {"http_request": REQUEST, "trace": None, "span_id": None, "trace_sampled": False, "labels": {"k": "v"}},
+    {"http_request": REQUEST, "trace": None, "span_id": None, "trace_sampled": False,
+     "source_location": {"file": "x.py"}},
+    {}])
+def test_the_json_handlers_filter_sets_what_the_librarys_filter_sets(extra):
+    mine, theirs, my_line, their_line = _filtered_both_ways("serving.access", extra)
+    assert {a: getattr(mine, a) for a in FILTER_ATTRIBUTES} == {a: getattr(theirs, a) for a in FILTER_ATTRIBUTES}
+    assert my_line == their_line
+
+
+def test_a_record_with_every_request_field_is_not_inferred_from_the_environment(monkeypatch):
+    from google.cloud.logging_v2.handlers import handlers
+
+    calls = []
+    monkeypatch.setattr(handlers, "get_request_data", lambda: calls.append(1) or (None, None, None, False))
+    full = {"http_request": REQUEST, "trace": None, "span_id": None, "trace_sampled": False}
+    _filtered_both_ways("serving.access", full)
+    assert calls == [1]  # the library's filter only
+    _filtered_both_ways("serving.access", {"http_request": REQUEST})
+    assert calls == [1, 1, 1]  # a partial record: both infer
+
+
+_text = st.text(max_size=30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(http=st.dictionaries(st.sampled_from(sorted(REQUEST)), st.one_of(st.none(), st.integers(), _text), max_size=6),
+       trace=st.one_of(st.none(), _text), span=st.one_of(st.none(), _text), sampled=st.one_of(st.none(), st.booleans()),
+       name=st.sampled_from(["serving.access", "", "pipelines.recount", "x" * 40]))
+def test_any_request_record_gives_the_librarys_line(http, trace, span, sampled, name):
+    extra = {"http_request": http, "trace": trace, "span_id": span, "trace_sampled": sampled}
+    mine, theirs, my_line, their_line = _filtered_both_ways(name, extra)
+    # (the line itself need not parse: the library writes the trace and span id unescaped into its
+    # template; the request log's come from the library's header parsers, hex and word characters)
+    assert {a: getattr(mine, a) for a in FILTER_ATTRIBUTES} == {a: getattr(theirs, a) for a in FILTER_ATTRIBUTES}
+    assert my_line == their_line and json.loads(mine._http_request_str) == http
+
+
+def test_log_event_records_the_location_logger_log_would(capture):
+    """log_event finds its caller's frame itself (not Logger.findCaller): the same file, line and
+    function as a plain logger call on the same line, directly and through log_recount_run
+    (stacklevel=2), and through a LoggerAdapter (Logger.log's path)."""
+    read = capture("t.site")
+    logger = logging.getLogger("t.site")
+    adapter = logging.LoggerAdapter(logger, {})
+    fields = logs.recount_run_fields(None, mode="nightly", job=None)
+    logs.log_event(logger, logs.REDRIVE, "direct"); logger.info("plain")  # noqa: E702
+    logs.log_recount_run(logger, fields); logger.info("plain")  # noqa: E702
+    logs.log_event(adapter, logs.MODERATION, "adapted", tag="t"); logger.info("plain")  # noqa: E702
+    direct, plain1, recount, plain2, adapted, plain3 = read()
+    assert direct["logging.googleapis.com/sourceLocation"] == plain1["logging.googleapis.com/sourceLocation"]
+    assert recount["logging.googleapis.com/sourceLocation"] == plain2["logging.googleapis.com/sourceLocation"]
+    assert adapted["logging.googleapis.com/sourceLocation"] == plain3["logging.googleapis.com/sourceLocation"]
+    assert direct["logging.googleapis.com/sourceLocation"]["function"] == \
+        "test_log_event_records_the_location_logger_log_would"
+    assert (direct["event"], recount["event"], recount["severity"], adapted["message"]) == (
+        "redrive", "recount_run", "ERROR", "adapted")  # (a 3.11 LoggerAdapter drops extra, as before)
