@@ -15,6 +15,12 @@ names, one helper to log an event.
   handlers/handlers.py ``CloudLoggingFilter.filter`` and ``_format_and_parse_message``). An
   explicit ``trace`` extra is written as given: callers pass the project-qualified
   ``projects/<p>/traces/<id>`` (the filter only qualifies a trace it inferred itself).
+* Per-record cost (the web service logs one record per request): the JSON handler's filter is a
+  CloudLoggingFilter subclass that skips the library's request inference for a record carrying
+  every request field (:func:`log_event` with ``http_request`` sets all four) and memoises the
+  labels' and source location's JSON; :func:`log_event` finds its caller's frame itself instead of
+  ``Logger.findCaller``. The line is the library's, byte for byte (tests/unit/test_logs.py);
+  figures in docs/BENCHMARKS.md "Request log (issue 10)".
 * Event names and fields are a contract (CONTRACTS2.md "Logging"): terraform's log-based metrics
   filter on ``jsonPayload.event`` and the fields below. Do not rename them.
 
@@ -125,7 +131,9 @@ def json_handler(service: str, stream: TextIO | None = None, project: str | None
 
 # The request fields a record can carry; CloudLoggingFilter.filter reads each as
 # ``getattr(record, name, inferred)``, so a record that carries all four never uses the inference.
-REQUEST_EXTRAS = ("http_request", "trace", "span_id", "trace_sampled")
+REQUEST_EXTRAS = frozenset({"http_request", "trace", "span_id", "trace_sampled"})
+# Extras that the library's filter reads and the shortcut does not handle.
+_OTHER_EXTRAS = frozenset({"labels", "source_location", "resource"})
 _MAX_CACHED = 1024  # source locations / logger names memoised by the filter (call sites are few)
 
 
@@ -155,8 +163,7 @@ def _explicit_request_filter() -> type:
 
         def filter(self, record):
             d = record.__dict__
-            if "labels" in d or "source_location" in d or "resource" in d \
-                    or not all(name in d for name in REQUEST_EXTRAS):
+            if not d.keys() >= REQUEST_EXTRAS or not d.keys().isdisjoint(_OTHER_EXTRAS):
                 return super().filter(record)
             record._resource = None
             record._trace = d["trace"] or None
@@ -249,8 +256,24 @@ def log_event(logger: logging.Logger, event: str, message: str | None = None, *,
     # Logger._log does.
     caller = sys._getframe(stacklevel)
     code = caller.f_code
-    logger.handle(logger.makeRecord(logger.name, level, code.co_filename, caller.f_lineno, message or event, (),
+    logger.handle(logger.makeRecord(logger.name, level, code.co_filename, _line_of(caller), message or event, (),
                                     None, code.co_name, extra))
+
+
+_LINES: dict[tuple, int] = {}
+
+
+def _line_of(frame) -> int:
+    """``frame.f_lineno``, memoised per (code, instruction offset): CPython 3.11 computes it by
+    scanning the code's line table from the start (``_PyCode_CheckLineNumber``, ~5,500 machine
+    instructions per request-log record under callgrind), and an offset has one line."""
+    key = (frame.f_code, frame.f_lasti)
+    line = _LINES.get(key)
+    if line is None:
+        line = frame.f_lineno
+        if len(_LINES) < _MAX_CACHED:
+            _LINES[key] = line
+    return line
 
 
 # ---- the recount run summary (recount main and the DAG's report task) -------------------------

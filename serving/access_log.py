@@ -9,7 +9,8 @@ what Cloud Logging joins with Cloud Trace. The headers are parsed with google-cl
 parsers (3.17.0, handlers/_helpers.py ``_parse_trace_parent`` / ``_parse_xcloud_trace``, the ones
 its Flask integration uses; traceparent first, like it), so the ids are the ones the library would
 have inferred. This middleware does not rely on that inference: it logs after the app returned,
-outside Flask's request context, and passes every field explicitly.
+outside Flask's request context, and passes every field explicitly (the trace as None when the
+request had none), so the JSON handler's filter infers nothing (hashtag_ops.logs).
 
 ``latency`` is the time spent in the application until it returned the response (headers and a
 built body), not the time to send it to the client: Cloud Run's own request log has that one.
