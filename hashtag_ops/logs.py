@@ -36,6 +36,7 @@ import logging
 import os
 import re
 import sys
+import time
 from typing import Any, Mapping, TextIO
 
 FORMAT_ENV = "HASHTAGS_LOG_FORMAT"  # json | text | unset (auto)
@@ -82,6 +83,19 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self):
         super().__init__(TEXT_FORMAT)
+        self._second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """logging.Formatter.formatTime, with the strftime of the current second kept while it lasts
+        (localtime + strftime per record; the web service writes one record per request)."""
+        if datefmt:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached, stamp = self._second  # one tuple: threads see a matching pair
+        if cached != second:
+            stamp = time.strftime(self.default_time_format, self.converter(second))
+            self._second = (second, stamp)
+        return self.default_msec_format % (stamp, record.msecs)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)

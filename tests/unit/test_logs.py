@@ -236,3 +236,19 @@ def test_log_event_records_the_location_logger_log_would(capture):
         "test_log_event_records_the_location_logger_log_would"
     assert (direct["event"], recount["event"], recount["severity"], adapted["message"]) == (
         "redrive", "recount_run", "ERROR", "adapted")  # (a 3.11 LoggerAdapter drops extra, as before)
+
+
+def test_the_text_forms_timestamp_is_the_stdlib_formatters(monkeypatch):
+    """TextFormatter keeps the current second's strftime: the same stamp as logging.Formatter's for
+    records within a second, across a boundary, and back in time."""
+    ours, stdlib = logs.TextFormatter(), logging.Formatter(logs.TEXT_FORMAT)
+    stamps = set()
+    for now in (1_764_590_000.0, 1_764_590_000.9995, 1_764_590_001.0, 1_764_590_001.5, 1_764_589_999.123,
+                1_764_590_001.999):
+        monkeypatch.setattr("time.time", lambda now=now: now)  # what LogRecord reads (Python 3.11)
+        record = logging.LogRecord("t", logging.INFO, __file__, 1, "m", (), None)
+        stamps.add(ours.formatTime(record))
+        assert ours.formatTime(record) == stdlib.formatTime(record)
+        assert ours.format(record) == stdlib.format(record)
+        assert ours.formatTime(record, "%Y %H") == stdlib.formatTime(record, "%Y %H")
+    assert len(stamps) == 6
