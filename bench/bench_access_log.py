@@ -46,9 +46,20 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 BASELINE = "f3fe47e"  # the last commit with the request log as first written (6b14e69's figures)
 
 
-def notes(best: dict[str, float], baseline: str) -> str:
+STAGES = (("the middleware's fields, the LogRecord and Logger.handle", "no request log", "after, discarding handler"),
+          ("the filter (ours)", "after, discarding handler", "after, JSON filter only"),
+          ("the library's StructuredLogHandler.format", "after, JSON filter only", "after, JSON filter + format"),
+          ("the write and flush", "after, JSON filter + format", "after, JSON"))
+
+
+def where_it_goes(values: dict[str, float], unit: str, scale: float, digits: int) -> str:
+    return "; ".join(f"{label} {(values[hi] - values[lo]) / scale:+,.{digits}f} {unit}" for label, lo, hi in STAGES)
+
+
+def notes(best: dict[str, float], counted: dict[str, float], baseline: str) -> str:
     base = best["no request log"]
     added = {name: value - base for name, value in best.items()}
+    split = where_it_goes(counted, "k instructions", 1000, 1) if counted else where_it_goes(best, "µs", 1, 0)
     return (
         f"Before ({baseline}): the JSON line added +{added['before, JSON']:.0f} µs, of which "
         f"+{added['before, discarding handler']:.0f} µs before any handler (the middleware, `Logger.log`'s "
@@ -57,20 +68,20 @@ def notes(best: dict[str, float], baseline: str) -> str:
         "when the record overrides all of it, and json.dumps the labels and source location, constant per "
         "logger and call site, every time. After: the access log gives every request field explicitly "
         "(trace None without one); `log_event` takes the caller's frame itself (`sys._getframe`, the frame "
-        "`findCaller` returns) and makes and handles the record as `Logger._log` does; `json_handler` "
-        "replaces the handler's filter with a CloudLoggingFilter subclass that, for a record carrying every "
-        "request field, sets the same attributes without the inference and with the two constant strings "
-        "memoised (any other record: the library's filter). The envelope is still the library's "
-        "StructuredLogHandler.format; tests/unit/test_logs.py compares both filters' lines, "
-        "tests/unit/test_access_log.py the whole parsed line. JSON line "
+        "`findCaller` returns; its line memoised per code offset) and makes and handles the record as "
+        "`Logger._log` does; `json_handler` replaces the handler's filter with a CloudLoggingFilter subclass "
+        "that, for a record carrying every request field, sets the same attributes without the inference and "
+        "with the two constant strings memoised (any other record: the library's filter). The envelope is "
+        "still the library's StructuredLogHandler.format; tests/unit/test_logs.py compares both filters' "
+        "lines, tests/unit/test_access_log.py the whole parsed line. JSON line "
         f"+{added['before, JSON']:.0f} → +{added['after, JSON']:.0f} µs "
-        f"({best['after, JSON'] - base:.0f} / {best['before, JSON'] - base:.0f} = "
-        f"{(best['after, JSON'] - base) / (best['before, JSON'] - base):.2f} ×); "
-        f"the page itself costs {base:.0f} µs here. What is left: the LogRecord and the middleware's fields "
-        f"(the discarding row, +{added['after, discarding handler']:.0f} µs), the library's format (two more "
-        "json.dumps, the %-format of the envelope) and the write + flush per line. The text form (local only) "
-        "is our TextFormatter, unchanged. Measured on a shared 2-core machine under the load shown: compare "
-        "the rows of one run, not runs.")
+        f"({(best['after, JSON'] - base) / (best['before, JSON'] - base):.2f} ×); the page itself costs "
+        f"{base:.0f} µs here. Where the rest goes (after, from the rows above): {split}. Not done: "
+        "`logging.logThreads/logProcesses/logMultiprocessing = False` (process-wide switches; about 8 k "
+        "instructions, 3 % of the line, measured the same way). The text form (local only, and what a server "
+        "started without `HASHTAGS_LOG_FORMAT=json` writes, e.g. bench/bench_http.py's) is our "
+        "TextFormatter, with the second's strftime kept. Measured on a shared 2-core machine under the load "
+        "shown: compare the rows of one run, not runs.")
 
 
 def instruction_rows(counted: dict[str, float]) -> list[str]:
@@ -140,7 +151,7 @@ def per_request_us(wsgi, n: int) -> float:
 
 
 COUNTED = ("no request log", "before, discarding handler", "after, discarding handler", "before, JSON",
-           "after, JSON")
+           "after, JSON", "after, JSON filter only", "after, JSON filter + format")
 LOOPS = (200, 1200)  # requests per counted loop (each after the same 200 warm-up requests)
 
 
@@ -170,6 +181,19 @@ def instructions_per_request(baseline: str) -> dict[str, float]:
 class Discard(logging.Handler):  # the middleware and the LogRecord, no formatting
     def emit(self, record):
         pass
+
+
+class Stage(logging.Handler):
+    """The JSON handler's filter, then its format or nothing, and no write: where its cost goes."""
+    def __init__(self, json_handler: logging.Handler, formats: bool):
+        super().__init__()
+        self.json_handler, self.formats = json_handler, formats
+        for f in json_handler.filters:
+            self.addFilter(f)
+
+    def emit(self, record):
+        if self.formats:
+            self.json_handler.format(record)
 
 
 def attached(handler, run):
@@ -219,11 +243,14 @@ def variants(inner, old_access, old_logs):
         return lambda n: attached(handler, lambda: per_request_us(access.AccessLog(inner, "bench-project"), n))
 
     new_access = sys.modules["serving.access_log"]
+    json_h = logs.json_handler("web", sink, "bench-project")
     return {"no request log": lambda n: per_request_us(inner, n),
             "before, discarding handler": with_handler(old_access, Discard()),
             "after, discarding handler": with_handler(new_access, Discard()),
             "before, JSON": with_handler(old_access, old_logs.json_handler("web", sink, "bench-project")),
-            "after, JSON": with_handler(new_access, logs.json_handler("web", sink, "bench-project")),
+            "after, JSON": with_handler(new_access, json_h),
+            "after, JSON filter only": with_handler(new_access, Stage(json_h, formats=False)),
+            "after, JSON filter + format": with_handler(new_access, Stage(json_h, formats=True)),
             "before, text": with_handler(old_access, old_logs.text_handler(sink)),
             "after, text": with_handler(new_access, logs.text_handler(sink))}
 
@@ -288,7 +315,7 @@ def main(argv=None) -> int:
         "|---|---|---|---|---|",
         *rows, "",
         *instruction_rows(counted),
-        notes(best, args.baseline), ""])
+        notes(best, counted, args.baseline), ""])
     print(text)
     if args.write:
         path = ROOT / "docs" / "BENCHMARKS.md"
