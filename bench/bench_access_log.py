@@ -300,7 +300,7 @@ def main(argv=None) -> int:
     text = "\n".join([
         SECTION, "",
         f"`.venv/bin/python bench/bench_access_log.py --requests {args.requests} --rounds {args.rounds} "
-        f"--baseline {args.baseline}` ({time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {platform.machine()}, "
+        f"--baseline {args.baseline}{' --instructions' if args.instructions else ''}` ({time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, load average before "
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}). The hot page `GET /tags/love` (a page-cache hit, gzip, "
         "an X-Cloud-Trace-Context header) through the app's WSGI callable, no server, with the production "
