@@ -1,8 +1,25 @@
 """Helpers for the tests that run the real streaming job on the emulators (subprocesses on the
 BundleBasedDirectRunner): start both per-source jobs, wait for a condition with the job's log in the
-failure message, publish exactly the messages a test builds."""
+failure message, publish exactly the messages a test builds, drain a subscription, stop the jobs.
+
+Two waits that cost these tests minutes, measured on this machine (2026-12-01), and what is done here:
+
+* Stopping a job with SIGINT (``devstack.processes.stop``: the job then calls ``result.cancel()``)
+  waits for the DirectRunner's only executor thread (``NUM_WORKERS = 1``, runners/direct/executor.py)
+  to finish its Pub/Sub pull, which on an idle subscription blocks until its 30 s deadline
+  (``pull(..., timeout=30)``, runners/direct/transform_evaluator.py): 5-30 s per process, and the
+  two processes were stopped one after the other. :func:`stop_jobs` sends SIGTERM to every process
+  group at once (the default action: the process ends at once; neither the job nor Beam's direct
+  runner installs a SIGTERM handler), as the local stack's restart measurement did (LOCAL-GCP.md).
+* The Pub/Sub emulator answers an empty synchronous pull only about 1 s before the request's
+  deadline (a 2 s deadline returned after 1.0 s, 5 s after 4.0 s, 30 s after 29.1 s), where real
+  Pub/Sub answers an empty pull at once. :func:`drain` and :class:`ShortPullSubscriber` pull with a
+  short deadline, so "no message for N seconds" takes N seconds, not one 10-30 s pull.
+"""
 from __future__ import annotations
 
+import os
+import signal
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,8 +50,25 @@ def streaming_jobs(s: Settings, tmp: Path, pubsub_emulator, bigtable_emulator,
     try:
         yield LocalJobs(procs[0], procs[1], tmp / "streaming-post-events.log", tmp / "streaming-top-posts.log")
     finally:
+        stop_jobs(procs)
+
+
+def stop_jobs(procs, timeout: float = 10) -> None:
+    """SIGTERM each job's process group (all at once), wait for every one to exit, SIGKILL what is
+    left after ``timeout`` s (module doc: why not SIGINT). For a job whose stop is not itself tested:
+    a local job loses its unfired windows on any stop (no drain on the local runner, LOCAL-GCP.md)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         for proc in procs:
-            processes.stop(proc)
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(proc.poll() is None for proc in procs):
+            time.sleep(0.1)
+        if all(proc.poll() is not None for proc in procs):
+            return
 
 
 def wait_for(predicate, timeout: float, what: str, log: Path | None = None):
@@ -60,3 +94,73 @@ def publish_in_order(project: str, topic: str, messages) -> None:
     path = client.topic_path(project, topic)
     for data, attributes in messages:
         client.api.publish(topic=path, messages=[{"data": data, "attributes": attributes or {}}])
+
+
+PULL_DEADLINE = 2.0  # seconds: the emulator answers an empty pull ~1 s before it (module doc)
+
+
+def short_pull(client, request: dict, timeout: float | None = None):
+    """One synchronous pull with the deadline capped at PULL_DEADLINE; a deadline passed with no
+    answer is an empty answer (what it means for a pull)."""
+    from google.api_core import exceptions as gexc
+    from google.pubsub_v1 import PullResponse
+
+    try:
+        return client.pull(request=request, timeout=min(timeout or PULL_DEADLINE, PULL_DEADLINE))
+    except gexc.DeadlineExceeded:
+        return PullResponse()
+
+
+def drain(project: str, subscription: str, quiet_seconds: float = 3.0) -> list:
+    """Every message on ``subscription`` (a name in ``project`` or a full path), acknowledged: pull
+    until none came for ``quiet_seconds`` (devstack.resources.pull_all's rule, with short pulls)."""
+    from google.cloud import pubsub_v1
+
+    client = pubsub_v1.SubscriberClient()
+    path = subscription if subscription.startswith("projects/") else client.subscription_path(project, subscription)
+    out = []
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() - quiet_since < quiet_seconds:
+            resp = short_pull(client, {"subscription": path, "max_messages": 500})
+            if resp.received_messages:
+                out.extend(m.message for m in resp.received_messages)
+                client.acknowledge(request={"subscription": path,
+                                            "ack_ids": [m.ack_id for m in resp.received_messages]})
+                quiet_since = time.monotonic()
+    finally:
+        client.close()
+    return out
+
+
+def wait_for_messages(project: str, subscription: str, count: int, timeout: float, what: str,
+                      log: Path | None = None, quiet_seconds: float = 3.0) -> list:
+    """Drain ``subscription`` until at least ``count`` messages came; every drained message is kept
+    (a drain that caught only part of them loses nothing), and the last drain ended with
+    ``quiet_seconds`` without a message, so an extra one published by then is in the result. The
+    caller asserts the exact number."""
+    got: list = []
+
+    def enough():
+        got.extend(drain(project, subscription, quiet_seconds))
+        return len(got) >= count, len(got)
+
+    wait_for(enough, timeout, what, log)
+    return got
+
+
+class ShortPullSubscriber:
+    """A real ``pubsub_v1.SubscriberClient`` whose ``pull`` deadline is capped (:func:`short_pull`),
+    for code that takes a subscriber (hashtag_ops.redrive pulls with a 30 s deadline: each quiet
+    period cost ~29 s on the emulator). Every other call goes to the client unchanged."""
+
+    def __init__(self):
+        from google.cloud import pubsub_v1
+
+        self._client = pubsub_v1.SubscriberClient()
+
+    def pull(self, request: dict, timeout: float | None = None):
+        return short_pull(self._client, request, timeout)
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)

@@ -11,12 +11,11 @@ import json
 
 import pytest
 
-from devstack.resources import pull_all
 from hashtag_store import BigtableStore
 from hashtags import settings as hs
 from hashtags.settings import Settings
 from tests.conftest import INSTANCE
-from tests.integration.local_job import publish_in_order, streaming_jobs, wait_for
+from tests.integration.local_job import publish_in_order, streaming_jobs, wait_for, wait_for_messages
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 PROJECT = "poison-hashtags"
@@ -107,8 +106,7 @@ def test_poison_messages_never_stop_the_job_and_valid_ones_count_exactly(bigtabl
 
         for subscription, poisons in ((hs.POST_EVENTS_DLQ_SUBSCRIPTION, POST_POISONS),
                                       (hs.TOP_POSTS_DLQ_SUBSCRIPTION, TOP_POISONS)):
-            dead = wait_for(lambda: ((d := pull_all(s.project, subscription, max_wait=3)) is not None
-                                     and len(d) >= len(poisons), d), 60, f"{subscription} dead letters")
+            dead = wait_for_messages(s.project, subscription, len(poisons), 60, f"{subscription} dead letters")
             assert sorted(m.data for m in dead) == sorted(data for _, data, _ in poisons)
             assert all(m.attributes["dlq_reason"] and len(m.attributes) <= 100 for m in dead)
             by_data = {m.data: m for m in dead}

@@ -2,7 +2,12 @@
 rejects (its event-time floor is tighter) lands on the DLQ; the next job version (relaunched with
 the default floor, in a new count generation) accepts it once it is redriven; the tag's total is
 then exactly +1, the republished message is byte- and attribute-identical to the original, and a
-second redrive finds nothing."""
+second redrive finds nothing.
+
+Both job versions are stopped with SIGTERM (tests/integration/local_job.stop_jobs), as the local
+stack's restart was measured (LOCAL-GCP.md), and the redrive tool pulls through a subscriber with a
+short pull deadline (local_job.ShortPullSubscriber): on the emulator each of its quiet periods and
+each SIGINT stop cost ~29 s (local_job's module doc)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -23,7 +28,7 @@ from hashtags import messages
 from hashtags import settings as hs
 from hashtags.settings import Settings
 from tests.conftest import INSTANCE
-from tests.integration.local_job import publish_in_order, wait_for
+from tests.integration.local_job import ShortPullSubscriber, drain, publish_in_order, stop_jobs, wait_for
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 PROJECT = "redrive-hashtags"
@@ -48,16 +53,6 @@ def event(post_id: str, caption: str, when: dt.datetime) -> tuple[bytes, dict]:
     return json.dumps(body).encode(), {"event_time": t, "event_id": post_id + "-pub", "origin": "loadtest"}
 
 
-def pull_tap(subscriber, path: str) -> list:
-    out = []
-    while True:
-        resp = subscriber.pull(request={"subscription": path, "max_messages": 100}, timeout=10)
-        if not resp.received_messages:
-            return out
-        out += [m.message for m in resp.received_messages]
-        subscriber.acknowledge(request={"subscription": path, "ack_ids": [m.ack_id for m in resp.received_messages]})
-
-
 def test_a_dead_letter_a_later_version_accepts_is_redriven_and_counted_exactly_once(
         pubsub_emulator, bigtable_emulator, tmp_path):
     from google.cloud import pubsub_v1
@@ -79,8 +74,11 @@ def test_a_dead_letter_a_later_version_accepts_is_redriven_and_counted_exactly_o
         doc = store.read_page(tag)
         return doc.total_posts if doc else None
 
+    redrive_subscriber = ShortPullSubscriber()
+
     def quiet_redrive(selection, dry_run=False):
-        return redrive(dlq, selection, settings=s, dry_run=dry_run, out=io.StringIO(), quiet_seconds=1.0)
+        return redrive(dlq, selection, settings=s, dry_run=dry_run, subscriber=redrive_subscriber,
+                       out=io.StringIO(), quiet_seconds=1.0)
 
     # v1: events before now - 1 h are dead letters
     v1, v1_log = start_post_events_job(s, tmp_path, env, "v1",
@@ -92,7 +90,7 @@ def test_a_dead_letter_a_later_version_accepts_is_redriven_and_counted_exactly_o
                         120, "the rejected event on the DLQ", v1_log)
         assert seen.read == 1 and seen.republished == 0 and "before the floor" in seen.report
     finally:
-        processes.stop(v1)
+        stop_jobs([v1])
     assert total() == 1
 
     # v2: the later version accepts it (default floor); a relaunch, so a new count generation
@@ -105,9 +103,10 @@ def test_a_dead_letter_a_later_version_accepts_is_redriven_and_counted_exactly_o
         assert (second.read, second.republished) == (0, 0)
         assert total() == 2
     finally:
-        processes.stop(v2)
+        stop_jobs([v2])
+        redrive_subscriber.close()
 
-    tapped = [m for m in pull_tap(subscriber, tap) if m.attributes.get("event_id") == "p-late-pub"]
+    tapped = [m for m in drain(s.project, tap) if m.attributes.get("event_id") == "p-late-pub"]
     subscriber.close()
     assert len(tapped) == 2  # the original and the redriven copy, identical
     assert [(m.data, dict(m.attributes)) for m in tapped] == [(rejected[0], rejected[1])] * 2

@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 
 from devstack import loadgen
-from devstack.resources import pull_all
 from hashtag_store import BigtableStore
 from hashtags import archive as archive_layout
 from hashtags import settings as hs
 from hashtags.settings import Settings
 from tests.conftest import INSTANCE
-from tests.integration.local_job import streaming_jobs, wait_for
+from tests.integration.local_job import streaming_jobs, wait_for, wait_for_messages
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 PROJECT = "stream-hashtags"
@@ -57,8 +56,7 @@ def test_counts_dlq_archive_and_top_posts(job):
     assert sum(store.read_page(t).total_posts for t in tags) == sum(exp.counts.values())
 
     # Dead letters: every malformed message, each with a reason and its original payload
-    dead = wait_for(lambda: ((d := pull_all(s.project, hs.POST_EVENTS_DLQ_SUBSCRIPTION, max_wait=3)) and
-                             len(d) >= exp.malformed, d), 60, "dead letters")
+    dead = wait_for_messages(s.project, hs.POST_EVENTS_DLQ_SUBSCRIPTION, exp.malformed, 60, "dead letters")
     assert len(dead) == exp.malformed
     assert all(m.attributes["dlq_reason"] and m.attributes["dlq_source"] == "post-events" for m in dead)
     malformed_payloads = sorted(m.data for m in msgs if m.kind == "malformed")
@@ -79,8 +77,7 @@ def test_counts_dlq_archive_and_top_posts(job):
            "posts": [{"post_id": "x", "image_url": "javascript:alert(1)"}]}
     loadgen.publish([json.dumps(stale).encode(), json.dumps(bad).encode()], s.project, s.top_posts_topic,
                     progress=False)
-    top_dead = wait_for(lambda: (bool(d := pull_all(s.project, hs.TOP_POSTS_DLQ_SUBSCRIPTION, max_wait=3)), d),
-                        60, "top-posts dead letter")
+    top_dead = wait_for_messages(s.project, hs.TOP_POSTS_DLQ_SUBSCRIPTION, 1, 60, "top-posts dead letter")
     assert len(top_dead) == 1 and "https" in top_dead[0].attributes["dlq_reason"]
     time.sleep(3)  # the stale message went through the same pipe as the rejected one
     doc = store.read_page(top_tag)

@@ -154,11 +154,12 @@ def test_local_graph_runs_on_the_direct_runner(bigtable_emulator, pubsub_emulato
     """The same make_pipeline on the local runner (a subprocess, as the local stack runs it),
     against the emulators: published events end up as exact totals, a malformed one as a dead letter."""
     from devstack import processes
-    from devstack.resources import ensure_all, pull_all
+    from devstack.resources import ensure_all
     from hashtag_store import BigtableStore
     from hashtags import settings as hs
     from hashtags.settings import Settings
     from tests.conftest import INSTANCE
+    from tests.integration.local_job import stop_jobs, wait_for_messages
 
     s = Settings(project="graph-hashtags", bigtable_instance=INSTANCE, table="graph")
     ensure_all(s)
@@ -187,7 +188,8 @@ def test_local_graph_runs_on_the_direct_runner(bigtable_emulator, pubsub_emulato
                 break
             time.sleep(1)
         assert totals == {"graph": 3, "local": 1}, (tmp_path / "job.log").read_text()[-3000:]
-        dead = pull_all(s.project, hs.POST_EVENTS_DLQ_SUBSCRIPTION, max_wait=5)
+        dead = wait_for_messages(s.project, hs.POST_EVENTS_DLQ_SUBSCRIPTION, 1, 60, "the dead letter",
+                                 tmp_path / "job.log", quiet_seconds=5)
         assert [m.data for m in dead] == [b"{not json"]
     finally:
-        processes.stop(proc)
+        stop_jobs([proc])  # SIGTERM: nothing is asserted about the stop (local_job's module doc)
