@@ -67,26 +67,3 @@ def streaming_args(s: Settings, archive_path: str, *, early_firing_seconds: int 
         f"--late_firing_seconds={early_firing_seconds}",
         "--archive_window_seconds=10",
     ]
-
-
-def pull_all(project: str, subscription: str, *, max_wait: float = 5.0) -> list:
-    """Drain a subscription (used to inspect the DLQ): pull until it stays empty for a moment."""
-    import time
-
-    subscriber = pubsub_v1.SubscriberClient()
-    path = f"projects/{project}/subscriptions/{subscription}"
-    out = []
-    quiet_since = time.monotonic()
-    try:
-        while time.monotonic() - quiet_since < max_wait:
-            resp = subscriber.pull(request={"subscription": path, "max_messages": 500}, timeout=10)
-            if resp.received_messages:
-                out.extend(m.message for m in resp.received_messages)
-                subscriber.acknowledge(request={"subscription": path,
-                                                "ack_ids": [m.ack_id for m in resp.received_messages]})
-                quiet_since = time.monotonic()
-            else:
-                time.sleep(0.2)
-    finally:
-        subscriber.close()
-    return out

@@ -257,18 +257,30 @@ def _chunks(items: list, n: int = BATCH):
         yield items[i:i + n]
 
 
+# A synchronous pull on an empty subscription may be held until its deadline (the emulator answers
+# ~1 s before it: a 30 s deadline made every run end with a ~29 s wait, measured), so the deadline is
+# short; a deadline that passes with nothing delivered counts as an empty answer.
+PULL_DEADLINE_SECONDS = 5.0
+
+
 def pull(subscriber, subscription: str, limit: int, quiet_seconds: float = 3.0) -> list[DeadLetter]:
     """Up to ``limit`` distinct messages, each held for HOLD_SECONDS; stops when the subscription
     stays empty for ``quiet_seconds`` (a synchronous pull may return nothing even when messages
     exist, so one empty answer is not enough)."""
     import time
 
+    from google.api_core.exceptions import DeadlineExceeded
+
     letters: dict[str, DeadLetter] = {}
     quiet_since = time.monotonic()
     while len(letters) < limit:
-        resp = subscriber.pull(request={"subscription": subscription,
-                                        "max_messages": min(BATCH, limit - len(letters))}, timeout=30)
-        if not resp.received_messages:
+        try:
+            resp = subscriber.pull(request={"subscription": subscription,
+                                            "max_messages": min(BATCH, limit - len(letters))},
+                                   timeout=PULL_DEADLINE_SECONDS)
+        except DeadlineExceeded:  # the deadline passed with nothing to deliver: an empty answer
+            resp = None
+        if resp is None or not resp.received_messages:
             if time.monotonic() - quiet_since >= quiet_seconds:
                 break
             time.sleep(0.2)

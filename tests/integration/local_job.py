@@ -13,8 +13,8 @@ Two waits that cost these tests minutes, measured on this machine (2026-12-01), 
   runner installs a SIGTERM handler), as the local stack's restart measurement did (LOCAL-GCP.md).
 * The Pub/Sub emulator answers an empty synchronous pull only about 1 s before the request's
   deadline (a 2 s deadline returned after 1.0 s, 5 s after 4.0 s, 30 s after 29.1 s), where real
-  Pub/Sub answers an empty pull at once. :func:`drain` and :class:`ShortPullSubscriber` pull with a
-  short deadline, so "no message for N seconds" takes N seconds, not one 10-30 s pull.
+  Pub/Sub answers an empty pull at once. :func:`drain` pulls with a short
+  deadline, so "no message for N seconds" takes N seconds, not one 10-30 s pull.
 """
 from __future__ import annotations
 
@@ -113,7 +113,8 @@ def short_pull(client, request: dict, timeout: float | None = None):
 
 def drain(project: str, subscription: str, quiet_seconds: float = 3.0) -> list:
     """Every message on ``subscription`` (a name in ``project`` or a full path), acknowledged: pull
-    until none came for ``quiet_seconds`` (devstack.resources.pull_all's rule, with short pulls)."""
+    until none came for ``quiet_seconds``, with short pulls (the emulator holds an empty pull until
+    about 1 s before its deadline)."""
     from google.cloud import pubsub_v1
 
     client = pubsub_v1.SubscriberClient()
@@ -147,20 +148,3 @@ def wait_for_messages(project: str, subscription: str, count: int, timeout: floa
 
     wait_for(enough, timeout, what, log)
     return got
-
-
-class ShortPullSubscriber:
-    """A real ``pubsub_v1.SubscriberClient`` whose ``pull`` deadline is capped (:func:`short_pull`),
-    for code that takes a subscriber (hashtag_ops.redrive pulls with a 30 s deadline: each quiet
-    period cost ~29 s on the emulator). Every other call goes to the client unchanged."""
-
-    def __init__(self):
-        from google.cloud import pubsub_v1
-
-        self._client = pubsub_v1.SubscriberClient()
-
-    def pull(self, request: dict, timeout: float | None = None):
-        return short_pull(self._client, request, timeout)
-
-    def __getattr__(self, name: str):
-        return getattr(self._client, name)

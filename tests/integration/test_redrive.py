@@ -5,9 +5,9 @@ then exactly +1, the republished message is byte- and attribute-identical to the
 second redrive finds nothing.
 
 Both job versions are stopped with SIGTERM (tests/integration/local_job.stop_jobs), as the local
-stack's restart was measured (LOCAL-GCP.md), and the redrive tool pulls through a subscriber with a
-short pull deadline (local_job.ShortPullSubscriber): on the emulator each of its quiet periods and
-each SIGINT stop cost ~29 s (local_job's module doc)."""
+stack's restart was measured (LOCAL-GCP.md); the redrive tool pulls with its own short deadline
+(hashtag_ops.redrive.PULL_DEADLINE_SECONDS: with a 30 s one, each of its quiet periods cost ~29 s
+on the emulator)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -28,7 +28,7 @@ from hashtags import messages
 from hashtags import settings as hs
 from hashtags.settings import Settings
 from tests.conftest import INSTANCE
-from tests.integration.local_job import ShortPullSubscriber, drain, publish_in_order, stop_jobs, wait_for
+from tests.integration.local_job import drain, publish_in_order, stop_jobs, wait_for
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 PROJECT = "redrive-hashtags"
@@ -74,7 +74,7 @@ def test_a_dead_letter_a_later_version_accepts_is_redriven_and_counted_exactly_o
         doc = store.read_page(tag)
         return doc.total_posts if doc else None
 
-    redrive_subscriber = ShortPullSubscriber()
+    redrive_subscriber = pubsub_v1.SubscriberClient()  # the tool's own pulls, as an operator runs it
 
     def quiet_redrive(selection, dry_run=False):
         return redrive(dlq, selection, settings=s, dry_run=dry_run, subscriber=redrive_subscriber,

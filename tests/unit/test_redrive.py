@@ -226,6 +226,31 @@ def test_the_limit_caps_what_is_read():
     assert "the --limit was reached" in report
 
 
+class DeadlineFirstSubscriber(FakeSubscriber):
+    """Real Pub/Sub and the emulator may hold an empty pull until its deadline, which the client
+    raises as DeadlineExceeded: the first pull does that, then the letters arrive."""
+
+    def __init__(self, letters):
+        super().__init__(letters)
+        self.timeouts: list[float | None] = []
+
+    def pull(self, request, timeout=None):
+        from google.api_core.exceptions import DeadlineExceeded
+
+        self.timeouts.append(timeout)
+        if len(self.timeouts) == 1:
+            raise DeadlineExceeded("held until the deadline")
+        return super().pull(request, timeout)
+
+
+def test_a_pull_that_reaches_its_deadline_is_an_empty_answer_and_deadlines_are_short():
+    sub = DeadlineFirstSubscriber([not_json(i) for i in range(3)])
+    letters = rd.pull(sub, "projects/p/subscriptions/s", limit=100, quiet_seconds=0.3)
+    assert [d.message_id for d in letters] == ["nj0", "nj1", "nj2"]
+    assert len(sub.timeouts) >= 3 and set(sub.timeouts) == {rd.PULL_DEADLINE_SECONDS}
+    assert rd.PULL_DEADLINE_SECONDS <= 5
+
+
 def test_the_command_line():
     args = rd.parse_args(["--subscription", "s", "--reason", "a", "--reason", "b", "--older-than", "2h",
                           "--limit", "7", "--dry-run"])
