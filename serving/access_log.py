@@ -31,6 +31,17 @@ LOGGER = logging.getLogger("serving.access")
 CACHE_STATES = frozenset({"hit", "miss", "stale"})
 TAG_PREFIXES = ("/tags/", "/api/tags/", "/api/v1/tags/")
 MAX_TAG_CHARS = 200  # a tag is at most 100 characters (settings.MAX_TAG_LENGTH); longer is junk
+# The path, the query and the user agent are logged up to this many characters each: the server
+# accepts request targets up to ~64 KB (the app answers 414 above 8 KiB, but still logs the request),
+# so an attacker's long URLs would otherwise become log lines of that size, billed per byte ingested.
+MAX_LOGGED_CHARS = 2048
+
+
+def clip(text: str | None, limit: int = MAX_LOGGED_CHARS) -> str | None:
+    """``text`` if short enough, else its first ``limit`` characters and how many were cut."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}…[{len(text) - limit} more]"
 
 
 def tag_of(path: str) -> str | None:
@@ -63,7 +74,7 @@ def _wsgi_text(value: str) -> str:
 def request_url(environ, path: str) -> str:
     scheme = environ.get("HTTP_X_FORWARDED_PROTO") or environ.get("wsgi.url_scheme", "http")
     host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
-    query = environ.get("QUERY_STRING")
+    query = clip(environ.get("QUERY_STRING"))
     return f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
 
 
@@ -111,15 +122,16 @@ class AccessLog:
 
     def _log(self, environ, status: str, headers, seconds: float) -> None:
         code = int(status[:3])
-        path = _wsgi_text(environ.get("PATH_INFO", ""))
-        method = environ.get("REQUEST_METHOD", "")
+        full_path = _wsgi_text(environ.get("PATH_INFO", ""))
+        path = clip(full_path)
+        method = clip(environ.get("REQUEST_METHOD", ""), 32)
         cache = (_header(headers, "x-cache") or "").lower()
         trace, span_id, sampled = trace_of(environ, self.project)
         log_event(
             self.logger, HTTP_REQUEST, f"{method} {path} {code}",
             level=logging.WARNING if code >= 500 else logging.INFO,
             http_request={"requestMethod": method, "requestUrl": request_url(environ, path), "status": code,
-                          "latency": f"{seconds:.6f}s", "userAgent": environ.get("HTTP_USER_AGENT"),
+                          "latency": f"{seconds:.6f}s", "userAgent": clip(environ.get("HTTP_USER_AGENT")),
                           "remoteIp": remote_ip(environ)},
             trace=trace, span_id=span_id, trace_sampled=sampled,
-            cache=cache if cache in CACHE_STATES else "none", tag=tag_of(path))
+            cache=cache if cache in CACHE_STATES else "none", tag=tag_of(full_path))

@@ -218,6 +218,23 @@ def test_text_mode_keeps_the_same_fields_readable(app):
     assert "status=200" in line and f"trace=projects/{PROJECT}/traces/{TRACE_ID}" in line
 
 
+def test_long_urls_and_agents_are_logged_clipped(app, lines):
+    from serving.access_log import MAX_LOGGED_CHARS, MAX_TAG_CHARS
+
+    path, query, agent = "/tags/" + "a" * 9000, "q=" + "b" * 5000, "UA/" + "c" * 3000
+    response = app.test_client().get(f"{path}?{query}", headers={"User-Agent": agent})
+    assert response.status_code == 414
+    line = lines()[-1]
+    assert line["httpRequest"]["status"] == 414
+    cut_path = path[:MAX_LOGGED_CHARS] + f"…[{len(path) - MAX_LOGGED_CHARS} more]"
+    cut_query = query[:MAX_LOGGED_CHARS] + f"…[{len(query) - MAX_LOGGED_CHARS} more]"
+    assert line["message"] == f"GET {cut_path} 414"
+    assert line["httpRequest"]["requestUrl"] == f"http://localhost{cut_path}?{cut_query}"
+    assert line["httpRequest"]["userAgent"] == agent[:MAX_LOGGED_CHARS] + f"…[{len(agent) - MAX_LOGGED_CHARS} more]"
+    assert line["tag"] == "a" * MAX_TAG_CHARS  # tag_of's own cap, from the whole path
+    assert len(json.dumps(line)) < 4 * MAX_LOGGED_CHARS + 1500  # unclipped: ~26,000
+
+
 _latin1 = st.text(st.characters(max_codepoint=0xFF), max_size=80)  # PEP 3333: header values are latin-1 str
 
 
