@@ -68,7 +68,7 @@ def notes(best: dict[str, float], counted: dict[str, float], baseline: str) -> s
         "when the record overrides all of it, and json.dumps the labels and source location, constant per "
         "logger and call site, every time. After: the access log gives every request field explicitly "
         "(trace None without one); `log_event` takes the caller's frame itself (`sys._getframe`, the frame "
-        "`findCaller` returns; its line memoised per code offset) and makes and handles the record as "
+        "`findCaller` returns) and makes and handles the record as "
         "`Logger._log` does; `json_handler` replaces the handler's filter with a CloudLoggingFilter subclass "
         "that, for a record carrying every request field, sets the same attributes without the inference and "
         "with the two constant strings memoised (any other record: the library's filter). The envelope is "
@@ -80,7 +80,7 @@ def notes(best: dict[str, float], counted: dict[str, float], baseline: str) -> s
         "`logging.logThreads/logProcesses/logMultiprocessing = False` (process-wide switches; about 8 k "
         "instructions, 3 % of the line, measured the same way). The text form (local only, and what a server "
         "started without `HASHTAGS_LOG_FORMAT=json` writes, e.g. bench/bench_http.py's) is our "
-        "TextFormatter, with the second's strftime kept. Measured on a shared 2-core machine under the load "
+        "TextFormatter. Measured on a shared 2-core machine under the load "
         "shown: compare the rows of one run, not runs.")
 
 

@@ -36,7 +36,6 @@ import logging
 import os
 import re
 import sys
-import time
 from typing import Any, Mapping, TextIO
 
 FORMAT_ENV = "HASHTAGS_LOG_FORMAT"  # json | text | unset (auto)
@@ -83,19 +82,6 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self):
         super().__init__(TEXT_FORMAT)
-        self._second: tuple[int, str] = (-1, "")
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        """logging.Formatter.formatTime, with the strftime of the current second kept while it lasts
-        (localtime + strftime per record; the web service writes one record per request)."""
-        if datefmt:
-            return super().formatTime(record, datefmt)
-        second = int(record.created)
-        cached, stamp = self._second  # one tuple: threads see a matching pair
-        if cached != second:
-            stamp = time.strftime(self.default_time_format, self.converter(second))
-            self._second = (second, stamp)
-        return self.default_msec_format % (stamp, record.msecs)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
@@ -270,28 +256,8 @@ def log_event(logger: logging.Logger, event: str, message: str | None = None, *,
     # Logger._log does.
     caller = sys._getframe(stacklevel)
     code = caller.f_code
-    logger.handle(logger.makeRecord(logger.name, level, code.co_filename, _line_of(caller), message or event, (),
+    logger.handle(logger.makeRecord(logger.name, level, code.co_filename, caller.f_lineno, message or event, (),
                                     None, code.co_name, extra))
-
-
-_LINES: dict[tuple[int, int], tuple[Any, int]] = {}
-
-
-def _line_of(frame) -> int:
-    """``frame.f_lineno``, memoised per (code, instruction offset): CPython 3.11 computes it by
-    scanning the code's line table from the start (``_PyCode_CheckLineNumber``, ~5,500 machine
-    instructions per request-log record under callgrind), and an offset has one line. Keyed by the
-    code's id, not the code (hashing a code object hashes its constants and names: ~5 µs for
-    AccessLog._log); the entry holds the code, so the id is not reused while it is there."""
-    code = frame.f_code
-    key = (id(code), frame.f_lasti)
-    found = _LINES.get(key)
-    if found is not None and found[0] is code:
-        return found[1]
-    line = frame.f_lineno
-    if len(_LINES) < _MAX_CACHED:
-        _LINES[key] = (code, line)
-    return line
 
 
 # ---- the recount run summary (recount main and the DAG's report task) -------------------------

@@ -239,8 +239,8 @@ def test_log_event_records_the_location_logger_log_would(capture):
 
 
 def test_the_text_forms_timestamp_is_the_stdlib_formatters(monkeypatch):
-    """TextFormatter keeps the current second's strftime: the same stamp as logging.Formatter's for
-    records within a second, across a boundary, and back in time."""
+    """TextFormatter's stamp is logging.Formatter's for records within a second, across a boundary,
+    and back in time."""
     ours, stdlib = logs.TextFormatter(), logging.Formatter(logs.TEXT_FORMAT)
     stamps = set()
     for now in (1_764_590_000.0, 1_764_590_000.9995, 1_764_590_001.0, 1_764_590_001.5, 1_764_589_999.123,
