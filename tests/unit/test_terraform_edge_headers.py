@@ -276,11 +276,15 @@ class _Parser:
                 p.i = body_start
                 out.append(p.expr())
             return out
+        return self.items("]")
+
+    def items(self, close: str) -> list:
+        """Comma-separated expressions up to ``close`` (a trailing comma allowed)."""
         items = []
-        while not self.take("]"):
+        while not self.take(close):
             items.append(self.expr())
             if not self.take(","):
-                self.expect("]")
+                self.expect(close)
                 break
         return items
 
@@ -296,12 +300,7 @@ class _Parser:
                 return True
             except ValueError:
                 return False
-        args = []
-        while not self.take(")"):
-            args.append(self.expr())
-            if not self.take(","):
-                self.expect(")")
-                break
+        args = self.items(")")
         if isinstance(self.ev, _NoEval):
             return None
         if name not in HclEval._FUNCTIONS:
