@@ -46,23 +46,33 @@ def start_streaming_jobs(s: Settings, archive_path: str | Path, log_dir: Path, e
 
 
 def stop(proc: subprocess.Popen | int, timeout: float = 30) -> None:
-    pid = proc.pid if isinstance(proc, subprocess.Popen) else proc
-    for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+    stop_all([proc], ((signal.SIGINT, timeout), (signal.SIGTERM, 10), (signal.SIGKILL, 5)))
+
+
+def stop_all(procs, escalation) -> None:
+    """Signal the process group of every process still running with each ``(signal, seconds)`` of
+    ``escalation`` in turn, all at once, until every one has exited."""
+    def running(proc) -> bool:
+        if isinstance(proc, subprocess.Popen):
+            return proc.poll() is None
         try:
-            os.killpg(pid, sig)
+            os.kill(proc, 0)
         except ProcessLookupError:
+            return False
+        return True
+
+    for sig, wait in escalation:
+        live = [p for p in procs if running(p)]
+        if not live:
             return
+        for proc in live:
+            try:
+                os.killpg(proc.pid if isinstance(proc, subprocess.Popen) else proc, sig)
+            except ProcessLookupError:
+                pass
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if isinstance(proc, subprocess.Popen):
-                if proc.poll() is not None:
-                    return
-            else:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    return
-            time.sleep(0.2)
+        while time.monotonic() < deadline and any(running(p) for p in live):
+            time.sleep(0.1)
 
 
 def wait_http(url: str, timeout: float = 30) -> None:

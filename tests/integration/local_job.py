@@ -18,7 +18,6 @@ Two waits that cost these tests minutes, measured on this machine (2026-12-01), 
 """
 from __future__ import annotations
 
-import os
 import signal
 import time
 from contextlib import contextmanager
@@ -54,21 +53,10 @@ def streaming_jobs(s: Settings, tmp: Path, pubsub_emulator, bigtable_emulator,
 
 
 def stop_jobs(procs, timeout: float = 10) -> None:
-    """SIGTERM each job's process group (all at once), wait for every one to exit, SIGKILL what is
-    left after ``timeout`` s (module doc: why not SIGINT). For a job whose stop is not itself tested:
-    a local job loses its unfired windows on any stop (no drain on the local runner, LOCAL-GCP.md)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for proc in procs:
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(proc.poll() is None for proc in procs):
-            time.sleep(0.1)
-        if all(proc.poll() is not None for proc in procs):
-            return
+    """SIGTERM each job's process group (all at once), SIGKILL what is left after ``timeout`` s
+    (module doc: why not SIGINT). For a job whose stop is not itself tested: a local job loses its
+    unfired windows on any stop (no drain on the local runner, LOCAL-GCP.md)."""
+    processes.stop_all(procs, ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)))
 
 
 def wait_for(predicate, timeout: float, what: str, log: Path | None = None):
