@@ -205,8 +205,7 @@ def attached(handler, run):
 
 
 def inner_app():
-    app = create_app(Settings(project="bench-project", access_log=False), FakeStore({"love": doc()}),
-                     dev_images=False)
+    app = create_app(Settings(project="bench-project", access_log=False), FakeStore({"love": doc()}))
     return app.wsgi_app
 
 

@@ -89,7 +89,7 @@ def best(fn, items):
 env0 = {"REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "QUERY_STRING": "", "SERVER_NAME": "bench", "SERVER_PORT": "80",
         "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http", "wsgi.input": None, "wsgi.errors": sys.stderr,
         "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False, "HTTP_HOST": "bench"}
-app = create_app(Settings(cache_ttl_seconds=0), Store(), dev_images=False)
+app = create_app(Settings(cache_ttl_seconds=0), Store())
 def get(path):
     e = dict(env0); e["PATH_INFO"] = path
     status = []

@@ -66,7 +66,7 @@ def run(app, paths):
     return (time.process_time() - t) / len(paths) * 1e6, statuses
 
 def app_for(settings):
-    app = create_app(settings, store, dev_images=False)
+    app = create_app(settings, store)
     if mode == "flask-routes":  # without the WSGI router: the same handler as Flask views
         import flask
         app.wsgi_app = app.wsgi_app.flask_wsgi

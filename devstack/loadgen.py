@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from hashtags import normalize_tag, settings
-
-DEV_IMAGE_ORIGIN = "https://img.hashtags.test"
+from serving.devimages import DEV_IMAGE_ORIGIN
 
 _LATIN = ["love", "travel", "food", "photography", "nature", "art", "music", "sunset", "fitness", "cats",
           "dogs", "coffee", "beach", "summer", "winter", "design", "fashion", "friends", "family", "books",

@@ -91,6 +91,8 @@ class Settings:
     # One structured ``http_request`` line per request (serving/access_log.py, HASHTAGS_ACCESS_LOG);
     # its CPU cost per request is in docs/BENCHMARKS.md "Request log (issue 10)".
     access_log: bool = True
+    # The local stack's generated images (serving/devimages.py, HASHTAGS_DEV_IMAGES); never in production.
+    dev_images: bool = False
     # Circuit breaker around the store reads (serving/breaker.py): this many StoreUnavailable in a
     # row open it; then no read for the cool-down, one probe read, closed again if that succeeds.
     breaker_failures: int = 5

@@ -22,10 +22,6 @@ from serving.devimages import DEV_IMAGE_ORIGIN
 STATIC_MAX_AGE = 365 * 24 * 3600  # versioned URLs (?v=<content hash>): safe to cache for a year
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 class StoreHolder:
     """Creates the BigtableStore on first use, in the process that uses it.
 
@@ -57,7 +53,6 @@ class Services:
     store: StoreHolder
     cache: PageCache
     breaker: Breaker
-    dev_images: bool
     static_version: str  # content hash of site.css, for its versioned URL
     security_headers: tuple[tuple[str, str], ...]
     page_template: Template
@@ -68,12 +63,12 @@ class HashtagsApp(Flask):
     services: Services
 
 
-def content_security_policy(settings: Settings, dev_images: bool) -> str:
+def content_security_policy(settings: Settings) -> str:
     """Images only from the configured origins (and this origin); no script at all; styles only
     from the static file; no framing. With no origins configured, any https: image is allowed
     (the page never renders a non-https URL)."""
     img = ["'self'", *settings.image_origins] if settings.image_origins else ["'self'", "https:"]
-    if dev_images and DEV_IMAGE_ORIGIN in img:
+    if settings.dev_images and DEV_IMAGE_ORIGIN in img:
         img.remove(DEV_IMAGE_ORIGIN)
     return "; ".join([
         "default-src 'none'",
@@ -85,9 +80,9 @@ def content_security_policy(settings: Settings, dev_images: bool) -> str:
     ])
 
 
-def security_headers(settings: Settings, dev_images: bool) -> tuple[tuple[str, str], ...]:
+def security_headers(settings: Settings) -> tuple[tuple[str, str], ...]:
     return (
-        ("Content-Security-Policy", content_security_policy(settings, dev_images)),
+        ("Content-Security-Policy", content_security_policy(settings)),
         ("X-Content-Type-Options", "nosniff"),
         ("Referrer-Policy", "strict-origin-when-cross-origin"),
         ("X-Frame-Options", "DENY"),
@@ -95,18 +90,11 @@ def security_headers(settings: Settings, dev_images: bool) -> tuple[tuple[str, s
     )
 
 
-def create_app(settings: Settings | None = None, store=None, *, dev_images: bool | None = None,
-               clock: Callable[[], float] | None = None) -> HashtagsApp:
-    """The web service.
-
-    ``settings`` default to ``Settings.from_env(os.environ)``; ``store`` is anything with
-    ``read_page(key)`` and ``ping()`` (default: a BigtableStore built lazily per process);
-    ``dev_images`` (default: env ``HASHTAGS_DEV_IMAGES=1``) serves generated images for the local
-    stack's ``https://img.hashtags.test/`` URLs; ``clock`` (monotonic seconds) drives the page
-    cache and the circuit breaker, injectable for tests."""
+def create_app(settings: Settings | None = None, store=None, *, clock: Callable[[], float] | None = None) -> HashtagsApp:
+    """The web service. ``settings`` default to ``Settings.from_env(os.environ)``; ``store`` is
+    anything with ``read_page(key)`` and ``ping()`` (default: a BigtableStore built lazily per
+    process); ``clock`` (monotonic seconds) drives the page cache and the circuit breaker."""
     settings = settings or Settings.from_env(os.environ)
-    if dev_images is None:
-        dev_images = _env_flag("HASHTAGS_DEV_IMAGES")
     timing = {"clock": clock} if clock else {}
 
     app = HashtagsApp(__name__, static_folder="static", static_url_path="/static")
@@ -124,9 +112,8 @@ def create_app(settings: Settings | None = None, store=None, *, dev_images: bool
         store=StoreHolder(settings, store),
         cache=PageCache(settings.cache_max_entries, settings.cache_ttl_seconds, **timing),
         breaker=Breaker(settings.breaker_failures, settings.breaker_cool_down_seconds, **timing),
-        dev_images=dev_images,
         static_version=hashlib.blake2b(css, digest_size=6).hexdigest(),
-        security_headers=security_headers(settings, dev_images),
+        security_headers=security_headers(settings),
         page_template=app.jinja_env.get_template("tag.html"),
         error_template=app.jinja_env.get_template("error.html"),
     )

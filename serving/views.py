@@ -105,13 +105,13 @@ def _plain_tiles(doc: PageDocument, post_url_template: str) -> Markup | None:
 def render_html(svc: Services, doc: PageDocument, stale: bool) -> bytes:
     return svc.page_template.render(
         doc=doc,
-        tiles=tiles_html(doc, svc.settings.post_url_template, svc.dev_images),
+        tiles=tiles_html(doc, svc.settings.post_url_template, svc.settings.dev_images),
         count_label=posts_label(doc.total_posts),
         count_exact=exact_posts_label(doc.total_posts),
         stale=stale,
         static_version=svc.static_version,
         **documents.page_context(doc, _now(), public_url=svc.settings.public_url, noindex=svc.settings.noindex,
-                                 renderable=lambda url: not svc.dev_images and is_https_url(url)),
+                                 renderable=lambda url: not svc.settings.dev_images and is_https_url(url)),
     ).encode("utf-8")
 
 
@@ -357,13 +357,14 @@ def register(app: Flask, svc: Services) -> None:
             "Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"})  # as the tag APIs
 
     app.register_blueprint(bp)
-    if svc.dev_images:
+    if svc.settings.dev_images:
+        from devstack.devimages import render_png  # dev tooling: not in the production image
+
         @app.get("/dev-images/<name>.png")
         def dev_image(name: str):
             if not devimages.valid_name(name):
                 abort(404)
-            return Response(devimages.render_png(name), mimetype="image/png",
-                            headers={"Cache-Control": "public, max-age=3600"})
+            return Response(render_png(name), mimetype="image/png", headers={"Cache-Control": "public, max-age=3600"})
 
     def _error_response(status: int, extra: dict | None = None) -> Response:
         rep = representation_for(request.path)

@@ -104,7 +104,7 @@ def app(fake_store, clock):
     from hashtags.settings import Settings
     from serving import create_app
 
-    return create_app(Settings(), fake_store, clock=clock, dev_images=False)
+    return create_app(Settings(), fake_store, clock=clock)
 
 
 @pytest.fixture

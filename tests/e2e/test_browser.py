@@ -35,7 +35,7 @@ def server():
             TopPost("4", "data:image/svg+xml,<svg onload=alert(5)>"),
         ]),
     })
-    app = create_app(Settings(post_url_template="/posts/{post_id}"), store, dev_images=True)
+    app = create_app(Settings(post_url_template="/posts/{post_id}", dev_images=True), store)
     with serving(app) as url:
         yield url
 

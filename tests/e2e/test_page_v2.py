@@ -53,8 +53,8 @@ def server():
                                      flags=Flags(sensitive=True, reason="test")),
         RTL: with_history(doc(RTL, RTL, 77, dev_posts("rtl", 6)), now),
     })
-    app = create_app(Settings(post_url_template="/posts/{post_id}", public_url="https://hashtags.example"),
-                     store, dev_images=True)
+    app = create_app(Settings(post_url_template="/posts/{post_id}", public_url="https://hashtags.example",
+                              dev_images=True), store)
     with serving(app) as url:
         yield url
 

@@ -54,7 +54,7 @@ def seed(store, now: dt.datetime) -> None:
 @pytest.fixture
 def app(store):
     seed(store, dt.datetime.now(UTC))
-    return create_app(Settings(public_url="https://hashtags.example"), store, dev_images=False)
+    return create_app(Settings(public_url="https://hashtags.example"), store)
 
 
 @schema.parametrize()
@@ -89,7 +89,7 @@ def test_hiding_takes_effect_on_the_next_uncached_read(store):
     copy expires (Settings.cache_ttl_seconds), and clearing it brings them back the same way."""
     seed(store, dt.datetime.now(UTC))
     now = [0.0]
-    app = create_app(Settings(cache_ttl_seconds=5.0), store, dev_images=False, clock=lambda: now[0])
+    app = create_app(Settings(cache_ttl_seconds=5.0), store, clock=lambda: now[0])
     c = app.test_client()
     paths = ["/tags/love", "/api/tags/love", "/api/v1/tags/love"]
     assert [c.get(p).status_code for p in paths] == [200, 200, 200]

@@ -35,7 +35,7 @@ def test_api_and_page_over_the_real_store(store, table_name):
     store.write_top_posts(TopPostsUpdate("love", day + dt.timedelta(hours=1), posts(3, "old")))
 
     # the app builds its own BigtableStore from settings (lazily, as in a gunicorn worker)
-    app = create_app(Settings(project=PROJECT, bigtable_instance=INSTANCE, table=table_name), dev_images=False)
+    app = create_app(Settings(project=PROJECT, bigtable_instance=INSTANCE, table=table_name))
     c = app.test_client()
     r = c.get("/api/tags/love")
     assert r.status_code == 200
@@ -67,7 +67,7 @@ def test_one_row_read_per_uncached_request(store):
         return real(key)
 
     store.read_page = counting
-    c = create_app(Settings(), store, dev_images=False).test_client()
+    c = create_app(Settings(), store).test_client()
     for _ in range(5):
         assert c.get("/tags/a").status_code == 200
         assert c.get("/api/tags/a").get_json()["total_posts"] == 5
@@ -79,7 +79,7 @@ def test_store_unreachable_is_503_with_retry_after(bigtable_emulator, monkeypatc
     monkeypatch.setenv("BIGTABLE_EMULATOR_HOST", f"localhost:{free_port()}")
     dead = BigtableStore(PROJECT, INSTANCE, "hashtags", read_timeout=1.0)
     try:
-        c = create_app(Settings(retry_after_seconds=7), dead, dev_images=False).test_client()
+        c = create_app(Settings(retry_after_seconds=7), dead).test_client()
         r = c.get("/api/tags/love")
         assert r.status_code == 503 and r.headers["Retry-After"] == "7"
         assert r.get_json() == {"error": "unavailable"}

@@ -57,7 +57,7 @@ def outage_app():
 
     settings = Settings.from_env(os.environ)
     store = CountingStore(BigtableStore(settings.project, settings.bigtable_instance, settings.table))
-    app = create_app(settings, store, dev_images=False)
+    app = create_app(settings, store)
     app.add_url_rule("/test/store", "test_store", lambda: jsonify(
         calls=store.calls, breaker=app.services.breaker.state, rejected=app.services.breaker.rejected))
     return prepare(app)

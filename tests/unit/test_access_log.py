@@ -42,7 +42,7 @@ def clock():
 
 @pytest.fixture
 def app(store, clock):
-    return create_app(Settings(project=PROJECT), store, clock=clock, dev_images=False)
+    return create_app(Settings(project=PROJECT), store, clock=clock)
 
 
 @pytest.fixture
@@ -187,7 +187,7 @@ def test_an_exception_out_of_the_app_is_logged_as_500_and_re_raised(lines):
 
 def test_create_app_wires_it_outermost_unless_switched_off(app, store, lines):
     assert isinstance(app.wsgi_app, AccessLog) and app.wsgi_app.project == PROJECT
-    quiet = create_app(Settings(project=PROJECT, access_log=False), store, dev_images=False)
+    quiet = create_app(Settings(project=PROJECT, access_log=False), store)
     assert not isinstance(quiet.wsgi_app, AccessLog)
     assert quiet.test_client().get("/tags/love").status_code == 200 and lines() == []
     assert Settings.from_env({"HASHTAGS_ACCESS_LOG": "false"}).access_log is False

@@ -180,8 +180,6 @@ def test_web_requirements_cover_every_import_of_the_shipped_code():
     dists_of = md.packages_distributions()
     imports = _third_party_imports(["serving", "hashtags", "hashtag_store", "hashtag_ops/__init__.py",
                                     "hashtag_ops/logs.py"])
-    # Pillow is imported lazily by serving.devimages, in the local dev mode only.
-    imports.discard("PIL")
     missing = {}
     for mod in imports:
         dists = {d.lower().replace("_", "-") for d in dists_of.get(mod, [])}
@@ -192,6 +190,18 @@ def test_web_requirements_cover_every_import_of_the_shipped_code():
     lock = {line.split("==")[0].lower().replace("_", "-")
             for line in (ROOT / "requirements.lock").read_text().splitlines() if "==" in line}
     assert {d.lower() for d in listed} <= lock, "every web requirement is pinned by requirements.lock"
+
+
+def test_the_shipped_code_imports_dev_tooling_only_when_the_dev_mode_asks():
+    """The web image has no devstack/ (nor Pillow): a module-level import of it in the shipped
+    packages would stop the production server at start-up."""
+    for path in [p for src in ("serving", "hashtags", "hashtag_store") for p in (ROOT / src).rglob("*.py")]:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in tree.body:
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not [n for n in names if n.split(".")[0] in ("devstack", "PIL")], f"{path}: {names}"
+    assert "devstack" not in (ROOT / "docker/web/Dockerfile").read_text()
 
 
 def test_flex_template_entry_points():

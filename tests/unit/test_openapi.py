@@ -67,7 +67,7 @@ def test_examples_match_their_schemas():
 
 def test_every_route_is_documented_and_every_documented_path_is_a_route():
     """The tag routes are views.REPRESENTATIONS (answered in front of Flask); the rest is Flask's url_map."""
-    app = create_app(Settings(), FakeStore(), dev_images=False)
+    app = create_app(Settings(), FakeStore())
     routes = ({r.rule for r in app.url_map.iter_rules()} - UNDOCUMENTED) | {rep.prefix + "<name>" for rep in REPRESENTATIONS}
     documented = {re.sub(r"\{(\w+)\}", r"<\1>", p) for p in OPENAPI["paths"]}
     assert routes == documented
@@ -79,7 +79,7 @@ def test_every_route_is_documented_and_every_documented_path_is_a_route():
 
 
 def test_the_served_document_is_this_file():
-    client = create_app(Settings(), FakeStore(), dev_images=False).test_client()
+    client = create_app(Settings(), FakeStore()).test_client()
     resp = client.get("/api/openapi.json")
     assert resp.status_code == 200 and resp.mimetype == "application/json"
     assert resp.get_json() == OPENAPI
@@ -146,7 +146,7 @@ def check(resp, path: str) -> None:
 
 @pytest.mark.parametrize("path, status", CASES, ids=[p[:40] for p, _ in CASES])
 def test_responses_match_the_document(path, status):
-    client = create_app(Settings(), FakeStore(STORE_DOCS), dev_images=False, clock=lambda: 0).test_client()
+    client = create_app(Settings(), FakeStore(STORE_DOCS), clock=lambda: 0).test_client()
     resp = client.get(path)
     assert resp.status_code == status
     check(resp, path)
@@ -160,7 +160,7 @@ def test_responses_match_the_document(path, status):
 def test_outage_responses_match_the_document(path):
     store = FakeStore(STORE_DOCS)
     store.down = True
-    resp = create_app(Settings(), store, dev_images=False).test_client().get(path)
+    resp = create_app(Settings(), store).test_client().get(path)
     assert resp.status_code == 503
     check(resp, path)
 
@@ -169,7 +169,7 @@ def test_outage_responses_match_the_document(path):
 def test_last_good_copy_during_an_outage_matches_the_document(path):
     store = FakeStore(STORE_DOCS)
     now = [0.0]
-    client = create_app(Settings(cache_ttl_seconds=5.0), store, dev_images=False, clock=lambda: now[0]).test_client()
+    client = create_app(Settings(cache_ttl_seconds=5.0), store, clock=lambda: now[0]).test_client()
     assert client.get(path).status_code == 200
     store.down, now[0] = True, 6.0  # expired entry, store failing: the stale copy
     resp = client.get(path)

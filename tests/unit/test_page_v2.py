@@ -44,8 +44,7 @@ def docs():
 
 
 def client(docs, **settings):
-    return create_app(Settings(public_url="https://hashtags.example", **settings), FakeStore(docs),
-                      dev_images=False).test_client()
+    return create_app(Settings(public_url="https://hashtags.example", **settings), FakeStore(docs)).test_client()
 
 
 def metas(page: str) -> dict[str, str]:

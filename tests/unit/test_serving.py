@@ -248,7 +248,7 @@ def _broken_app(fake_store, clock):
     body (so Werkzeug itself raises 413 past MAX_CONTENT_LENGTH), and a 400 from abort()."""
     from flask import abort, request
 
-    app = create_app(Settings(breaker_failures=1), fake_store, clock=clock, dev_images=False)
+    app = create_app(Settings(breaker_failures=1), fake_store, clock=clock)
     app.add_url_rule("/crash", "crash", lambda: 1 / 0)
     app.add_url_rule("/body", "body", lambda: request.get_data(), methods=["POST"])
     app.add_url_rule("/bad", "bad", lambda: abort(400))
@@ -291,7 +291,7 @@ def test_security_headers_on_every_status_the_app_sends(fake_store, clock):
 
 def test_csp_lists_only_configured_image_origins(fake_store):
     s = Settings.from_env({"HASHTAGS_IMAGE_ORIGINS": "https://img.example-cdn.com, https://i2.example.net"})
-    h = create_app(s, fake_store, dev_images=False).test_client().get("/tags/love").headers
+    h = create_app(s, fake_store).test_client().get("/tags/love").headers
     assert "img-src 'self' https://img.example-cdn.com https://i2.example.net;" in h["Content-Security-Policy"]
 
 
@@ -330,7 +330,7 @@ def test_table_values_are_escaped_and_unsafe_urls_not_rendered(fake_store, clien
 
 
 # ---- never a 5xx -----------------------------------------------------------------------------
-_app_for_fuzz = create_app(Settings(), FakeStore({"love": doc()}), dev_images=False)
+_app_for_fuzz = create_app(Settings(), FakeStore({"love": doc()}))
 
 
 @hsettings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -380,7 +380,7 @@ def test_unknown_tags_are_cached_too(fake_store, client, clock):
 def test_cache_is_bounded(fake_store, clock):
     for k in ("a", "b", "c"):
         fake_store.docs[k] = doc(k, k, 1)
-    app = create_app(Settings(cache_max_entries=2), fake_store, clock=clock, dev_images=False)
+    app = create_app(Settings(cache_max_entries=2), fake_store, clock=clock)
     c = app.test_client()
     for k in ("a", "b", "c", "a"):
         c.get(f"/tags/{k}")
@@ -389,7 +389,7 @@ def test_cache_is_bounded(fake_store, clock):
 
 
 def test_zero_ttl_reads_every_time(fake_store, clock):
-    c = create_app(Settings(cache_ttl_seconds=0), fake_store, clock=clock, dev_images=False).test_client()
+    c = create_app(Settings(cache_ttl_seconds=0), fake_store, clock=clock).test_client()
     c.get("/tags/love")
     c.get("/tags/love")
     assert fake_store.reads == ["love", "love"]
@@ -408,16 +408,15 @@ def test_html_for_100_posts_fits_the_budget(client):
 # ---- dev images ------------------------------------------------------------------------------
 def test_dev_images_off_by_default(fake_store):
     fake_store.docs["dev"] = doc("dev", "dev", 1, posts=[TopPost("1", f"{DEV_IMAGE_ORIGIN}/dev-1.png")])
-    c = create_app(Settings(), fake_store, dev_images=False).test_client()
+    c = create_app(Settings(), fake_store).test_client()
     assert Tags(c.get("/tags/dev").get_data(as_text=True)).all("img")[0]["src"] == f"{DEV_IMAGE_ORIGIN}/dev-1.png"
     assert c.get("/dev-images/dev-1.png").status_code == 404
 
 
-def test_dev_images_rewritten_and_served(fake_store, monkeypatch):
+def test_dev_images_rewritten_and_served(fake_store):
     fake_store.docs["dev"] = doc("dev", "dev", 2, posts=[TopPost("1", f"{DEV_IMAGE_ORIGIN}/dev-1.png"),
                                                      TopPost("2", "https://elsewhere.example/x.png")])
-    monkeypatch.setenv("HASHTAGS_DEV_IMAGES", "1")
-    c = create_app(Settings(), fake_store).test_client()
+    c = create_app(Settings.from_env({"HASHTAGS_DEV_IMAGES": "1"}), fake_store).test_client()
     imgs = Tags(c.get("/tags/dev").get_data(as_text=True)).all("img")
     assert [a["src"] for a in imgs] == ["/dev-images/dev-1.png", "https://elsewhere.example/x.png"]
     r = c.get("/dev-images/dev-1.png")
@@ -446,7 +445,7 @@ def test_image_urls_with_userinfo_are_not_rendered(fake_store, client):
 # ---- one store read per request ---------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/tags/nothing", "/api/tags/nothing", "/tags/love", "/api/tags/love"])
 def test_one_read_per_uncached_request(fake_store, clock, path):
-    c = create_app(Settings(cache_ttl_seconds=0), fake_store, clock=clock, dev_images=False).test_client()
+    c = create_app(Settings(cache_ttl_seconds=0), fake_store, clock=clock).test_client()
     expected = 404 if "nothing" in path else 200
     assert c.get(path).status_code == expected
     assert c.get(path).status_code == expected
@@ -459,8 +458,7 @@ def test_one_read_per_uncached_request(fake_store, clock, path):
 
 # ---- circuit breaker ------------------------------------------------------------------------
 def test_breaker_answers_at_once_while_open_then_one_probe_recovers(fake_store, clock):
-    app = create_app(Settings(breaker_failures=3, breaker_cool_down_seconds=10), fake_store, clock=clock,
-                     dev_images=False)
+    app = create_app(Settings(breaker_failures=3, breaker_cool_down_seconds=10), fake_store, clock=clock)
     c = app.test_client()
     assert c.get("/tags/love").status_code == 200
     clock.now += 60  # the copy of love is expired: kept as the last good copy
@@ -495,8 +493,7 @@ def test_breaker_answers_at_once_while_open_then_one_probe_recovers(fake_store, 
 
 
 def test_readyz_ping_is_a_probe_too(fake_store, clock):
-    app = create_app(Settings(breaker_failures=1, breaker_cool_down_seconds=5), fake_store, clock=clock,
-                     dev_images=False)
+    app = create_app(Settings(breaker_failures=1, breaker_cool_down_seconds=5), fake_store, clock=clock)
     c = app.test_client()
     fake_store.down = True
     assert c.get("/readyz").get_data(as_text=True) == "store unavailable (open)\n"  # this ping opened it
@@ -510,7 +507,7 @@ def test_readyz_ping_is_a_probe_too(fake_store, clock):
 def test_breaker_settings_from_env():
     s = Settings.from_env({"HASHTAGS_BREAKER_FAILURES": "2", "HASHTAGS_BREAKER_COOL_DOWN_SECONDS": "0.5"})
     assert (s.breaker_failures, s.breaker_cool_down_seconds) == (2, 0.5)
-    b = create_app(s, FakeStore(), dev_images=False).services.breaker
+    b = create_app(s, FakeStore()).services.breaker
     assert (b.failures, b.cool_down) == (2, 0.5)
 
 

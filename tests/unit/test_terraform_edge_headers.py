@@ -1,6 +1,6 @@
 """The security headers the edge (terraform/edge.tf) adds against the ones the app makes.
 
-The app puts ``serving.app.security_headers(settings, dev_images)`` on every response it generates;
+The app puts ``serving.app.security_headers(settings)`` on every response it generates;
 the HTTP server's own 400/414/431 and Cloud Run's own errors never pass through it. In production the
 global external Application Load Balancer's URL map adds the same headers (``replace = true``) to
 every response it returns from the service, plus Strict-Transport-Security. These tests parse the
@@ -370,8 +370,8 @@ def app_settings_in_cloud_run(model: dict, origins: list[str]) -> Settings:
 
 
 def app_headers(model: dict, origins: list[str]) -> dict[str, str]:
-    # dev_images=False: cloud_run.tf does not set HASHTAGS_DEV_IMAGES (test below)
-    return dict(security_headers(app_settings_in_cloud_run(model, origins), dev_images=False))
+    # Settings.dev_images is False: cloud_run.tf does not set HASHTAGS_DEV_IMAGES (test below)
+    return dict(security_headers(app_settings_in_cloud_run(model, origins)))
 
 
 def origins_valid(model: dict, origins: list[str]) -> bool:
@@ -460,7 +460,7 @@ def test_the_terraform_default_is_what_the_app_gets_without_the_variable(model):
 def test_cloud_run_runs_the_app_without_dev_images(model):
     env = cloud_run_env(model)
     assert IMAGE_ORIGINS_ENV in env
-    assert "HASHTAGS_DEV_IMAGES" not in env, "production serves no generated images (dev_images=False)"
+    assert "HASHTAGS_DEV_IMAGES" not in env, "production serves no generated images (Settings.dev_images)"
 
 
 def test_hsts_is_a_year_with_subdomains_and_no_preload(model):
@@ -469,7 +469,7 @@ def test_hsts_is_a_year_with_subdomains_and_no_preload(model):
     directives = [d.strip() for d in hsts.split(";")]
     assert int(directives[0].removeprefix("max-age=")) >= 365 * 24 * 3600
     assert "preload" not in directives
-    assert HSTS not in dict(security_headers(Settings(), dev_images=False)), \
+    assert HSTS not in dict(security_headers(Settings())), \
         "HSTS is the edge's alone: the container speaks plain HTTP"
 
 
