@@ -4,10 +4,8 @@ Closed: every read goes to the store; ``failures`` consecutive StoreUnavailable 
 Open: no read goes to the store for ``cool_down`` seconds; callers get :class:`CircuitOpen` at once
 (the views answer with the last good copy or 503 + Retry-After). After the cool-down the circuit is
 half-open: exactly ONE caller (the probe) reads, every other caller still gets CircuitOpen; the
-probe's success closes the circuit, its failure opens it for another cool-down.
-Not pybreaker 1.4.1: read in its source, ``CircuitBreaker.call`` holds one RLock around the guarded
-call (every store read of the process would run one at a time) and ``calling()`` lets every
-concurrent half-open caller probe.
+probe's success closes the circuit, its failure opens it for another cool-down. Why not pybreaker:
+docs/SERVING.md "Store outage".
 """
 from __future__ import annotations
 

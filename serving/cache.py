@@ -1,13 +1,10 @@
 """The in-process page cache: short freshness, bounded size, thread-safe, keeps last good copies.
 
-One entry per row key holds the page document read from the store (or ``None`` for a tag with no
-row: unknown tags are cached too, so a flood of 404s cannot hammer the table) and, filled lazily,
-the encoded responses built from it (one per representation, plain and gzip, each with its strong ETag), so a
-cache hit costs no rendering and no hashing.
-
-An entry is *fresh* for ``ttl`` seconds (``Settings.cache_ttl_seconds``); after that the next
-request re-reads the row. Expired entries stay (up to ``stale_if_error`` seconds, within the same
-size bound) as the *last good copy*, served marked stale only when the store is unavailable.
+One entry per row key: the page document read (``None`` for a tag with no row, so a flood of 404s
+cannot hammer the table) and, filled lazily, its encoded representations (plain and gzip, each with
+a strong ETag). An entry is *fresh* for ``ttl`` seconds; expired entries stay, up to
+``stale_if_error`` seconds within the same size bound, as the *last good copy*, served marked stale
+only when the store is unavailable.
 """
 from __future__ import annotations
 
@@ -85,7 +82,3 @@ class PageCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()

@@ -1,12 +1,9 @@
-"""The production web server: granian (a Rust HTTP server) running ``serving.wsgi:app``.
+"""The production web server, granian, running ``serving.wsgi:app``: ONE configuration for the
+container, the local stack and the benchmark (``server_config(env)`` reads the environment).
 
     python -m serving.server [--host 0.0.0.0] [--port $PORT] [--app serving.wsgi:app] [--factory]
 
-ONE configuration for the container (docker/web/Dockerfile), the local stack and the benchmark;
-``--app``/``--factory`` let tests serve an app around an in-memory store through the same server.
-``server_config(env)`` is the one place that reads the environment. Why granian and why each value
-(verified in granian 2.8.7's source and by trying the running server): docs/SERVING.md "Web server";
-figures: docs/BENCHMARKS.md "Web server (issue 12)".
+Why granian and each value: docs/SERVING.md "Web server"; figures: docs/BENCHMARKS.md.
 """
 from __future__ import annotations
 

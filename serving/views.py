@@ -1,12 +1,7 @@
-"""The tag routes: ONE handler over a table of representations; health checks; error pages.
-
-Every ``<prefix><name>`` of :data:`REPRESENTATIONS` (HTML, JSON, Mastodon's Tag entity) is answered
-by :func:`answer`, mounted by :class:`TagRouter` as WSGI in front of Flask (no request context or
-Response object: a cached page costs a few µs instead of ~0.2 ms; docs/BENCHMARKS.md "Serving path
-(issue 12)"). Flask serves the rest (health, static files, dev images, the API document) and the
-errors of its own routes, with the same error bodies (``Representation.error``) and security headers.
-What each URL answers (canonical spellings, unknown, hidden and zero-count tags, duplicate slashes,
-outages, methods, size limits) is docs/SERVING.md.
+"""The tag routes: ONE handler (:func:`answer`) over a table of representations (HTML, JSON,
+Mastodon's Tag entity), mounted by :class:`TagRouter` as WSGI in front of Flask, which serves the
+rest (health, static files, dev images, the API document) with the same error bodies and headers.
+What each URL answers: docs/SERVING.md.
 """
 from __future__ import annotations
 
@@ -16,12 +11,11 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 from urllib.parse import quote
 
-from pathlib import Path
-
-from flask import Blueprint, Flask, Response, abort, request
+from flask import Flask, Response, abort, request
 from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
@@ -75,12 +69,9 @@ def _loading(n: int) -> str:
     return _FIRST if n == 1 else _LAZY if n > EAGER_TILES else ""
 
 
-# Speed-up, kept on evidence (an uncached page costs ~3 x the CPU without it: docs/BENCHMARKS.md
-# "Serving path (issue 12)"): a page whose every image URL is a plain https URL and every post id
-# unreserved characters is built with one regex call over the page and no per-value escaping. Such a
-# URL can hold no character HTML escapes but '&', and such an id is its own percent-encoding; a
-# property test checks the bytes equal _escaped_tiles'. The URLs (ids) are joined by newlines, which
-# neither pattern accepts, so the joined string matches iff every item does.
+# Speed-up kept on evidence (uncached page ~3 x the CPU without it: docs/BENCHMARKS.md "Serving path
+# (issue 12)"): plain https URLs and unreserved ids need no per-value escaping but '&', checked with one
+# regex over the newline-joined values (a property test checks the bytes equal _escaped_tiles').
 _PLAIN_HTTPS = r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%!$&()*+,;=:@/-]*)?(?:\?[A-Za-z0-9._~%!$&()*+,;=:@/?-]*)?"
 _ALL_PLAIN_HTTPS = re.compile(rf"(?:{_PLAIN_HTTPS})(?:\n(?:{_PLAIN_HTTPS}))*")
 _ALL_SAFE_IDS = re.compile(r"[A-Za-z0-9_.~-]+(?:\n[A-Za-z0-9_.~-]+)*")  # what quote(x, safe="") leaves as is
@@ -191,25 +182,19 @@ def representation_for(path: str) -> Representation:
 
 
 # ---- the handler ----------------------------------------------------------------------------
-class Unavailable(Exception):
-    """The store failed (or the circuit is open) and there is no last good copy."""
-
-
 def listed(doc: PageDocument | None) -> bool:
     # a hidden tag answers exactly as an unknown one (issue 11: moderation)
     return doc is not None and doc.total_posts > 0 and not doc.flags.hidden
 
 
-def lookup(svc: Services, key: str, entry: Entry | None) -> tuple[Entry, str]:
-    """A cache entry for ``key`` after a store read: (entry, "miss"), or (last good copy, "stale")
-    when the read fails or the circuit is open. ``entry``: what the cache holds for ``key`` (expired)."""
+def lookup(svc: Services, key: str, entry: Entry | None) -> tuple[Entry | None, str]:
+    """(the new cache entry, "miss") after a store read; when the read fails or the circuit is open,
+    (``entry``, "stale") if that expired entry is a last good copy, else (None, "none")."""
     try:
         doc = svc.breaker.call(svc.store.get().read_page, key)
     except StoreUnavailable as e:
         log.debug("store unavailable reading %r: %s", key, e)
-        if entry is not None and listed(entry.doc):
-            return entry, "stale"
-        raise Unavailable() from e
+        return (entry, "stale") if entry is not None and listed(entry.doc) else (None, "none")
     return svc.cache.put(key, doc), "miss"
 
 
@@ -239,10 +224,9 @@ def answer(svc: Services, rep: Representation, name: str, environ: dict) -> Repl
             return _not_found(svc, rep, None, "none")
         if not resolved.canonical:
             return responses.redirect(rep.prefix + quote_key(resolved.key))
-        try:
-            entry, how = lookup(svc, resolved.key, entry)
-        except Unavailable:
-            return _unavailable(svc, rep, rep.error(svc, 503, None), "none")
+        entry, how = lookup(svc, resolved.key, entry)
+        if entry is None:
+            return _unavailable(svc, rep, rep.error(svc, 503, None), how)
     if not listed(entry.doc):
         return _not_found(svc, rep, name, how)
     if how == "stale":
@@ -252,14 +236,11 @@ def answer(svc: Services, rep: Representation, name: str, environ: dict) -> Repl
 
 
 # ---- request size limits ----------------------------------------------------------------------
-# Answered here, with the usual error bodies and headers, for requests far below what the HTTP
-# server refuses bare (serving/server.py): URL (path + query) over 8 KiB → 414, request headers
-# (names + values) over 32 KiB → 431. Valid page URLs are a few hundred characters; browsers send
-# 1-4 KiB of headers, cookies included.
+# Answered here, with the usual bodies and headers, far below what the HTTP server refuses bare
+# (docs/SERVING.md "Web server"): a URL (path + query) over 8 KiB → 414, headers over 32 KiB → 431.
 MAX_URL_CHARS = 8 * 1024
 MAX_HEADER_BYTES = 32 * 1024
-# granian copies os.environ into every request's environ: skipping those keys halves the scan
-# (~4 instead of ~9 µs a request); HTTP_* keys are never skipped, so it is only a speed-up.
+# granian copies os.environ into each request's environ: skipping those keys halves the scan.
 _PROCESS_KEYS = frozenset(k for k in os.environ if not k.startswith("HTTP_"))
 
 
@@ -301,8 +282,7 @@ class TagRouter:
         self.flask_wsgi = flask_wsgi
         self._svc = svc
         self._security = list(svc.security_headers)
-        # The APIs are public and read-only (no cookies, no credentials): readable from any origin,
-        # as Mastodon's own /api/* (rack-cors), so browser-based fediverse clients can call them.
+        # public, read-only, no credentials: readable from any origin, as Mastodon's own /api/*
         self._api = self._security + [("Access-Control-Allow-Origin", "*")]
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -331,17 +311,13 @@ class TagRouter:
 
 # ---- Flask: health, dev images, errors --------------------------------------------------------
 def register(app: Flask, svc: Services) -> None:
-    bp = Blueprint("service", __name__)
-
-    @bp.get("/healthz")
+    @app.get("/healthz")
     def healthz():
         return Response("ok\n", mimetype="text/plain", headers={"Cache-Control": "no-store"})
 
-    @bp.get("/readyz")
+    @app.get("/readyz")
     def readyz():
-        """Ready when the table answers a ping, read through the breaker: while the circuit is open
-        the answer is an immediate 503 (no ping), and a successful ping after the cool-down is the
-        probe that closes it."""
+        """A ping through the breaker: 503 at once while the circuit is open (docs/SERVING.md)."""
         try:
             svc.breaker.call(svc.store.get().ping)
         except StoreUnavailable as e:
@@ -350,13 +326,12 @@ def register(app: Flask, svc: Services) -> None:
                             headers={"Cache-Control": "no-store", "Retry-After": str(svc.settings.retry_after_seconds)})
         return Response("ready\n", mimetype="text/plain", headers={"Cache-Control": "no-store"})
 
-    @bp.get("/api/openapi.json")
+    @app.get("/api/openapi.json")
     def openapi_document():
         """serving/openapi.json as written (kept true by tests/unit/test_openapi.py and schemathesis)."""
         return Response(OPENAPI_DOCUMENT, mimetype="application/json", headers={
             "Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"})  # as the tag APIs
 
-    app.register_blueprint(bp)
     if svc.settings.dev_images:
         from devstack.devimages import render_png  # dev tooling: not in the production image
 

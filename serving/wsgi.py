@@ -1,13 +1,8 @@
-"""WSGI entry point ``serving.wsgi:app``, served by ``python -m serving.server`` (granian).
-
-Configuration comes from ``HASHTAGS_*`` environment variables (hashtags.settings.Settings). Granian
-imports this module in each worker after forking it, so the Bigtable client (created by the first
-request) and the collector settings belong to that worker. ``prepare(app)`` is what production adds
-around ``create_app()`` (tests serving an in-memory store through the real server call it too):
-``gc.freeze()`` and a first-generation threshold of 50,000 allocations (``PYTHON_GC_GEN0``; 0 keeps
-Python's 700). A worker holds up to 10,000 cached pages (~2 M tracked objects); with the default the
-collector ran every couple of uncached requests and cost 0.1-0.25 ms of CPU each (measured
-in-process over 10,000 tags).
+"""WSGI entry point ``serving.wsgi:app`` (``python -m serving.server``), configured by ``HASHTAGS_*``
+variables (hashtags.settings.Settings) and imported by granian in each worker after the fork.
+``prepare(app)`` is what production adds around ``create_app()``: ``gc.freeze()`` and a
+first-generation threshold of 50,000 allocations (``PYTHON_GC_GEN0``; 0 keeps Python's 700), since
+10,000 cached pages are ~2 M tracked objects (docs/BENCHMARKS.md "HTTP serving", the GC row).
 """
 import gc
 import os
