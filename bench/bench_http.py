@@ -112,7 +112,9 @@ class Variant:
 
     def describe(self) -> str:
         if self.server_kind == "granian":
-            code = "import serving.server as s; print(s.server_config().describe())"
+            code = ("import serving.server as s; c = s.server_config(); print(f'granian WSGI, {c.workers} workers x "
+                    "{c.threads} threads, backpressure {c.backpressure}/worker, header read timeout "
+                    "{c.header_read_timeout_ms / 1000:g} s, HTTP/1 buffer {c.http1_buffer // 1024} KiB')")
         else:
             code = ("import runpy; c = runpy.run_path('serving/gunicorn.conf.py'); "
                     "print(f\"gunicorn {c['worker_class']}, {c['workers']} workers x {c['threads']} threads, "

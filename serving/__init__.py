@@ -4,6 +4,5 @@
 server runs everywhere (``python -m serving.server``: granian, serving/server.py).
 """
 from serving.app import create_app
-from serving.devimages import DEV_IMAGE_ORIGIN
 
-__all__ = ["create_app", "DEV_IMAGE_ORIGIN"]
+__all__ = ["create_app"]

@@ -23,10 +23,8 @@ STATIC_MAX_AGE = 365 * 24 * 3600  # versioned URLs (?v=<content hash>): safe to 
 
 
 class StoreHolder:
-    """Creates the BigtableStore on first use, in the process that uses it.
-
-    gRPC channels do not survive fork(): a pre-forking server imports the app in the master and
-    forks workers, so the client must be created after the fork, by the first request of each worker."""
+    """The BigtableStore, created by the first request of each worker process (a gRPC channel does
+    not survive fork(), and importing the app needs no credentials)."""
 
     def __init__(self, settings: Settings, store=None):
         self._settings = settings

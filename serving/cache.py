@@ -50,8 +50,7 @@ class Entry:
         self.bodies: dict[str, Body] = {}
 
     def body(self, kind: str, render: Callable[[PageDocument | None], bytes]) -> Body:
-        """The cached representation ``kind``, rendered on first use. Two threads racing here both
-        render identical bytes; either result is fine, so no lock is needed."""
+        """The representation ``kind``, rendered on first use (racing threads render the same bytes)."""
         b = self.bodies.get(kind)
         if b is None:
             b = self.bodies[kind] = Body(render(self.doc))

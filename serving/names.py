@@ -31,10 +31,7 @@ def resolve(name: str) -> Resolved | None:
     raw = name[1:] if name.startswith(_HASH_SIGNS) else name
     if not raw or any(unicodedata.category(c) in ("Cc", "Cs") for c in raw):
         return None
-    try:
-        key = normalize_tag(raw)
-    except (ValueError, UnicodeError):  # pragma: no cover - normalize_tag is total on str
-        return None
+    key = normalize_tag(raw)  # total on str
     if not is_valid_key(key):
         return None
     return Resolved(key, canonical=(raw == name and key == name))

@@ -1,8 +1,6 @@
-"""What a tag route sends: a :class:`Reply` (status, headers, body) written straight to WSGI.
-
-Validators and caching of cached pages (strong ETags per coding, 304 on the weak comparison,
-gzip negotiation), the headers of redirects and errors, and the security headers, which every
-reply carries (the Flask routes get the same ones in ``create_app``'s ``after_request``)."""
+"""What a tag route sends: a :class:`Reply` (status, headers, body) written straight to WSGI, with
+the page's validators (strong ETags per coding, 304 on the weak comparison, gzip negotiation) and
+the security headers every reply carries (Flask's routes get them in ``create_app``)."""
 from __future__ import annotations
 
 import functools
@@ -32,10 +30,6 @@ class Reply:
         return [b"" if head else self.body]
 
 
-def cache_control(settings: Settings) -> str:
-    return f"public, max-age={settings.browser_max_age}, stale-while-revalidate={settings.stale_while_revalidate}"
-
-
 @functools.lru_cache(maxsize=256)  # a handful of distinct values in practice; parsing costs µs
 def accepts_gzip(header: str | None) -> bool:
     """``Accept-Encoding`` allows gzip: its own q-value (or x-gzip's), else ``*``'s, is non-zero."""
@@ -58,7 +52,8 @@ def page(settings: Settings, body: Body, environ: dict, mimetype: str, x_cache: 
     gz = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING"))
     headers = [
         ("ETag", f'"{body.gzip_etag if gz else body.etag}"'),
-        ("Cache-Control", cache_control(settings)),
+        ("Cache-Control", f"public, max-age={settings.browser_max_age}, "
+                          f"stale-while-revalidate={settings.stale_while_revalidate}"),
         ("Vary", "Accept-Encoding"),
         ("X-Cache", x_cache),
     ]

@@ -26,11 +26,6 @@ class ServerConfig:
     http1_buffer: int
     kill_timeout_s: int
 
-    def describe(self) -> str:
-        return (f"granian WSGI, {self.workers} workers x {self.threads} threads, backpressure "
-                f"{self.backpressure}/worker, header read timeout {self.header_read_timeout_ms / 1000:g} s, "
-                f"HTTP/1 buffer {self.http1_buffer // 1024} KiB")
-
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "")

@@ -89,7 +89,7 @@ def _plain_tiles(doc: PageDocument, post_url_template: str) -> Markup | None:
     amp = "&" in urls
     return Markup("".join([
         f'<li><a href="{prefix}{p.post_id}{suffix}"><img src="{p.image_url.replace("&", "&amp;") if amp else p.image_url}"'
-        f' alt="Post {n}" width="320" height="320"{_FIRST if n == 1 else _LAZY if n > EAGER_TILES else ""}></a></li>\n'
+        f' alt="Post {n}" width="320" height="320"{_loading(n)}></a></li>\n'
         for n, p in enumerate(posts, 1)]))
 
 

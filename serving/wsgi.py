@@ -13,16 +13,12 @@ from hashtag_ops import logs
 from serving import create_app
 
 
-def tune_gc() -> None:
+def prepare(app: Flask) -> Flask:
     gc.freeze()
     raw = os.environ.get("PYTHON_GC_GEN0", "").strip()
     gen0 = int(raw) if raw else 50_000
     if gen0 > 0:
         gc.set_threshold(gen0, 20, 100)
-
-
-def prepare(app: Flask) -> Flask:
-    tune_gc()
     return app
 
 

@@ -12,7 +12,7 @@ from typing import Iterator
 import pytest
 
 from hashtags.layout import TopPost
-from serving import DEV_IMAGE_ORIGIN
+from serving.devimages import DEV_IMAGE_ORIGIN
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -9,7 +9,8 @@ import pytest
 
 from hashtags.layout import TopPost
 from hashtags.settings import Settings
-from serving import DEV_IMAGE_ORIGIN, create_app
+from serving import create_app
+from serving.devimages import DEV_IMAGE_ORIGIN
 from serving.views import EAGER_TILES
 from tests.e2e.browser import dev_posts, require_chromium, serving
 from tests.unit.serving_fakes import FakeStore, doc

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from hashtags.layout import TopPost
 from hashtags.settings import Settings
-from serving import DEV_IMAGE_ORIGIN, create_app
+from serving import create_app
+from serving.devimages import DEV_IMAGE_ORIGIN
 from serving.views import EAGER_TILES
 from tests.unit.serving_fakes import FakeStore, doc, realistic_posts
 
