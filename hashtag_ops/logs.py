@@ -21,7 +21,7 @@ names, one helper to log an event.
   labels' and source location's JSON; :func:`log_event` finds its caller's frame itself instead of
   ``Logger.findCaller``. The line is the library's, byte for byte (tests/unit/test_logs.py);
   figures in docs/BENCHMARKS.md "Request log (issue 10)".
-* Event names and fields are a contract (CONTRACTS2.md "Logging"): terraform's log-based metrics
+* Event names and fields are a contract: terraform/monitoring.tf's log-based metrics
   filter on ``jsonPayload.event`` and the fields below. Do not rename them.
 
 This module imports only the standard library at import time (google-cloud-logging is imported in
@@ -40,7 +40,7 @@ from typing import Any, Mapping, TextIO
 
 FORMAT_ENV = "HASHTAGS_LOG_FORMAT"  # json | text | unset (auto)
 
-# Fixed event names (CONTRACTS2.md).
+# Fixed event names (the contract above).
 HTTP_REQUEST = "http_request"
 RECOUNT_RUN = "recount_run"
 STREAMING_JOB_START = "streaming_job_start"

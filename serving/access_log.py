@@ -1,16 +1,14 @@
 """The web service's request log: a WSGI middleware that logs ONE ``http_request`` record per request
-(CONTRACTS2.md "Logging"; terraform's log-based metrics read these fields).
+(a contract: terraform/monitoring.tf's log-based metrics read these fields).
 
 Fields: ``httpRequest`` {requestMethod, requestUrl, status, latency, userAgent, remoteIp}, ``cache``
 (hit | miss | stale from the response's ``X-Cache`` header, else none), ``tag`` (the name in
 ``/tags/<name>``, ``/api/tags/<name>``, ``/api/v1/tags/<name>``, else null), and the trace from
 ``traceparent`` (W3C) or ``X-Cloud-Trace-Context`` as ``projects/<project>/traces/<id>``, which is
-what Cloud Logging joins with Cloud Trace. The headers are parsed with google-cloud-logging's own
-parsers (3.17.0, handlers/_helpers.py ``_parse_trace_parent`` / ``_parse_xcloud_trace``, the ones
-its Flask integration uses; traceparent first, like it), so the ids are the ones the library would
-have inferred. This middleware does not rely on that inference: it logs after the app returned,
-outside Flask's request context, and passes every field explicitly (the trace as None when the
-request had none), so the JSON handler's filter infers nothing (hashtag_ops.logs).
+what Cloud Logging joins with Cloud Trace, parsed with google-cloud-logging 3.17.0's own parsers
+(``_parse_trace_parent`` / ``_parse_xcloud_trace``, traceparent first, as its Flask integration).
+Every field is passed explicitly (the trace as None when there is none): the record is logged after
+the app returned, outside Flask's request context, so the JSON handler infers nothing.
 
 ``latency`` is the time spent in the application until it returned the response (headers and a
 built body), not the time to send it to the client: Cloud Run's own request log has that one.

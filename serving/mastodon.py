@@ -8,20 +8,13 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from typing import Protocol, Sequence
+from typing import Sequence
 
-from hashtags.history import usage_history
+from hashtags.history import DayPoint, usage_history
 from hashtags.layout import PageDocument
 from serving.documents import tag_url
 
 HISTORY_DAYS = 7
-
-
-class _Day(Protocol):  # hashtags.history.DayPoint
-    day: dt.date
-    posts: int
-    accounts: int | None
-
 
 def day_timestamp(day: dt.date) -> str:
     """UNIX seconds of the day's midnight UTC, as Mastodon sends it (a string)."""
@@ -36,13 +29,13 @@ def known_accounts(posts: int, accounts: int | None) -> int:
     return 1 if posts > 0 else 0
 
 
-def history_entries(days: Sequence[_Day]) -> list[dict[str, str]]:
+def history_entries(days: Sequence[DayPoint]) -> list[dict[str, str]]:
     """``days`` newest first (hashtags.history's order, which is Mastodon's)."""
     return [{"day": day_timestamp(d.day), "uses": str(d.posts), "accounts": str(known_accounts(d.posts, d.accounts))}
             for d in days[:HISTORY_DAYS]]
 
 
-def tag_entity(display_name: str, url: str, days: Sequence[_Day]) -> dict:
+def tag_entity(display_name: str, url: str, days: Sequence[DayPoint]) -> dict:
     """The Tag entity, keys in the documented example's order."""
     return {"name": display_name, "url": url, "history": history_entries(days), "following": False}
 

@@ -56,8 +56,7 @@ def summary(points: Sequence[SparkPoint], what: str) -> str:
             f"highest {max(values):,}, latest {values[-1]:,}")
 
 
-def sparkline(points: Sequence[SparkPoint], *, id_prefix: str, what: str, value_header: str = "Posts",
-              table: bool = True) -> Markup:
+def sparkline(points: Sequence[SparkPoint], *, id_prefix: str, what: str, table: bool = True) -> Markup:
     """The figure for ``points`` (oldest first). ``id_prefix`` makes the title's id unique on the
     page (two sparklines, one page); ``what`` names the series ("Posts per day, last 7 days").
     ``table=False``: the numbers as one sentence ("11:00 5, 12:00 3, …") instead of a table, for
@@ -72,7 +71,7 @@ def sparkline(points: Sequence[SparkPoint], *, id_prefix: str, what: str, value_
         parts.append(f'<polyline class="spark-line" points="{line}"/>')
         parts.append(f'<circle class="spark-end" cx="{xs[-1]}" cy="{ys[-1]}" r="2"/>')
     parts.append("</svg>")
-    parts.append(_table(points, what, value_header) if table else _sentence(points, what))
+    parts.append(_table(points, what) if table else _sentence(points, what))
     parts.append("</figure>")
     return Markup("".join(parts))
 
@@ -90,7 +89,7 @@ def _sentence(points: Sequence[SparkPoint], what: str) -> str:
     return f'<p class="vh">{escape(what + ": " + ", ".join([f"{p.label} {p.value:,}" for p in points]))}.</p>'
 
 
-def _table(points: Sequence[SparkPoint], what: str, value_header: str) -> str:
+def _table(points: Sequence[SparkPoint], what: str) -> str:
     # a th first in each body row is its row header (HTML's "auto" scope): no scope attribute needed
     rows = "".join(
         f'<tr><th><time datetime="{_text(p.datetime)}">{_text(p.label)}</time></th>'
@@ -98,5 +97,5 @@ def _table(points: Sequence[SparkPoint], what: str, value_header: str) -> str:
         for p in points)
     # the wrapper is what is hidden: a table cannot be narrower than its content
     return (f'<div class="vh"><table><caption>{escape(what)}</caption>'
-            f'<thead><tr><th scope="col">When</th><th scope="col">{escape(value_header)}</th>'
+            f'<thead><tr><th scope="col">When</th><th scope="col">Posts</th>'
             f'<th scope="col">Note</th></tr></thead><tbody>{rows}</tbody></table></div>')

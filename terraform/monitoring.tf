@@ -39,7 +39,7 @@
 # development machines: terraform/README.md "Not run here").
 
 locals {
-  # The log events these metrics filter on are fixed by hashtag_ops.logs (CONTRACTS2 "Logging").
+  # The log events these metrics filter on are fixed by hashtag_ops.logs (its module docstring).
   recount_run_filter = "jsonPayload.event=\"recount_run\" AND NOT jsonPayload.dry_run=true"
 
   # PromQL names of the log-based metrics (see the mapping rule above).

@@ -69,10 +69,10 @@ def test_empty_series_says_so_and_draws_nothing():
 
 def test_text_is_escaped_and_there_is_no_style_or_script():
     evil = '"><script>alert(1)</script>'
-    out = str(sparkline([SparkPoint(evil, evil, 1, evil)], id_prefix=evil, what=evil, value_header=evil))
+    out = str(sparkline([SparkPoint(evil, evil, 1, evil)], id_prefix=evil, what=evil))
     assert "<script" not in out and "style" not in out.replace('class="', "")
-    # aria-labelledby, id, title (label twice + what), datetime, label, note, caption, header
-    assert out.count("&lt;script&gt;") == 10
+    # aria-labelledby, id, title (label twice + what), datetime, label, note, caption
+    assert out.count("&lt;script&gt;") == 9
     parse(out)  # still well-formed
 
 

@@ -12,7 +12,7 @@ Parsed with python-hcl2 (the same loader as tests/unit/test_terraform.py). Check
   Cloud Monitoring's limits (absence <= 23.5 h, alignment <= 25 h);
 * the names the alerts filter on are the resources' (the DLQ inspect subscriptions of
   hashtags/settings.py, the streaming job, the DAG id of dags/hashtag_recount.py), and the log
-  events are the fixed ones of hashtag_ops.logs (CONTRACTS2 "Logging");
+  events are the fixed ones of hashtag_ops.logs;
 * the edge: the serverless NEG points at the Cloud Run service, CDN honours the origin's headers
   (USE_ORIGIN_HEADERS, no TTL overrides), the 404 TTL and serve-while-stale equal the code's
   values, HTTP redirects to HTTPS, Cloud Run only takes traffic from the load balancer.
@@ -65,7 +65,7 @@ REQUIRED_SIGNALS = {
     "Bigtable CPU": "bigtable.googleapis.com/cluster/cpu_load",
     "Bigtable storage": "bigtable.googleapis.com/cluster/storage_utilization",
 }
-# The log events hashtag_ops.logs emits (fixed names, CONTRACTS2 "Logging").
+# The log events hashtag_ops.logs emits (fixed names).
 LOG_EVENTS = {"http_request", "recount_run", "streaming_job_start", "moderation", "redrive"}
 
 MAX_ABSENCE_SECONDS = 84_600  # 23.5 h ("Create metric-absence alerting policies")
