@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from hashtags import normalize_tag, settings
-from serving.devimages import DEV_IMAGE_ORIGIN
+from hashtags.settings import DEV_IMAGE_ORIGIN
 
 _LATIN = ["love", "travel", "food", "photography", "nature", "art", "music", "sunset", "fitness", "cats",
           "dogs", "coffee", "beach", "summer", "winter", "design", "fashion", "friends", "family", "books",

@@ -60,6 +60,9 @@ LOCAL_INSTANCE = "local"
 LOCAL_PUBSUB_HOST = "localhost:8085"
 LOCAL_BIGTABLE_HOST = "localhost:8086"
 LOCAL_WEB_URL = "http://127.0.0.1:8080"
+# The local stack's image URLs (https, so they pass production's validation); in dev mode the web
+# service draws them itself (serving/devimages.py).
+DEV_IMAGE_ORIGIN = "https://img.hashtags.test"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-DEV_IMAGE_ORIGIN = "https://img.hashtags.test"
+from hashtags.settings import DEV_IMAGE_ORIGIN
+
 DEV_IMAGE_PATH = "/dev-images/"
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 
