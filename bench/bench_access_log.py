@@ -255,7 +255,7 @@ def variants(inner, old_access, old_logs):
 
 
 def production_gc() -> None:
-    """The collector settings of a production worker (serving/wsgi.py prepare: freeze, gen0 at
+    """The collector settings of a production worker (serving.app.prepare: freeze, gen0 at
     50,000): with Python's defaults the records' allocations trigger collections over the whole heap."""
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)

@@ -49,7 +49,10 @@ def _app(**settings):
     from hashtags.layout import PageDocument, TopPost
     from hashtags.settings import Settings
     from serving import create_app
-    from serving.wsgi import prepare  # importing serving.wsgi also runs logs.setup("web") from the env
+    from hashtag_ops import logs
+    from serving.app import prepare
+
+    logs.setup("web")  # as serving.wsgi does: JSON with HASHTAGS_LOG_FORMAT=json
 
     posts = tuple(TopPost(str(10**18 + i), f"https://img.example-cdn.com/p/{i:032x}.jpg") for i in range(100))
     doc = PageDocument("love", "Love", 1_234_567, posts, updated_at=dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc))

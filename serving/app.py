@@ -2,6 +2,7 @@
 tag routes (serving/views.py) in front of Flask, and the security headers on every response."""
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import threading
@@ -127,4 +128,16 @@ def create_app(settings: Settings | None = None, store=None, *, clock: Callable[
     app.wsgi_app = views.TagRouter(app.wsgi_app, svc)
     if settings.access_log:  # outermost: every response, the router's included
         app.wsgi_app = AccessLog(app.wsgi_app, settings.project)
+    return app
+
+
+def prepare(app: HashtagsApp) -> HashtagsApp:
+    """What a production worker adds around ``create_app()``: ``gc.freeze()`` and a first-generation
+    threshold of 50,000 allocations (``PYTHON_GC_GEN0``; 0 keeps Python's 700), since 10,000 cached
+    pages are ~2 M tracked objects (docs/BENCHMARKS.md "HTTP serving", the GC row)."""
+    gc.freeze()
+    raw = os.environ.get("PYTHON_GC_GEN0", "").strip()
+    gen0 = int(raw) if raw else 50_000
+    if gen0 > 0:
+        gc.set_threshold(gen0, 20, 100)
     return app
