@@ -17,7 +17,6 @@ extra requests): a count the other processes on a shared machine do not change.
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib.util
 import io
 import json
@@ -38,6 +37,7 @@ from hashtag_ops import logs  # noqa: E402
 from hashtags.settings import Settings  # noqa: E402
 from serving import create_app  # noqa: E402
 from serving.access_log import LOGGER  # noqa: E402
+from serving.app import tune_gc  # noqa: E402
 from tests.unit.serving_fakes import FakeStore, doc  # noqa: E402
 
 SECTION = "## Request log (issue 10)"
@@ -254,13 +254,6 @@ def variants(inner, old_access, old_logs):
             "after, text": with_handler(new_access, logs.text_handler(sink))}
 
 
-def production_gc() -> None:
-    """The collector settings of a production worker (serving.app.prepare: freeze, gen0 at
-    50,000): with Python's defaults the records' allocations trigger collections over the whole heap."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=20_000)
@@ -278,11 +271,11 @@ def main(argv=None) -> int:
         old_logs, old_access = load_baseline(args.baseline, Path(tmp))
     vs = variants(inner, old_access, old_logs)
     if args.count:
-        production_gc()
+        tune_gc()  # a production worker's collector: with the defaults the records trigger full collections
         count_child(vs[args.count[0]], int(args.count[1]))
         return 0
     compared = same_lines(old_access, old_logs)
-    production_gc()
+    tune_gc()
     runs: dict[str, list[float]] = {}
     for _ in range(args.rounds):
         for name, run in vs.items():

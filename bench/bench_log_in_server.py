@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +34,9 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_http import WRK, machine, tree_cpu, write_section  # noqa: E402
+from bench_http import machine, run_wrk, stop, write_section  # noqa: E402
+from devstack.emulators import free_port  # noqa: E402
+from devstack.processes import wait_http  # noqa: E402
 
 SECTION = "## Request log in the server (issue 12)"
 THREADS = (1, 8)
@@ -148,38 +148,26 @@ def calibrate(target_us: float) -> int:
     return max(1, round(n * target_us / per))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def measure(factory: str, threads: int, env_extra: dict, seconds: int) -> tuple[float, float]:
     """(req/s, server CPU µs per request) of ``GET /tags/love`` for one factory and thread count."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PYTHONPATH=f"{ROOT}:{ROOT / 'bench'}", WEB_CONCURRENCY="1", WEB_THREADS=str(threads),
                HASHTAGS_LOG_FORMAT="json", **env_extra)
     proc = subprocess.Popen([sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--port", str(port),
                              "--app", f"bench_log_in_server:{factory}", "--factory"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_http(f"http://127.0.0.1:{port}/healthz", 60)
         url = f"http://127.0.0.1:{port}/tags/love"
-        subprocess.run([WRK, "-t1", "-c16", "-d2s", url], capture_output=True, check=True)  # warm-up
-        cpu0 = tree_cpu(proc.pid)
-        out = subprocess.run([WRK, "-t1", "-c16", f"-d{seconds}s", url], capture_output=True, text=True,
-                             check=True).stdout
-        cpu1 = tree_cpu(proc.pid)
-        n = int(re.search(r"(\d+) requests in", out).group(1))
-        return n / seconds, (cpu1 - cpu0) / n * 1e6
+        wrk = argparse.Namespace(threads=1, connections=16, duration=2)
+        run_wrk(url, wrk)  # warm-up
+        wrk.duration = seconds
+        res = run_wrk(url, wrk, cpu_of={"server": proc.pid})
+        if res["errors"]:
+            raise SystemExit(f"{factory}: {res['errors']} failed requests")
+        return res["rps"], res["cpu_us"]["server"]
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(30)
+        stop(proc)
 
 
 def main(argv=None) -> int:

@@ -16,6 +16,7 @@ from serving.documents import tag_url
 
 HISTORY_DAYS = 7
 
+
 def day_timestamp(day: dt.date) -> str:
     """UNIX seconds of the day's midnight UTC, as Mastodon sends it (a string)."""
     return str(calendar.timegm(day.timetuple()))
