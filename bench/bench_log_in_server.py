@@ -50,7 +50,7 @@ def _app(**settings):
     from hashtags.settings import Settings
     from serving import create_app
     from hashtag_ops import logs
-    from serving.app import prepare
+    from serving.app import tune_gc
 
     logs.setup("web")  # as serving.wsgi does: JSON with HASHTAGS_LOG_FORMAT=json
 
@@ -64,7 +64,9 @@ def _app(**settings):
         def ping(self):
             pass
 
-    return prepare(create_app(Settings(**settings), Store()))
+    app = create_app(Settings(**settings), Store())
+    tune_gc()
+    return app
 
 
 def nolog_app():

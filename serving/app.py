@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None, store=None, *, clock: Callable[
 
 
 def tune_gc() -> None:
-    """A production worker's collector: ``gc.freeze()`` and a first-generation threshold of 50,000
+    """A production worker's collector, set once its app is built: ``gc.freeze()`` and a first-generation threshold of 50,000
     allocations (``PYTHON_GC_GEN0``; 0 keeps Python's 700), since 10,000 cached pages are ~2 M
     tracked objects (docs/BENCHMARKS.md "HTTP serving", the GC row)."""
     gc.freeze()
@@ -140,9 +140,3 @@ def tune_gc() -> None:
     gen0 = int(raw) if raw else 50_000
     if gen0 > 0:
         gc.set_threshold(gen0, 20, 100)
-
-
-def prepare(app: HashtagsApp) -> HashtagsApp:
-    """What a production worker adds around ``create_app()`` (:func:`tune_gc`)."""
-    tune_gc()
-    return app

@@ -3,7 +3,7 @@ granian) runs the app over the real BigtableStore and the Bigtable emulator; the
 group is paused (SIGSTOP: connections stay open and reads hang until their deadline, like a store
 that stopped answering) and resumed (SIGCONT).
 
-The app is ``serving.app.prepare(create_app(...))`` as in production, with two test-only additions
+The app is ``create_app(...)`` + ``serving.app.tune_gc()`` as in production, with two test-only additions
 made by :func:`outage_app` (the server's ``--factory`` target): the store is wrapped to count its
 calls, and ``GET /test/store`` reports that count and the breaker's state. So "answered without
 waiting for the store" is asserted as "no store call was made", not as a time; the times are printed
@@ -53,14 +53,15 @@ def outage_app():
     from hashtag_store import BigtableStore
     from hashtags.settings import Settings
     from serving import create_app
-    from serving.app import prepare
+    from serving.app import tune_gc
 
     settings = Settings.from_env(os.environ)
     store = CountingStore(BigtableStore(settings.project, settings.bigtable_instance, settings.table))
     app = create_app(settings, store)
     app.add_url_rule("/test/store", "test_store", lambda: jsonify(
         calls=store.calls, breaker=app.services.breaker.state, rejected=app.services.breaker.rejected))
-    return prepare(app)
+    tune_gc()
+    return app
 
 
 def get(port: int, path: str) -> tuple[int, dict, bytes, float]:

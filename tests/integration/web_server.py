@@ -2,7 +2,7 @@
 in-memory store, for tests of what the server and the app answer on the wire.
 
 ``memory_app`` / ``outage_app`` are granian factory targets (``--factory``): the same
-``create_app`` + ``serving.app.prepare`` as production, with tests/unit/serving_fakes.FakeStore
+``create_app`` + ``serving.app.tune_gc`` as production, with tests/unit/serving_fakes.FakeStore
 instead of Bigtable (up, holding ``#love``; or down)."""
 from __future__ import annotations
 
@@ -23,12 +23,14 @@ HOT_TAG = "love"
 def _app(down: bool):
     from hashtags.settings import Settings
     from serving import create_app
-    from serving.app import prepare
+    from serving.app import tune_gc
     from tests.unit.serving_fakes import FakeStore, doc
 
     store = FakeStore({HOT_TAG: doc(HOT_TAG, "Love")})
     store.down = down
-    return prepare(create_app(Settings.from_env({}), store=store))
+    app = create_app(Settings.from_env({}), store=store)
+    tune_gc()
+    return app
 
 
 def memory_app():
