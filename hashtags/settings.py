@@ -30,6 +30,10 @@ TABLE = "hashtags"
 # Per-post state of the reconciliation (hashtags/post_state.py): one row per post, + the run records.
 POST_STATE_TABLE = "post_state"
 SERVING_APP_PROFILE = "serving"
+# Single-cluster routing for every writer (streaming job, nightly) and the nightly's reads of its
+# priors: "the newest pane wins" and "read what the last run wrote" need one cluster to order the
+# writes of a cell (DESIGN.md "Bigtable routing"; terraform/bigtable.tf declares it).
+WRITER_APP_PROFILE = "writer"
 
 # --- Limits --------------------------------------------------------------------------------
 MAX_TAG_LENGTH = 100  # characters of the tag as written (without '#'); longer tags are not counted
