@@ -2,18 +2,35 @@
 #
 # Build the image and the template spec first (docs/DEPLOY.md):
 #   gcloud dataflow flex-template build gs://<staging bucket>/templates/streaming-<image_tag>.json ...
-# Redeploy = change image_tag (new spec) or a parameter: the provider updates the running job in
-# place (a launch with update=true and the same job name), so windows in flight and their state are
-# kept, and count_generation stays. Renamed transforms need transform_name_mapping. If the update
-# is refused as incompatible, drain and relaunch WITH count_generation + 1 (docs/DEPLOY.md).
+#
+# Count generation <=> job (docs/DEPLOY.md "Count generation", with the provider's table of what
+# replaces the job and what updates it in place):
+# - A NEW job (first launch, a replacement forced by a change of name/region/project/num_workers/
+#   max_workers/enable_streaming_engine, `-replace`, or a job that stopped outside terraform and is
+#   created again) takes the plan's UTC time as its count generation, YYYYMMDDhhmmss: a non-negative
+#   decimal integer (layout.hour_column), never the same for two launches.
+# - An IN-PLACE update (a new image_tag or any other parameter: the provider relaunches with
+#   update=true and the same name) keeps it: `ignore_changes` pins the count_generation parameter to
+#   the value the job was created with. Terraform builds a replacement object from the
+#   configuration without ignore_changes (hashicorp/terraform internal/terraform/
+#   node_resource_abstract_instance.go, plan(): "a new unmarked config from our original with no
+#   ignored values"; processIgnoreChanges returns the config unchanged when there is no prior object).
+# So a generation never changes without a new job, and no new job keeps an old generation.
 #
 # One image: the Flex Template launcher and the workers (sdk_container_image) run the same image,
 # built FROM apache/beam_python3.11_sdk with the project installed (docker/dataflow/Dockerfile), so
 # launcher and workers run the same Beam and workers install nothing at start-up.
+locals {
+  # The count generation of a job created by this plan (ignored for the running job: see above).
+  new_job_count_generation = formatdate("YYYYMMDDhhmmss", plantimestamp())
+}
+
 resource "google_dataflow_flex_template_job" "streaming" {
   provider = google-beta
   count    = var.deploy_streaming_job ? 1 : 0
 
+  # One name for every generation: Dataflow refuses a second ACTIVE job of a name, so two jobs never
+  # read the subscriptions at once, and monitoring.tf's series stay one per name across relaunches.
   name                    = "hashtags-streaming"
   region                  = var.region
   container_spec_gcs_path = local.streaming_template
@@ -33,7 +50,7 @@ resource "google_dataflow_flex_template_job" "streaming" {
     window_seconds                     = tostring(var.streaming_window_seconds)
     allowed_lateness_seconds           = tostring(var.streaming_allowed_lateness_seconds)
     early_firing_seconds               = tostring(var.streaming_early_firing_seconds)
-    count_generation                   = tostring(var.count_generation)
+    count_generation                   = local.new_job_count_generation
     sdk_container_image                = local.streaming_image
   }
 
@@ -52,6 +69,11 @@ resource "google_dataflow_flex_template_job" "streaming" {
   enable_streaming_engine = true
 
   labels = local.labels
+
+  lifecycle {
+    # Fixed at the job's creation; a replacement takes a new one (see the top of this file).
+    ignore_changes = [parameters["count_generation"]]
+  }
 
   depends_on = [
     google_project_service.enabled,

@@ -70,6 +70,14 @@ output "streaming_job_id" {
   value       = one(google_dataflow_flex_template_job.streaming[*].job_id)
 }
 
+output "streaming_job" {
+  description = "Name and count generation of the running streaming job (the name's suffix is the generation; an in-place update keeps both). Null when deploy_streaming_job is false."
+  value = one([for job in google_dataflow_flex_template_job.streaming : {
+    name             = job.name
+    count_generation = job.parameters["count_generation"]
+  }])
+}
+
 output "web_url" {
   description = "URL of the web service."
   value       = google_cloud_run_v2_service.web.uri

@@ -100,21 +100,6 @@ variable "deploy_streaming_job" {
   default     = true
 }
 
-variable "count_generation" {
-  description = <<-EOT
-    Count generation of the streaming job's hour cells (counts:h.<gen>, hashtags/layout.py). Keep it
-    for an in-place update; bump it (+1) for every relaunch (drain + new job), so the new job's
-    partial windows never overwrite the drained job's counts (docs/DEPLOY.md).
-  EOT
-  type        = number
-  default     = 0
-
-  validation {
-    condition     = var.count_generation >= 0 && floor(var.count_generation) == var.count_generation
-    error_message = "count_generation is a non-negative integer."
-  }
-}
-
 variable "streaming_window_seconds" {
   description = "Fixed window of the streaming counts (hashtags counts:h.<gen> cells are hourly)."
   type        = number

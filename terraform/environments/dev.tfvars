@@ -7,10 +7,6 @@ bigtable_clusters = [
   { cluster_id = "hashtags-dev-c1", zone = "us-central1-b", min_nodes = 1, max_nodes = 2 },
 ]
 
-# Count generation of the streaming job's hour cells: +1 on every relaunch (drain + new job), never
-# for an in-place update (docs/DEPLOY.md "Count generation").
-count_generation = 0
-
 dataflow_max_workers  = 2
 dataflow_machine_type = "n2-standard-2"
 

@@ -9,10 +9,6 @@ bigtable_clusters = [
   { cluster_id = "hashtags-prod-c2", zone = "us-central1-c", min_nodes = 2, max_nodes = 10 },
 ]
 
-# Count generation of the streaming job's hour cells: +1 on every relaunch (drain + new job), never
-# for an in-place update (docs/DEPLOY.md "Count generation").
-count_generation = 0
-
 dataflow_max_workers  = 10
 dataflow_machine_type = "n2-standard-4"
 

@@ -467,12 +467,9 @@ def test_flex_template_job(model):
     assert params["archive_path"] == "${local.archive_path}"
 
 
-def test_the_job_gets_the_count_generation_and_its_own_image_as_worker_image(model):
+def test_the_job_gets_its_own_image_as_worker_image(model):
     params = model["resource"]["google_dataflow_flex_template_job"]["streaming"]["parameters"]
-    assert params["count_generation"] == "${tostring(var.count_generation)}"
-    generation = model["variable"]["count_generation"]
-    assert generation["default"] == 0 and generation["type"] in ("number", "${number}")
-    assert "validation" in generation
+    # (count_generation: tests/unit/test_terraform_streaming_job.py)
     # the workers' image is the template's image: the same Artifact Registry path and tag that
     # docs/DEPLOY.md builds the flex template spec from
     assert params["sdk_container_image"] == "${local.streaming_image}"
@@ -513,7 +510,7 @@ def test_metadata_regexes_accept_the_values_terraform_passes(model):
             f"projects/{project}/subscriptions/{settings.POST_EVENTS_UNSTAMPED_SUBSCRIPTION}",
         "archive_path": f"gs://{project}-hashtags-archive/post-events",
         "window_seconds": "3600", "allowed_lateness_seconds": "21600", "early_firing_seconds": "30",
-        "count_generation": "0",
+        "count_generation": "20261207214500",
         "sdk_container_image": f"us-central1-docker.pkg.dev/{project}/hashtags/streaming:0123456789ab",
     }
     assert model["locals"]["bigtable_instance_id"] == "${local.name_prefix}"
