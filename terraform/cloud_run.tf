@@ -62,6 +62,15 @@ resource "google_cloud_run_v2_service" "web" {
         name  = "HASHTAGS_PUBLIC_URL"
         value = "https://${var.web_domain}"
       }
+      env {
+        name  = "HASHTAGS_PAGE_CACHE_BYTES"
+        value = tostring(var.page_cache_bytes)
+      }
+      # Only moderator-approved tags trend in production (Mastodon's default); the local stack says true.
+      env {
+        name  = "HASHTAGS_TRENDS_WITHOUT_REVIEW"
+        value = "false"
+      }
       # One granian worker per vCPU of the limit (serving/server.py), not per CPU the sandbox reports.
       env {
         name  = "WEB_CONCURRENCY"

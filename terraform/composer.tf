@@ -16,20 +16,22 @@ locals {
   recount_template = "gs://${local.staging_bucket_name}/templates/recount-${var.image_tag}.json"
 
   airflow_variables = {
-    hashtags_runner              = "DataflowRunner"
-    hashtags_project             = var.project
-    hashtags_region              = var.region
-    hashtags_bigtable_instance   = google_bigtable_instance.hashtags.name
-    hashtags_table               = google_bigtable_table.hashtags.name
-    hashtags_post_state_table    = google_bigtable_table.post_state.name
-    hashtags_archive             = local.archive_path
-    hashtags_temp_location       = "gs://${google_storage_bucket.dataflow_temp.name}/recount"
-    hashtags_staging_location    = "gs://${google_storage_bucket.dataflow_staging.name}/staging"
-    hashtags_service_account     = google_service_account.recount.email
-    hashtags_recount_template    = local.recount_template
-    hashtags_sdk_container_image = local.streaming_image # one image: launcher and workers (docker/dataflow)
-    hashtags_report_location     = "gs://${google_storage_bucket.reports.name}/drift"
-    hashtags_drift_threshold     = var.recount_drift_threshold
+    hashtags_runner               = "DataflowRunner"
+    hashtags_project              = var.project
+    hashtags_region               = var.region
+    hashtags_bigtable_instance    = google_bigtable_instance.hashtags.name
+    hashtags_table                = google_bigtable_table.hashtags.name
+    # The nightly's writes and its reads of its priors: single-cluster (hashtags.settings.WRITER_APP_PROFILE).
+    hashtags_bigtable_app_profile = google_bigtable_app_profile.writer.app_profile_id
+    hashtags_post_state_table     = google_bigtable_table.post_state.name
+    hashtags_archive              = local.archive_path
+    hashtags_temp_location        = "gs://${google_storage_bucket.dataflow_temp.name}/recount"
+    hashtags_staging_location     = "gs://${google_storage_bucket.dataflow_staging.name}/staging"
+    hashtags_service_account      = google_service_account.recount.email
+    hashtags_recount_template     = local.recount_template
+    hashtags_sdk_container_image  = local.streaming_image # one image: launcher and workers (docker/dataflow)
+    hashtags_report_location      = "gs://${google_storage_bucket.reports.name}/drift"
+    hashtags_drift_threshold      = var.recount_drift_threshold
   }
 
   # What the DAG folder holds: the DAG and, beside it, the modules it imports (the folder is on

@@ -41,6 +41,7 @@ resource "google_dataflow_flex_template_job" "streaming" {
     bigtable_project                   = var.project
     bigtable_instance                  = google_bigtable_instance.hashtags.name
     bigtable_table                     = google_bigtable_table.hashtags.name
+    bigtable_app_profile               = google_bigtable_app_profile.writer.app_profile_id # single-cluster writes
     post_events_subscription           = google_pubsub_subscription.post_events_streaming.id
     post_events_unstamped_subscription = google_pubsub_subscription.post_events_unstamped.id
     top_posts_subscription             = google_pubsub_subscription.top_posts_streaming.id
@@ -51,6 +52,7 @@ resource "google_dataflow_flex_template_job" "streaming" {
     allowed_lateness_seconds           = tostring(var.streaming_allowed_lateness_seconds)
     early_firing_seconds               = tostring(var.streaming_early_firing_seconds)
     count_generation                   = local.new_job_count_generation
+    trends_without_review              = "false" # only moderator-approved tags trend (Mastodon's default)
     sdk_container_image                = local.streaming_image
   }
 
@@ -87,5 +89,6 @@ resource "google_dataflow_flex_template_job" "streaming" {
     google_bigtable_gc_policy.counts,
     google_bigtable_gc_policy.top,
     google_bigtable_gc_policy.meta,
+    google_bigtable_app_profile.writer,
   ]
 }

@@ -166,6 +166,17 @@ variable "web_memory" {
   default     = "512Mi"
 }
 
+variable "page_cache_bytes" {
+  description = "HASHTAGS_PAGE_CACHE_BYTES: byte budget of each granian worker's page cache, stale copies included (serving/cache.py). 64 MiB: two workers (web_cpu = 2) on a 1 GiB instance keep ~2 x (100 MB process + 64 MiB bodies + their objects) well under the limit."
+  type        = number
+  default     = 67108864 # 64 MiB
+
+  validation {
+    condition     = var.page_cache_bytes >= 0 && floor(var.page_cache_bytes) == var.page_cache_bytes
+    error_message = "page_cache_bytes is a whole number of bytes."
+  }
+}
+
 variable "web_image_origins" {
   description = "HASHTAGS_IMAGE_ORIGINS: origins the page may load images from (CSP img-src)."
   type        = list(string)
