@@ -56,6 +56,42 @@ resource "google_composer_environment" "hashtags" {
   config {
     environment_size = var.composer_environment_size
 
+    # One nightly DAG of three tasks whose work runs on Dataflow: the smallest workloads, the values of
+    # the provider's Composer 3 example (google-beta website/docs/r/composer_environment.html.markdown),
+    # one worker at most two. The triggerer runs the deferrable Dataflow operator's waits, so a
+    # worker slot is not held for the hours a night takes.
+    workloads_config {
+      scheduler {
+        cpu        = 0.5
+        memory_gb  = 2
+        storage_gb = 1
+        count      = 1
+      }
+      triggerer {
+        cpu       = 0.5
+        memory_gb = 1
+        count     = 1
+      }
+      dag_processor {
+        cpu        = 1
+        memory_gb  = 2
+        storage_gb = 1
+        count      = 1
+      }
+      web_server {
+        cpu        = 0.5
+        memory_gb  = 2
+        storage_gb = 1
+      }
+      worker {
+        cpu        = 0.5
+        memory_gb  = 2
+        storage_gb = 1
+        min_count  = 1
+        max_count  = 2
+      }
+    }
+
     software_config {
       image_version = var.composer_image_version
       env_variables = { for name, value in local.airflow_variables : "AIRFLOW_VAR_${upper(name)}" => value }

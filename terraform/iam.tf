@@ -113,11 +113,21 @@ resource "google_project_iam_member" "recount_dataflow_worker" {
   member  = local.recount_member
 }
 
-# Reads rows (drift report) and writes counts:base.
+# Reads and writes rows of the existing tables (counts, days, post_state): data access only. The
+# tables come from terraform (bigtable.tf); a production run never creates one, so no admin role.
 resource "google_bigtable_instance_iam_member" "recount_bigtable_user" {
   instance = google_bigtable_instance.hashtags.name
   role     = "roles/bigtable.user"
   member   = local.recount_member
+}
+
+# The recount's Flex Template launcher and its workers pull recount:<tag> / streaming:<tag> from the
+# same repository (docs/DEPLOY.md "The recount's Flex Template").
+resource "google_artifact_registry_repository_iam_member" "recount_image_reader" {
+  repository = google_artifact_registry_repository.images.name
+  location   = google_artifact_registry_repository.images.location
+  role       = "roles/artifactregistry.reader"
+  member     = local.recount_member
 }
 
 resource "google_storage_bucket_iam_member" "recount_archive_reader" {

@@ -212,7 +212,7 @@ variable "composer_image_version" {
 }
 
 variable "composer_environment_size" {
-  description = "Composer 3 environment size."
+  description = "Composer 3 environment size (the managed infrastructure: Airflow database, web server host). SMALL: the environment runs one nightly DAG."
   type        = string
   default     = "ENVIRONMENT_SIZE_SMALL"
 }

@@ -17,7 +17,7 @@ web_max_instances = 50
 web_cpu           = "2"
 web_memory        = "1Gi"
 
-composer_environment_size = "ENVIRONMENT_SIZE_MEDIUM"
+composer_environment_size = "ENVIRONMENT_SIZE_SMALL" # one nightly DAG (composer.tf)
 force_destroy_buckets     = false
 
 # Public host name of the pages (edge.tf): replace with the real one; its DNS A record must point at

@@ -698,3 +698,30 @@ def test_writers_route_to_one_cluster_and_the_web_tier_to_any(model):
                                                  "containers")["env"]}
     assert resolve(model, job["bigtable_app_profile"]) == resolve(model, nightly) == settings.WRITER_APP_PROFILE
     assert resolve(model, web["HASHTAGS_APP_PROFILE"]) == settings.SERVING_APP_PROFILE
+
+
+def test_the_recount_identity_can_pull_its_image_and_has_no_table_admin(model):
+    """Issue 18: the nightly launches in production (its Flex Template image is readable by its own
+    service account, like the streaming job's) and needs data access only, never table admin."""
+    res = model["resource"]
+    readers = {body["member"]: body for body in res["google_artifact_registry_repository_iam_member"].values()}
+    for member in ("${local.recount_member}", "${local.streaming_member}"):
+        assert readers[member]["role"] == "roles/artifactregistry.reader"
+        assert readers[member]["repository"] == "${google_artifact_registry_repository.images.name}"
+    recount_bigtable = [(t, b["role"]) for t in res if "bigtable" in t and t.endswith("_iam_member")
+                        for b in res[t].values() if b["member"] == "${local.recount_member}"]
+    assert recount_bigtable == [("google_bigtable_instance_iam_member", "roles/bigtable.user")]
+    assert model["locals"]["airflow_variables"]["hashtags_service_account"] == "${google_service_account.recount.email}"
+
+
+def test_composer_is_sized_for_one_nightly_dag(model):
+    config = block(model["resource"]["google_composer_environment"]["hashtags"], "config")
+    assert config["environment_size"] == "${var.composer_environment_size}"
+    for env in ("dev", "prod"):
+        assert parse_file(TERRAFORM / "environments" / f"{env}.tfvars")["composer_environment_size"] == "ENVIRONMENT_SIZE_SMALL"
+    workloads = block(config, "workloads_config")
+    for part in ("scheduler", "triggerer", "dag_processor", "web_server", "worker"):
+        sizes = block(workloads, part)
+        assert sizes["cpu"] <= 1 and sizes["memory_gb"] <= 2, part
+    assert block(workloads, "scheduler")["count"] == 1 and block(workloads, "worker")["max_count"] <= 2
+    assert block(workloads, "triggerer")["count"] == 1, "the deferrable operator's waits run on the triggerer"
