@@ -18,6 +18,9 @@
 # - negative caching: in USE_ORIGIN_HEADERS mode the per-status TTLs apply only to responses that
 #   have no Cache-Control/Expires of their own ("Using negative caching"), so the page's own
 #   max-age=10 governs its 404s and the policy below is the same 10 s for a 404 without headers.
+# - cache key: include_query_string = true with query_string_whitelist keeps only the listed
+#   parameters in the key, "all other parameters will be excluded" (provider docs for
+#   cache_key_policy); include_query_string = false would also drop the ones the app reads.
 # - Serverless NEG backends take no health check, port or timeout (the platform handles them).
 
 locals {
@@ -26,6 +29,10 @@ locals {
   edge_serve_while_stale_seconds = 300
   # serving/views.py NOT_FOUND_MAX_AGE: how long an unknown tag's 404 is cached. Checked by the test.
   edge_not_found_ttl_seconds = 10
+  # The query parameters the app reads: `v`, the static assets' content version
+  # (serving/templates/base.html: /static/site.css?v=<hash>), and `limit`/`offset`, the Mastodon
+  # trends list's pagination (GET /api/v1/trends/tags, issue 19). Checked by the test.
+  edge_cache_key_query_parameters = ["limit", "offset", "v"]
 
   # The security headers serving/app.py security_headers(settings, dev_images=False) puts on every
   # response the app makes, rebuilt here from the same variable cloud_run.tf passes to the app as
@@ -83,10 +90,13 @@ resource "google_compute_backend_service" "web" {
       ttl  = local.edge_not_found_ttl_seconds
     }
 
+    # Only the query parameters the app reads are in the key (the rest, in any order, share one
+    # copy), so `/tags/love?x=<random>` is a hit like `/tags/love`, not a way past the cache.
     cache_key_policy {
-      include_host         = true
-      include_protocol     = true
-      include_query_string = true
+      include_host           = true
+      include_protocol       = true
+      include_query_string   = true
+      query_string_whitelist = local.edge_cache_key_query_parameters
     }
   }
 
