@@ -25,7 +25,7 @@ resource "google_bigtable_instance" "hashtags" {
 }
 
 resource "google_bigtable_table" "hashtags" {
-  name                = "hashtags"
+  name                = local.code.bigtable.tables.hashtags
   instance_name       = google_bigtable_instance.hashtags.name
   deletion_protection = local.is_prod ? "PROTECTED" : "UNPROTECTED"
 
@@ -106,7 +106,7 @@ resource "google_bigtable_gc_policy" "days" {
 # single-cluster routing. In dev there is one cluster, so it behaves as single-cluster routing.
 resource "google_bigtable_app_profile" "serving" {
   instance       = google_bigtable_instance.hashtags.name
-  app_profile_id = "serving"
+  app_profile_id = local.code.bigtable.app_profiles.serving
   description    = "Cloud Run web service: read-only page lookups, any cluster."
 
   multi_cluster_routing_use_any = true
@@ -118,7 +118,7 @@ resource "google_bigtable_app_profile" "serving" {
 # on one cluster keeps "last firing wins" without cross-cluster conflict resolution.
 resource "google_bigtable_app_profile" "writer" {
   instance       = google_bigtable_instance.hashtags.name
-  app_profile_id = "writer"
+  app_profile_id = local.code.bigtable.app_profiles.writer
   description    = "Streaming job and nightly recount: single-cluster writes."
 
   single_cluster_routing {
@@ -132,7 +132,7 @@ resource "google_bigtable_app_profile" "writer" {
 # per post (the winning event the nightly run applied, at the run's as_of) and the run records.
 # Same instance as `hashtags`: the recount job reads and writes both.
 resource "google_bigtable_table" "post_state" {
-  name                = "post_state"
+  name                = local.code.bigtable.tables.post_state
   instance_name       = google_bigtable_instance.hashtags.name
   deletion_protection = local.is_prod ? "PROTECTED" : "UNPROTECTED"
 

@@ -34,14 +34,17 @@ locals {
   # trends list's pagination (GET /api/v1/trends/tags, issue 19). Checked by the test.
   edge_cache_key_query_parameters = ["limit", "offset", "v"]
 
-  # The security headers serving/app.py security_headers(settings, dev_images=False) puts on every
-  # response the app makes, rebuilt here from the same variable cloud_run.tf passes to the app as
-  # HASHTAGS_IMAGE_ORIGINS, so the URL map below can put them on every response the edge returns,
-  # including the ones the app never sees. tests/unit/test_terraform_edge_headers.py evaluates these
-  # expressions and compares them with the app's values.
-  # img-src: the configured origins after 'self'; with none, any https: image (the app's rule).
-  edge_csp_img_src             = length(var.web_image_origins) > 0 ? join(" ", concat(["'self'"], var.web_image_origins)) : "'self' https:"
-  edge_content_security_policy = "default-src 'none'; img-src ${local.edge_csp_img_src}; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+  # The security headers serving/app.py security_headers() puts on every response the app makes,
+  # from the file the code writes (local.code, locals.tf), for the same var.web_image_origins that
+  # cloud_run.tf passes to the app as HASHTAGS_IMAGE_ORIGINS, so the URL map below can put them on
+  # every response the edge returns, including the ones the app never sees. The app's img-src is
+  # 'self' and the origins joined by spaces (hashtag_ops.terraform_values checks it), or, with
+  # none, 'self' https:.
+  edge_security_headers = length(var.web_image_origins) == 0 ? local.code.edge.security_headers : {
+    for name, value in local.code.edge.security_headers_with_image_origins :
+    name => replace(value, local.code.edge.image_origins_placeholder, join(" ", var.web_image_origins))
+  }
+
   # HSTS exists only here: the container speaks plain HTTP and a browser ignores HSTS received over
   # it (RFC 6797 8.1). One year (31536000 s) is the customary full value; includeSubDomains covers
   # the names under var.web_domain (dev.<prod domain> in environments/*.tfvars), all served by
@@ -122,35 +125,13 @@ resource "google_compute_url_map" "web" {
   default_service = google_compute_backend_service.web.id
 
   header_action {
-    response_headers_to_add {
-      header_name  = "Content-Security-Policy"
-      header_value = local.edge_content_security_policy
-      replace      = true
-    }
-    response_headers_to_add {
-      header_name  = "X-Content-Type-Options"
-      header_value = "nosniff"
-      replace      = true
-    }
-    response_headers_to_add {
-      header_name  = "Referrer-Policy"
-      header_value = "strict-origin-when-cross-origin"
-      replace      = true
-    }
-    response_headers_to_add {
-      header_name  = "X-Frame-Options"
-      header_value = "DENY"
-      replace      = true
-    }
-    response_headers_to_add {
-      header_name  = "Cross-Origin-Opener-Policy"
-      header_value = "same-origin"
-      replace      = true
-    }
-    response_headers_to_add {
-      header_name  = "Strict-Transport-Security"
-      header_value = local.edge_strict_transport_security
-      replace      = true
+    dynamic "response_headers_to_add" {
+      for_each = merge(local.edge_security_headers, { "Strict-Transport-Security" = local.edge_strict_transport_security })
+      content {
+        header_name  = response_headers_to_add.key
+        header_value = response_headers_to_add.value
+        replace      = true
+      }
     }
   }
 }

@@ -1,7 +1,11 @@
 locals {
-  # Every Pub/Sub and Bigtable name below is a literal copy of hashtags/settings.py and every column
-  # family / GC rule of hashtags/layout.py (terraform cannot import Python). tests/unit/test_terraform.py
-  # parses these files and fails when either side changes alone.
+  # What the code defines and terraform must agree on: the Pub/Sub and Bigtable names
+  # (hashtags/settings.py), the event-time attribute, the app's security headers. Written by
+  # `python -m hashtag_ops.terraform_values`; tests/unit/test_terraform_values.py fails when the file
+  # is not current. (Column families and GC rules are still spelled out in bigtable.tf and compared
+  # with hashtags/layout.py by tests/unit/test_terraform.py.)
+  code = jsondecode(file("${path.module}/generated/values.json"))
+
   name_prefix = "hashtags-${var.environment}"
 
   labels = {

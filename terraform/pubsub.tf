@@ -1,4 +1,5 @@
-# Topics and subscriptions of the streaming job. Names: hashtags/settings.py.
+# Topics and subscriptions of the streaming job. Names: hashtags/settings.py, read through local.code
+# (locals.tf).
 #
 # The subscriptions the Dataflow job reads have NO message ordering and NO Pub/Sub dead-letter
 # policy:
@@ -23,30 +24,30 @@
 # replaces the subscription: see docs/DEPLOY.md before applying a change here).
 
 resource "google_pubsub_topic" "post_events" {
-  name                       = "post-events"
+  name                       = local.code.pubsub.topics.post_events
   message_retention_duration = var.pubsub_message_retention
 }
 
 resource "google_pubsub_topic" "top_posts" {
-  name                       = "top-posts"
+  name                       = local.code.pubsub.topics.top_posts
   message_retention_duration = var.pubsub_message_retention
 }
 
 resource "google_pubsub_topic" "post_events_dlq" {
-  name                       = "post-events-dlq"
+  name                       = local.code.pubsub.topics.post_events_dlq
   message_retention_duration = var.pubsub_message_retention
 }
 
 resource "google_pubsub_topic" "top_posts_dlq" {
-  name                       = "top-posts-dlq"
+  name                       = local.code.pubsub.topics.top_posts_dlq
   message_retention_duration = var.pubsub_message_retention
 }
 
 resource "google_pubsub_subscription" "post_events_streaming" {
-  name  = "post-events-streaming"
+  name  = local.code.pubsub.subscriptions.post_events
   topic = google_pubsub_topic.post_events.id
 
-  filter                     = "attributes:event_time"
+  filter                     = "attributes:${local.code.pubsub.event_time_attribute}"
   ack_deadline_seconds       = 60
   message_retention_duration = var.pubsub_message_retention
   retain_acked_messages      = false
@@ -63,10 +64,10 @@ resource "google_pubsub_subscription" "post_events_streaming" {
 
 # The complement of post-events-streaming's filter: post events without an event_time attribute.
 resource "google_pubsub_subscription" "post_events_unstamped" {
-  name  = "post-events-unstamped"
+  name  = local.code.pubsub.subscriptions.post_events_unstamped
   topic = google_pubsub_topic.post_events.id
 
-  filter                     = "NOT attributes:event_time"
+  filter                     = "NOT attributes:${local.code.pubsub.event_time_attribute}"
   ack_deadline_seconds       = 60
   message_retention_duration = var.pubsub_message_retention
   retain_acked_messages      = false
@@ -82,7 +83,7 @@ resource "google_pubsub_subscription" "post_events_unstamped" {
 }
 
 resource "google_pubsub_subscription" "top_posts_streaming" {
-  name  = "top-posts-streaming"
+  name  = local.code.pubsub.subscriptions.top_posts
   topic = google_pubsub_topic.top_posts.id
 
   ack_deadline_seconds       = 60
@@ -101,7 +102,7 @@ resource "google_pubsub_subscription" "top_posts_streaming" {
 
 # Dead letters are kept for inspection (and replay, by re-publishing) on these subscriptions.
 resource "google_pubsub_subscription" "post_events_dlq_inspect" {
-  name  = "post-events-dlq-inspect"
+  name  = local.code.pubsub.subscriptions.post_events_dlq
   topic = google_pubsub_topic.post_events_dlq.id
 
   ack_deadline_seconds       = 60
@@ -114,7 +115,7 @@ resource "google_pubsub_subscription" "post_events_dlq_inspect" {
 }
 
 resource "google_pubsub_subscription" "top_posts_dlq_inspect" {
-  name  = "top-posts-dlq-inspect"
+  name  = local.code.pubsub.subscriptions.top_posts_dlq
   topic = google_pubsub_topic.top_posts_dlq.id
 
   ack_deadline_seconds       = 60

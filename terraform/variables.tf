@@ -181,12 +181,10 @@ variable "web_image_origins" {
   description = "HASHTAGS_IMAGE_ORIGINS: origins the page may load images from (CSP img-src)."
   type        = list(string)
   default     = []
-  # The app splits HASHTAGS_IMAGE_ORIGINS on commas and trims whitespace; edge.tf builds the same CSP
-  # from this list as it is. Printable ASCII without spaces, commas, semicolons or quotes keeps the
-  # two equal (tests/unit/test_terraform_edge_headers.py) and keeps a CSP directive from being cut;
-  # no braces, which the load balancer would read as a {variable} in a header value.
+  # One CSP source each, by the rule the code writes (hashtag_ops.terraform_values
+  # IMAGE_ORIGIN_PATTERNS, read from local.code), so the app's CSP and the edge's stay equal.
   validation {
-    condition     = alltrue([for o in var.web_image_origins : can(regex("^[!-~]+$", o)) && can(regex("^[^,;'\"{}]+$", o))])
+    condition     = alltrue([for o in var.web_image_origins : alltrue([for p in local.code.edge.image_origin_patterns : can(regex(p, o))])])
     error_message = "Each web_image_origins entry is one CSP source (e.g. https://images.example.com): printable ASCII, no spaces, commas, semicolons, quotes or braces."
   }
 }

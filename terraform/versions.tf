@@ -1,5 +1,6 @@
 terraform {
-  required_version = ">= 1.6.0, < 2.0.0"
+  # 1.9: a variable's validation may refer to locals (variables.tf web_image_origins reads local.code).
+  required_version = ">= 1.9.0, < 2.0.0"
 
   required_providers {
     # Pinned to one minor line of the 6.x series; `terraform init` writes the exact build into
