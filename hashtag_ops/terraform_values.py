@@ -3,7 +3,8 @@
     python -m hashtag_ops.terraform_values     # rewrites terraform/generated/values.json
 
 terraform/locals.tf reads the file (``local.code = jsondecode(file(...))``) for the Pub/Sub and
-Bigtable names (hashtags/settings.py), the attribute Dataflow takes event time from
+Bigtable names (hashtags/settings.py), the column families and their GC rules (hashtags/layout.py,
+hashtags/post_state.py, in the form hashtag_store.bigtable.gc_rule_for gives Bigtable), the attribute Dataflow takes event time from
 (pipelines/streaming_main.py) and the security headers the app sends (serving/app.py), which the
 edge adds to every response. tests/unit/test_terraform_values.py fails when the file is not what
 this command writes, so a change on the Python side is one command away from terraform.
@@ -49,6 +50,28 @@ def edge_headers() -> dict:
             "image_origins_placeholder": IMAGE_ORIGINS, "image_origin_patterns": list(IMAGE_ORIGIN_PATTERNS)}
 
 
+def gc_rules(families: dict) -> dict:
+    """{family: {max_versions, max_age_hours, mode}}; mode INTERSECTION exactly when the local
+    create_table builds a GCRuleIntersection (both limits: a cell goes only past both)."""
+    from google.cloud.bigtable import column_family
+
+    from hashtag_store.bigtable import gc_rule_for
+
+    return {family: {"max_versions": rule.max_versions,
+                     "max_age_hours": None if rule.max_age_days is None else rule.max_age_days * 24,
+                     "mode": "INTERSECTION" if isinstance(gc_rule_for(rule), column_family.GCRuleIntersection) else None}
+            for family, rule in families.items()}
+
+
+def column_families() -> dict:
+    from hashtags import layout, post_state
+
+    tables = {"hashtags": gc_rules(layout.COLUMN_FAMILIES), "post_state": gc_rules(post_state.COLUMN_FAMILIES)}
+    if set(tables["hashtags"]) & set(tables["post_state"]):
+        raise SystemExit("a family name in both tables: terraform keys GC policies by family")
+    return tables
+
+
 def values() -> dict:
     from pipelines.streaming_main import EVENT_TIME_ATTRIBUTE
 
@@ -68,6 +91,7 @@ def values() -> dict:
         "bigtable": {
             "tables": {"hashtags": settings.TABLE, "post_state": settings.POST_STATE_TABLE},
             "app_profiles": {"serving": settings.SERVING_APP_PROFILE, "writer": settings.WRITER_APP_PROFILE},
+            "column_families": column_families(),
         },
         "edge": edge_headers(),
     }

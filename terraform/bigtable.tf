@@ -1,6 +1,6 @@
-# Bigtable: the `hashtags` table, one row per hashtag. Table, column families and GC rules equal
-# hashtags/settings.py (TABLE, SERVING_APP_PROFILE) and hashtags/layout.py (COLUMN_FAMILIES), the
-# same ones hashtag_store.bigtable.create_table makes locally.
+# Bigtable: the `hashtags` table, one row per hashtag. Table, app profiles, column families and GC
+# rules are read from local.code (hashtags/settings.py, hashtags/layout.py), the same ones
+# hashtag_store.bigtable.create_table makes locally.
 
 resource "google_bigtable_instance" "hashtags" {
   name                = local.bigtable_instance_id
@@ -29,74 +29,72 @@ resource "google_bigtable_table" "hashtags" {
   instance_name       = google_bigtable_instance.hashtags.name
   deletion_protection = local.is_prod ? "PROTECTED" : "UNPROTECTED"
 
-  # hashtags/layout.py COLUMN_FAMILIES; their GC rules are the google_bigtable_gc_policy below.
-  column_family {
-    family = "counts"
-  }
-  column_family {
-    family = "top"
-  }
-  column_family {
-    family = "meta"
-  }
-  column_family {
-    family = "days"
+  # hashtags/layout.py COLUMN_FAMILIES (local.code); their GC rules: google_bigtable_gc_policy.family.
+  dynamic "column_family" {
+    for_each = local.code.bigtable.column_families.hashtags
+    content {
+      family = column_family.key
+    }
   }
 }
 
-# counts: GcRule(max_versions=3, max_age_days=14), an INTERSECTION: a cell is collected only when
-# it is older than 14 days AND beyond the newest 3 versions of its column. Hour cells (counts:h)
-# age out after two weeks; the newest bases (counts:base) survive a long recount outage.
-resource "google_bigtable_gc_policy" "counts" {
+locals {
+  # Every family of both tables with its table: {family: {max_versions, max_age_hours, mode, table}}.
+  bigtable_gc_policies = merge([
+    for table, families in local.code.bigtable.column_families :
+    { for family, rule in families : family => merge(rule, { table = table }) }
+  ]...)
+}
+
+# Each family's GC rule as hashtags/layout.py and hashtags/post_state.py define it (local.code):
+#   counts: max 3 versions AND 14 days, an INTERSECTION: a cell is collected only when it is older
+#     than 14 days AND beyond the newest 3 versions of its column (hour cells age out after two
+#     weeks; the newest bases survive a long recount outage);
+#   top, meta: the newest version only; days: 35 days, five weeks after the last night that rewrote
+#   them (reads take the newest version of each column); post_state's s: the last two runs' versions.
+resource "google_bigtable_gc_policy" "family" {
+  for_each = local.bigtable_gc_policies
+
   instance_name   = google_bigtable_instance.hashtags.name
-  table           = google_bigtable_table.hashtags.name
-  column_family   = "counts"
+  table           = each.value.table == "post_state" ? google_bigtable_table.post_state.name : google_bigtable_table.hashtags.name
+  column_family   = each.key
   deletion_policy = "ABANDON" # a replicated table's GC policy cannot be deleted (prod)
 
-  mode = "INTERSECTION"
-  max_age {
-    duration = "336h" # 14 days
+  mode = each.value.mode
+  dynamic "max_age" {
+    for_each = each.value.max_age_hours == null ? [] : [each.value.max_age_hours]
+    content {
+      duration = "${max_age.value}h"
+    }
   }
-  max_version {
-    number = 3
-  }
-}
-
-# top: GcRule(max_versions=1): only the newest top-posts list.
-resource "google_bigtable_gc_policy" "top" {
-  instance_name   = google_bigtable_instance.hashtags.name
-  table           = google_bigtable_table.hashtags.name
-  column_family   = "top"
-  deletion_policy = "ABANDON"
-
-  max_version {
-    number = 1
+  dynamic "max_version" {
+    for_each = each.value.max_versions == null ? [] : [each.value.max_versions]
+    content {
+      number = max_version.value
+    }
   }
 }
 
-# meta: GcRule(max_versions=1): only the newest display spelling.
-resource "google_bigtable_gc_policy" "meta" {
-  instance_name   = google_bigtable_instance.hashtags.name
-  table           = google_bigtable_table.hashtags.name
-  column_family   = "meta"
-  deletion_policy = "ABANDON"
-
-  max_version {
-    number = 1
-  }
+# The policies were one resource per family before they were read from local.code.
+moved {
+  from = google_bigtable_gc_policy.counts
+  to   = google_bigtable_gc_policy.family["counts"]
 }
-
-# days: GcRule(max_age_days=35): per-day posts/accounts (days:p.YYYYMMDD, days:a.YYYYMMDD) age out
-# five weeks after the last night that rewrote them; reads take the newest version of each column.
-resource "google_bigtable_gc_policy" "days" {
-  instance_name   = google_bigtable_instance.hashtags.name
-  table           = google_bigtable_table.hashtags.name
-  column_family   = "days"
-  deletion_policy = "ABANDON"
-
-  max_age {
-    duration = "840h" # 35 days
-  }
+moved {
+  from = google_bigtable_gc_policy.top
+  to   = google_bigtable_gc_policy.family["top"]
+}
+moved {
+  from = google_bigtable_gc_policy.meta
+  to   = google_bigtable_gc_policy.family["meta"]
+}
+moved {
+  from = google_bigtable_gc_policy.days
+  to   = google_bigtable_gc_policy.family["days"]
+}
+moved {
+  from = google_bigtable_gc_policy.post_state
+  to   = google_bigtable_gc_policy.family["s"]
 }
 
 # The web service reads through `serving` (settings.SERVING_APP_PROFILE, env HASHTAGS_APP_PROFILE).
@@ -136,20 +134,10 @@ resource "google_bigtable_table" "post_state" {
   instance_name       = google_bigtable_instance.hashtags.name
   deletion_protection = local.is_prod ? "PROTECTED" : "UNPROTECTED"
 
-  column_family {
-    family = "s"
-  }
-}
-
-# s: GcRule(max_versions=2): the version a run writes at its as_of and the one before it, which a
-# rerun of the same night reads (reads filter by timestamp; they never rely on GC having run).
-resource "google_bigtable_gc_policy" "post_state" {
-  instance_name   = google_bigtable_instance.hashtags.name
-  table           = google_bigtable_table.post_state.name
-  column_family   = "s"
-  deletion_policy = "ABANDON"
-
-  max_version {
-    number = 2
+  dynamic "column_family" {
+    for_each = local.code.bigtable.column_families.post_state
+    content {
+      family = column_family.key
+    }
   }
 }

@@ -86,9 +86,7 @@ resource "google_dataflow_flex_template_job" "streaming" {
     google_pubsub_topic_iam_member.streaming_dlq_publisher,
     google_storage_bucket_iam_member.streaming_buckets,
     google_artifact_registry_repository_iam_member.streaming_image_reader,
-    google_bigtable_gc_policy.counts,
-    google_bigtable_gc_policy.top,
-    google_bigtable_gc_policy.meta,
+    google_bigtable_gc_policy.family,
     google_bigtable_app_profile.writer,
   ]
 }

@@ -1,9 +1,8 @@
 locals {
   # What the code defines and terraform must agree on: the Pub/Sub and Bigtable names
-  # (hashtags/settings.py), the event-time attribute, the app's security headers. Written by
-  # `python -m hashtag_ops.terraform_values`; tests/unit/test_terraform_values.py fails when the file
-  # is not current. (Column families and GC rules are still spelled out in bigtable.tf and compared
-  # with hashtags/layout.py by tests/unit/test_terraform.py.)
+  # (hashtags/settings.py), the column families and GC rules (hashtags/layout.py), the event-time
+  # attribute, the app's security headers. Written by `python -m hashtag_ops.terraform_values`;
+  # tests/unit/test_terraform_values.py fails when the file is not current.
   code = jsondecode(file("${path.module}/generated/values.json"))
 
   name_prefix = "hashtags-${var.environment}"

@@ -1,15 +1,12 @@
 """terraform/ against the project's single source of truth.
 
-terraform reads the names the code defines (Pub/Sub, Bigtable tables and app profiles) from
+terraform reads the names, column families and GC rules the code defines from
 terraform/generated/values.json (tests/unit/test_terraform_values.py keeps it current and checks
-that no name is spelled out instead). These tests parse every .tf file with python-hcl2 and check
-what terraform adds around those names against the code: which topic each subscription reads, its
-filter, no ordering or dead-letter policy on what Dataflow reads, the column families and GC rules
-(hashtags/layout.py, as hashtag_store.bigtable.gc_rule_for builds them locally), the streaming job's
-parameters (docker/dataflow/metadata.json and pipelines/options.py), the Cloud Run and Composer
-variables, IAM. ``consistency_problems`` is a function so that its power is tested: the
-``test_detects_*`` tests break one side (the parsed terraform, a copy on disk, or layout via
-monkeypatch) and assert it is reported.
+that terraform reads it). These tests parse every .tf file with python-hcl2 and check what terraform
+adds around those names against the code: which topic each subscription reads, its filter, no
+ordering or dead-letter policy on what Dataflow reads (``consistency_problems``, whose power the
+``test_detects_*`` tests show on mutated copies), the streaming job's parameters
+(docker/dataflow/metadata.json and pipelines/options.py), the Cloud Run and Composer variables, IAM.
 """
 from __future__ import annotations
 
@@ -17,14 +14,13 @@ import argparse
 import copy
 import json
 import re
-import shutil
 from pathlib import Path
 
 import hcl2
 import pytest
 from hcl2.utils import SerializationOptions
 
-from hashtags import layout, post_state, settings
+from hashtags import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"
@@ -115,135 +111,50 @@ def block(body: dict, name: str) -> dict | None:
     return found[0]
 
 
-def _duration_days(duration: str) -> int:
-    m = re.fullmatch(r"(\d+)h", duration)
-    assert m, f"max_age duration must be whole hours (e.g. 336h), got {duration!r}"
-    hours = int(m.group(1))
-    assert hours % 24 == 0, f"max_age {duration} is not a whole number of days"
-    return hours // 24
+# --- the Pub/Sub wiring, against the code -----------------------------------------------------------
+
+# The attribute Dataflow takes event time from (pipelines/streaming_main.py EVENT_TIME_ATTRIBUTE).
+HAS_EVENT_TIME = "attributes:event_time"
 
 
-# --- what terraform says, and what the code says --------------------------------------------------
-
-def terraform_facts(model: dict) -> dict:
-    res = model["resource"]
-    topics = {resolve(model, b.get("name")) for b in res.get("google_pubsub_topic", {}).values()}
-    subscriptions = {}
-    for body in res.get("google_pubsub_subscription", {}).values():
+def subscription_facts(model: dict) -> dict:
+    """{subscription name: {topic, dead_letter_topic, ordering, retry_policy, filter}}, names resolved."""
+    facts = {}
+    for body in model["resource"]["google_pubsub_subscription"].values():
         dlp = block(body, "dead_letter_policy")
-        subscriptions[resolve(model, body.get("name"))] = {
+        facts[resolve(model, body["name"])] = {
             "topic": resolve(model, body.get("topic")),
             "dead_letter_topic": resolve(model, dlp["dead_letter_topic"]) if dlp else None,
             "ordering": bool(body.get("enable_message_ordering", False)),
             "retry_policy": block(body, "retry_policy") is not None,
             "filter": resolve(model, body.get("filter")),
         }
-    tables = res.get("google_bigtable_table", {})
-    table_names = {resolve(model, b.get("name")) for b in tables.values()}
-    families = set()
-    for body in tables.values():
-        for fam in body.get("column_family", []):
-            families.add(resolve(model, fam["family"]))
-    gc_rules: dict[str, dict] = {}
-    for rname, body in res.get("google_bigtable_gc_policy", {}).items():
-        family = resolve(model, body.get("column_family"))
-        versions = [b["number"] for b in body.get("max_version", [])]
-        ages = [_duration_days(b["duration"]) for b in body.get("max_age", [])]
-        if family in gc_rules:
-            raise AssertionError(f"two GC policies for family {family!r}")
-        gc_rules[family] = {
-            "rule": layout.GcRule(max_versions=versions[0] if versions else None,
-                                  max_age_days=ages[0] if ages else None),
-            "mode": body.get("mode"),
-            "table": resolve(model, body.get("table")),
-            "n_rules": len(versions) + len(ages),
-            "resource": rname,
-        }
-    app_profiles = {resolve(model, b.get("app_profile_id"))
-                    for b in res.get("google_bigtable_app_profile", {}).values()}
-    return {"topics": topics, "subscriptions": subscriptions, "tables": table_names,
-            "families": families, "gc_rules": gc_rules, "app_profiles": app_profiles}
+    return facts
 
 
-def expected_facts() -> dict:
-    """The same facts from hashtags/settings.py and hashtags/layout.py (read at call time, so a
-    monkeypatched setting is seen)."""
-    from hashtag_store.bigtable import gc_rule_for
-    from google.cloud.bigtable import column_family
-
+def expected_subscriptions() -> dict:
     # The subscriptions Dataflow reads: no message ordering and no Pub/Sub dead-letter policy
     # (terraform/pubsub.tf says why); the post-events pair split by the event_time attribute.
     dataflow = {"dead_letter_topic": None, "ordering": False, "retry_policy": True}
     inspect = {"dead_letter_topic": None, "ordering": False, "retry_policy": False, "filter": None}
-    subscriptions = {
-        settings.POST_EVENTS_SUBSCRIPTION: {"topic": settings.POST_EVENTS_TOPIC, **dataflow,
-                                            "filter": HAS_EVENT_TIME},
+    return {
+        settings.POST_EVENTS_SUBSCRIPTION: {"topic": settings.POST_EVENTS_TOPIC, **dataflow, "filter": HAS_EVENT_TIME},
         settings.POST_EVENTS_UNSTAMPED_SUBSCRIPTION: {"topic": settings.POST_EVENTS_TOPIC, **dataflow,
                                                       "filter": f"NOT {HAS_EVENT_TIME}"},
         settings.TOP_POSTS_SUBSCRIPTION: {"topic": settings.TOP_POSTS_TOPIC, **dataflow, "filter": None},
         settings.POST_EVENTS_DLQ_SUBSCRIPTION: {"topic": settings.POST_EVENTS_DLQ_TOPIC, **inspect},
         settings.TOP_POSTS_DLQ_SUBSCRIPTION: {"topic": settings.TOP_POSTS_DLQ_TOPIC, **inspect},
     }
-    families = {**layout.COLUMN_FAMILIES, **post_state.COLUMN_FAMILIES}  # both tables' families
-    modes = {}
-    for family, rule in families.items():
-        built = gc_rule_for(rule)  # what create_table() sends to the emulator / Bigtable
-        modes[family] = "INTERSECTION" if isinstance(built, column_family.GCRuleIntersection) else None
-    return {
-        "topics": {settings.POST_EVENTS_TOPIC, settings.TOP_POSTS_TOPIC,
-                   settings.POST_EVENTS_DLQ_TOPIC, settings.TOP_POSTS_DLQ_TOPIC},
-        "subscriptions": subscriptions,
-        "tables": {settings.TABLE, settings.POST_STATE_TABLE},
-        "families": set(families),
-        "gc_rules": families,
-        "modes": modes,
-        "app_profile": settings.SERVING_APP_PROFILE,
-    }
-
-
-# The attribute Dataflow takes event time from (pipelines/streaming_main.py EVENT_TIME_ATTRIBUTE).
-HAS_EVENT_TIME = "attributes:event_time"
 
 
 def consistency_problems(model: dict) -> list[str]:
-    """Every difference between terraform (parsed) and settings/layout; empty when they agree."""
-    tf, want = terraform_facts(model), expected_facts()
-    problems: list[str] = []
-
-    def diff(what, have, expect):
-        if have != expect:
-            problems.append(f"{what}: terraform has {sorted(have - expect)} not in the code, "
-                            f"code has {sorted(expect - have)} not in terraform")
-
-    diff("Pub/Sub topics", tf["topics"], want["topics"])
-    diff("Pub/Sub subscriptions", set(tf["subscriptions"]), set(want["subscriptions"]))
-    for name, expect in want["subscriptions"].items():
-        have = tf["subscriptions"].get(name)
-        if have is None:
-            continue
+    """How the subscriptions in terraform differ from what the code expects; empty when they agree."""
+    have, want = subscription_facts(model), expected_subscriptions()
+    problems = [f"subscriptions: terraform {sorted(have)}, code {sorted(want)}"] if set(have) != set(want) else []
+    for name, expect in want.items():
         for key, value in expect.items():
-            if have[key] != value:
-                problems.append(f"subscription {name}: {key} is {have[key]!r} in terraform, "
-                                f"{value!r} in the code")
-    diff("Bigtable tables", tf["tables"], want["tables"])
-    diff("column families of the table", tf["families"], want["families"])
-    diff("column families with a GC policy", set(tf["gc_rules"]), set(want["gc_rules"]))
-    for family, rule in want["gc_rules"].items():
-        have = tf["gc_rules"].get(family)
-        if have is None:
-            continue
-        if have["rule"] != rule:
-            problems.append(f"GC rule of {family}: terraform {have['rule']}, layout {rule}")
-        expected_mode = want["modes"][family]
-        if have["mode"] != expected_mode:
-            problems.append(f"GC mode of {family}: terraform {have['mode']!r}, code {expected_mode!r}")
-        if expected_mode is None and have["n_rules"] != 1:
-            problems.append(f"GC policy of {family} has {have['n_rules']} rules and no mode")
-        if have["table"] not in want["tables"]:
-            problems.append(f"GC policy of {family} is on table {have['table']!r}")
-    if want["app_profile"] not in tf["app_profiles"]:
-        problems.append(f"app profile {want['app_profile']!r} (settings.SERVING_APP_PROFILE) is not "
-                        f"in terraform (has {sorted(tf['app_profiles'])})")
+            if name in have and have[name][key] != value:
+                problems.append(f"subscription {name}: {key} is {have[name][key]!r} in terraform, {value!r} in the code")
     return problems
 
 
@@ -280,19 +191,11 @@ def test_environment_tfvars_parse_and_cover_required_variables(model, env):
     assert len({c["zone"] for c in clusters}) == len(clusters)
 
 
-# --- the consistency check, and proof that it bites ------------------------------------------------
+# --- the subscriptions, and proof that the check bites ------------------------------------------------
 
-def test_terraform_matches_settings_and_layout(model):
+def test_terraform_matches_the_code(model):
     assert consistency_problems(model) == []
-
-
-def test_facts_are_not_vacuous(model):
-    facts = terraform_facts(model)
-    assert facts["topics"] == {"post-events", "top-posts", "post-events-dlq", "top-posts-dlq"}
-    assert facts["families"] == {"counts", "top", "meta", "days", "s"}
-    assert facts["gc_rules"]["days"]["rule"] == layout.GcRule(max_age_days=35)
-    assert facts["gc_rules"]["counts"]["rule"] == layout.GcRule(max_versions=3, max_age_days=14)
-    assert facts["gc_rules"]["counts"]["mode"] == "INTERSECTION"
+    assert len(subscription_facts(model)) == 5
 
 
 def _rename(model: dict, rtype: str, rname: str, key: str, value) -> dict:
@@ -333,54 +236,6 @@ def test_no_subscription_the_job_reads_has_ordering_or_a_dead_letter_policy(mode
         assert not body.get("enable_message_ordering", False), name
         assert block(body, "dead_letter_policy") is None, name
     assert "pubsub_max_delivery_attempts" not in model["variable"]
-
-
-def test_detects_family_renamed_in_terraform_only(model):
-    mutated = copy.deepcopy(model)
-    table = mutated["resource"]["google_bigtable_table"]["hashtags"]
-    table["column_family"] = [{"family": "cnt" if f["family"] == "counts" else f["family"]}
-                              for f in table["column_family"]]
-    problems = consistency_problems(mutated)
-    assert any("column families of the table" in p and "cnt" in p for p in problems), problems
-
-
-def test_detects_gc_rule_changed_in_terraform_only(model):
-    mutated = copy.deepcopy(model)
-    policy = mutated["resource"]["google_bigtable_gc_policy"]["counts"]
-    policy["max_version"] = [{"number": 5}]
-    problems = consistency_problems(mutated)
-    assert any(p.startswith("GC rule of counts") for p in problems), problems
-    policy["max_version"] = [{"number": 3}]
-    policy["mode"] = "UNION"
-    problems = consistency_problems(mutated)
-    assert any(p.startswith("GC mode of counts") for p in problems), problems
-
-
-def test_detects_family_renamed_in_layout_only(model, monkeypatch):
-    families = dict(layout.COLUMN_FAMILIES)
-    families["display"] = families.pop("meta")
-    monkeypatch.setattr(layout, "COLUMN_FAMILIES", families)
-    problems = consistency_problems(model)
-    assert any("column families of the table" in p and "display" in p for p in problems), problems
-
-
-def test_detects_gc_rule_changed_in_layout_only(model, monkeypatch):
-    families = dict(layout.COLUMN_FAMILIES)
-    families["counts"] = layout.GcRule(max_versions=3, max_age_days=30)
-    monkeypatch.setattr(layout, "COLUMN_FAMILIES", families)
-    assert any(p.startswith("GC rule of counts") for p in consistency_problems(model))
-
-
-def test_detects_rename_in_a_copy_of_the_files_on_disk(tmp_path):
-    """The same check over real files: copy terraform/, rename a family in the text."""
-    copy_dir = tmp_path / "terraform"
-    shutil.copytree(TERRAFORM, copy_dir, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*"))
-    bigtable = copy_dir / "bigtable.tf"
-    text = bigtable.read_text()
-    assert text.count('family = "meta"') == 1
-    bigtable.write_text(text.replace('family = "meta"', 'family = "metadata"'))
-    assert any("metadata" in p for p in consistency_problems(load_terraform(copy_dir)))
-    assert consistency_problems(load_terraform(TERRAFORM)) == []
 
 
 # --- the rest of the module -------------------------------------------------------------------------
@@ -652,20 +507,6 @@ def test_every_checkov_skip_has_a_reason_and_is_in_the_readme():
         assert len(reason) >= 30, f"{key}: skip without a real reason: {reason!r}"
         check_id = key.split("@")[0]
         assert check_id in readme, f"{check_id} is skipped but not listed in terraform/README.md"
-
-
-def test_post_state_table_has_its_own_family_and_gc_rule(model):
-    """The post_state table (hashtags/post_state.py, created locally by create_post_state_table):
-    exactly its family, whose GC policy sits on that table; the hashtags table does not have it."""
-    tables = {resolve(model, b["name"]): {resolve(model, f["family"]) for f in b.get("column_family", [])}
-              for b in model["resource"]["google_bigtable_table"].values()}
-    assert tables[settings.POST_STATE_TABLE] == set(post_state.COLUMN_FAMILIES)
-    assert not tables[settings.TABLE] & set(post_state.COLUMN_FAMILIES)
-    gc = terraform_facts(model)["gc_rules"][post_state.FAMILY]
-    assert (gc["table"], gc["rule"]) == (settings.POST_STATE_TABLE, post_state.COLUMN_FAMILIES[post_state.FAMILY])
-    mutated = copy.deepcopy(model)
-    mutated["resource"]["google_bigtable_gc_policy"]["post_state"]["max_version"] = [{"number": 3}]
-    assert any("GC rule of s" in p for p in consistency_problems(mutated))
 
 
 def test_writers_route_to_one_cluster_and_the_web_tier_to_any(model):

@@ -125,3 +125,38 @@ def test_cloud_run_gives_the_app_the_origins_and_no_dev_images(model):
     assert env["HASHTAGS_IMAGE_ORIGINS"] == '${join(",", var.web_image_origins)}'
     assert "HASHTAGS_DEV_IMAGES" not in env, "production serves no generated images (Settings.dev_images)"
     assert model["variable"]["web_image_origins"]["default"] == [] and Settings().image_origins == ()
+
+
+def test_the_tables_take_their_families_and_gc_rules_from_the_file(model):
+    res = model["resource"]
+    for table in ("hashtags", "post_state"):
+        dynamic = block(res["google_bigtable_table"][table], "dynamic")["column_family"]
+        assert dynamic["for_each"] == f"${{local.code.bigtable.column_families.{table}}}"
+        assert block(dynamic, "content") == {"family": "${column_family.key}"}
+    policy = res["google_bigtable_gc_policy"]["family"]
+    assert policy["for_each"] == "${local.bigtable_gc_policies}" and policy["column_family"] == "${each.key}"
+    assert policy["mode"] == "${each.value.mode}" and policy["deletion_policy"] == "ABANDON"
+    assert policy["table"] == ('${each.value.table == "post_state" ? google_bigtable_table.post_state.name : '
+                               'google_bigtable_table.hashtags.name}')
+    rules = {name: body for d in policy["dynamic"] for name, body in d.items()}
+    assert rules["max_age"]["for_each"] == "${each.value.max_age_hours == null ? [] : [each.value.max_age_hours]}"
+    assert block(rules["max_age"], "content") == {"duration": "${max_age.value}h"}
+    assert rules["max_version"]["for_each"] == "${each.value.max_versions == null ? [] : [each.value.max_versions]}"
+    assert block(rules["max_version"], "content") == {"number": "${max_version.value}"}
+    assert "bigtable_gc_policies" in model["locals"] and "merge(rule, {table = table})" in model["locals"]["bigtable_gc_policies"]
+    families = VALUES["bigtable"]["column_families"]
+    assert families["hashtags"]["counts"] == {"max_versions": 3, "max_age_hours": 336, "mode": "INTERSECTION"}
+    assert families["post_state"] == {"s": {"max_versions": 2, "max_age_hours": None, "mode": None}}
+    assert set(families["hashtags"]) == {"counts", "top", "meta", "days"}
+
+
+def test_a_change_in_the_code_makes_the_file_stale(monkeypatch):
+    from hashtags import layout
+
+    current = GENERATED.read_text(encoding="utf-8")
+    monkeypatch.setattr(settings, "TOP_POSTS_TOPIC", "top-posts-v2")
+    assert terraform_values.render() != current
+    monkeypatch.undo()
+    families = dict(layout.COLUMN_FAMILIES, counts=layout.GcRule(max_versions=3, max_age_days=30))
+    monkeypatch.setattr(layout, "COLUMN_FAMILIES", families)
+    assert '"max_age_hours": 720' in terraform_values.render()
