@@ -87,6 +87,5 @@ resource "google_dataflow_flex_template_job" "streaming" {
     google_storage_bucket_iam_member.streaming_buckets,
     google_artifact_registry_repository_iam_member.streaming_image_reader,
     google_bigtable_gc_policy.family,
-    google_bigtable_app_profile.writer,
   ]
 }
