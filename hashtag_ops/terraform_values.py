@@ -4,14 +4,15 @@
 
 terraform/locals.tf reads the file (``local.code = jsondecode(file(...))``) for the Pub/Sub and
 Bigtable names (hashtags/settings.py), the column families and their GC rules (hashtags/layout.py,
-hashtags/post_state.py, in the form hashtag_store.bigtable.gc_rule_for gives Bigtable), the attribute Dataflow takes event time from
-(pipelines/streaming_main.py) and the security headers the app sends (serving/app.py), which the
-edge adds to every response. tests/unit/test_terraform_values.py fails when the file is not what
-this command writes, so a change on the Python side is one command away from terraform.
+hashtags/post_state.py, as hashtag_store.bigtable.gc_rule_for gives them to Bigtable), the
+attribute Dataflow takes event time from (pipelines/streaming_main.py) and the security headers
+the app sends (serving/app.py), which the edge adds to every response.
+tests/unit/test_terraform_values.py fails when the file is not what this command writes.
 
 The Content-Security-Policy depends on terraform's ``var.web_image_origins``: the file has it for
-no origins and, with ``IMAGE_ORIGINS`` standing for the origins joined by spaces, for some; ``values``
-checks that the app really builds it that way, so terraform's ``replace()`` gives the app's header.
+no origins and, with ``IMAGE_ORIGINS`` standing for the origins joined by spaces, for some;
+``edge_headers`` checks that the app really builds it that way, so terraform's ``replace()`` gives
+the app's header.
 """
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def render() -> str:
     return json.dumps(values(), indent=2, sort_keys=True, ensure_ascii=True) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> int:
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(render(), encoding="utf-8")
     print(f"wrote {OUTPUT.relative_to(ROOT)}", file=sys.stderr)
