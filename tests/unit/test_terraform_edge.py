@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.unit.test_terraform import ROOT, block, load_terraform
+from tests.unit.terraform_model import ROOT, block, load_terraform
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import re
 import pytest
 
 from pipelines.options import _generation
-from tests.unit.test_terraform import METADATA, ROOT, block, load_terraform
+from tests.unit.terraform_model import METADATA, ROOT, block, load_terraform
 
 # ForceNew in the provider's schema for a streaming job (batch jobs: every field).
 FORCE_NEW = {"name", "region", "project", "num_workers", "max_workers", "enable_streaming_engine"}

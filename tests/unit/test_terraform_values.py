@@ -18,7 +18,7 @@ from hashtag_ops import terraform_values
 from hashtags import settings
 from hashtags.settings import Settings
 from serving.app import security_headers
-from tests.unit.test_terraform import GENERATED, block, load_terraform, resolve
+from tests.unit.terraform_model import GENERATED, block, load_terraform, resolve
 
 VALUES = terraform_values.values()  # one regeneration for the module
 # (resource type, name attribute) of every resource named by the code, and the names it must give.
