@@ -91,7 +91,13 @@ class Settings:
     public_url: str = LOCAL_WEB_URL
     noindex: bool = False
     cache_ttl_seconds: float = 5.0
-    cache_max_entries: int = 10_000
+    # The page cache's budget per worker process (serving/cache.py: documents and rendered bodies,
+    # stale copies included), HASHTAGS_PAGE_CACHE_BYTES; terraform's page_cache_bytes sets it. 64 MiB:
+    # production runs 2 workers in a 1 GiB Cloud Run instance; a worker is ~100 MB resident before it
+    # caches anything, and the crawl test measured the RSS growth per accounted cache byte
+    # (docs/SERVING.md "Page cache"), so 2 x (100 + 64 x that) MB leaves room for the server process,
+    # request buffers and gRPC. ~1,500 tags with every representation, ~4,000 with one.
+    page_cache_bytes: int = 64 * 1024 * 1024
     browser_max_age: int = 30
     stale_while_revalidate: int = 300
     retry_after_seconds: int = 5

@@ -19,7 +19,9 @@ at WARNING); its cost per request is in docs/BENCHMARKS.md "Request log (issue 1
 from __future__ import annotations
 
 import logging
+import re
 from time import perf_counter
+from urllib.parse import quote
 
 from google.cloud.logging_v2.handlers._helpers import _parse_trace_parent, _parse_xcloud_trace
 
@@ -33,6 +35,24 @@ MAX_TAG_CHARS = 200  # a tag is at most 100 characters (settings.MAX_TAG_LENGTH)
 # accepts request targets up to ~64 KB (the app answers 414 above 8 KiB, but still logs the request),
 # so an attacker's long URLs would otherwise become log lines of that size, billed per byte ingested.
 MAX_LOGGED_CHARS = 2048
+
+
+# Control characters (C0, DEL, C1) and the Unicode line/paragraph separators: the server decodes
+# ``%0a`` and ``%00`` in the path, so a request could write a second line (``/tags/x%0aFAKE%20LINE``)
+# into the text log or make it binary (NUL). Each such character is logged percent-encoded, i.e.
+# as the client could have sent it; everything else as it came.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _percent(m: re.Match) -> str:
+    return quote(m.group(), safe="")
+
+
+def safe_text(text: str | None) -> str | None:
+    """``text`` with control characters and line separators percent-encoded (one line, no NUL)."""
+    if text is None or not _UNSAFE.search(text):
+        return text
+    return _UNSAFE.sub(_percent, text)
 
 
 def clip(text: str | None, limit: int = MAX_LOGGED_CHARS) -> str | None:
@@ -72,7 +92,7 @@ def _wsgi_text(value: str) -> str:
 def request_url(environ, path: str) -> str:
     scheme = environ.get("HTTP_X_FORWARDED_PROTO") or environ.get("wsgi.url_scheme", "http")
     host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
-    query = clip(environ.get("QUERY_STRING"))
+    query = clip(safe_text(environ.get("QUERY_STRING")))
     return f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
 
 
@@ -80,7 +100,7 @@ def remote_ip(environ) -> str | None:
     """The client as the Google front end saw it: the first X-Forwarded-For hop, else the peer."""
     forwarded = environ.get("HTTP_X_FORWARDED_FOR")
     if forwarded:
-        return forwarded.split(",", 1)[0].strip()
+        return clip(safe_text(forwarded.split(",", 1)[0].strip()), 64)
     return environ.get("REMOTE_ADDR")
 
 
@@ -120,16 +140,16 @@ class AccessLog:
 
     def _log(self, environ, status: str, headers, seconds: float) -> None:
         code = int(status[:3])
-        full_path = _wsgi_text(environ.get("PATH_INFO", ""))
+        full_path = safe_text(_wsgi_text(environ.get("PATH_INFO", "")))
         path = clip(full_path)
-        method = clip(environ.get("REQUEST_METHOD", ""), 32)
+        method = clip(safe_text(environ.get("REQUEST_METHOD", "")), 32)
         cache = (_header(headers, "x-cache") or "").lower()
         trace, span_id, sampled = trace_of(environ, self.project)
         log_event(
             self.logger, HTTP_REQUEST, f"{method} {path} {code}",
             level=logging.WARNING if code >= 500 else logging.INFO,
             http_request={"requestMethod": method, "requestUrl": request_url(environ, path), "status": code,
-                          "latency": f"{seconds:.6f}s", "userAgent": clip(environ.get("HTTP_USER_AGENT")),
+                          "latency": f"{seconds:.6f}s", "userAgent": clip(safe_text(environ.get("HTTP_USER_AGENT"))),
                           "remoteIp": remote_ip(environ)},
             trace=trace, span_id=span_id, trace_sampled=sampled,
             cache=cache if cache in CACHE_STATES else "none", tag=tag_of(full_path))

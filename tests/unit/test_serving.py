@@ -381,7 +381,11 @@ def test_unknown_tags_are_cached_too(fake_store, client, clock):
 def test_cache_is_bounded(fake_store, clock):
     for k in ("a", "b", "c"):
         fake_store.docs[k] = doc(k, k, 1)
-    app = create_app(Settings(cache_max_entries=2), fake_store, clock=clock)
+    probe = create_app(Settings(), fake_store, clock=clock)
+    probe.test_client().get("/tags/a")
+    one = probe.services.cache.bytes  # one entry with its HTML body
+    fake_store.reads.clear()
+    app = create_app(Settings(page_cache_bytes=2 * one + one // 2), fake_store, clock=clock)
     c = app.test_client()
     for k in ("a", "b", "c", "a"):
         c.get(f"/tags/{k}")
