@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from typing import Callable
 
@@ -38,8 +39,9 @@ _INT = 32
 _DOC = 1_000  # the PageDocument (non-slotted dataclass, 12 fields), its tuples, Flags, datetimes
 # Entry (slots) + its bodies dict + its place in the OrderedDict (node, hash slot) + the key string
 ENTRY_OVERHEAD = 600
-# Body (slots, 4 fields) + two ETag strings (24 and 27 characters) + the bytes object header
-BODY_OVERHEAD = 56 + 2 * (_STR + 28) + _BYTES
+# Body (slots, 5 fields) + its weak reference to the entry + two ETag strings (24 and 27
+# characters) + the bytes object header
+BODY_OVERHEAD = 64 + 80 + 2 * (_STR + 28) + _BYTES
 
 
 def _text(s: str) -> int:
@@ -71,7 +73,9 @@ class Body:
         self.etag = hashlib.blake2b(data, digest_size=12).hexdigest()
         self.gzip_etag = self.etag + "-gz"
         self._gzip: bytes | None = None
-        self._entry = entry
+        # weak: a Body <-> Entry cycle would leave every evicted entry to the cyclic collector,
+        # which the production GC tuning (tune_gc) runs rarely: the crawl test saw 4x the budget
+        self._entry = weakref.ref(entry) if entry is not None else None
 
     @property
     def gzip_data(self) -> bytes:
@@ -80,13 +84,14 @@ class Body:
             z = gzip.compress(self.data, compresslevel=6, mtime=0)
             if self._gzip is None:  # racing threads compress the same bytes: charge once
                 self._gzip = z
-                if self._entry is not None:
-                    self._entry.grow(_BYTES + len(z))
+                entry = self._entry() if self._entry is not None else None
+                if entry is not None:
+                    entry.grow(_BYTES + len(z))
         return self._gzip
 
 
 class Entry:
-    __slots__ = ("key", "doc", "fetched_at", "bodies", "size", "_cache")
+    __slots__ = ("key", "doc", "fetched_at", "bodies", "size", "_cache", "__weakref__")
 
     def __init__(self, key: str, doc: PageDocument | None, fetched_at: float, cache: PageCache | None = None):
         self.key = key

@@ -185,6 +185,17 @@ def test_duplicate_slashes_redirect_to_the_canonical_path(client, fake_store, pa
     assert q.headers["Location"] == location + "?utm=1"
 
 
+@pytest.mark.parametrize("query, location", [
+    ("x=%C3%A9", "/tags/love?x=%C3%A9"),  # escapes stay as sent
+    ("x=\xc3\xa9", "/tags/love?x=%C3%A9"),  # raw UTF-8 bytes (PEP 3333: latin-1 text): encoded once
+    ("a=1&b=/?c", "/tags/love?a=1&b=/?c"),
+    ("x=\x80 y\"<", "/tags/love?x=%80%20y%22%3C"),
+])
+def test_duplicate_slash_redirect_keeps_the_query_as_sent(client, query, location):
+    r = client.get("/", environ_overrides={"PATH_INFO": "//tags/love", "QUERY_STRING": query})
+    assert (r.status_code, r.headers["Location"]) == (301, location)
+
+
 def test_head_sends_the_headers_of_get_without_a_body(client):
     get, head = client.get("/tags/love"), client.head("/tags/love")
     assert head.status_code == 200 and head.data == b""
