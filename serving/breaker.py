@@ -108,18 +108,20 @@ class StoreBusy(StoreUnavailable):
 
 
 class Bulkhead:
-    """Keeps threads for everything that does not need the store (``/healthz``, cached pages) while
-    the store is slow: at most ``limit`` threads wait on store reads when the oldest of them has
-    waited ``slow`` seconds or more; a read beyond that is refused at once (StoreBusy: the last good
-    copy or 503, no verdict on the store for the breaker). While reads are quick, a read beyond the
-    limit waits up to ``slow`` seconds for a slot (they free within milliseconds).
+    """Keeps threads for cached pages and everything else that does not need the store while the
+    store hangs: at most ``limit`` threads wait on store reads once the oldest of them has waited
+    ``slow`` seconds; a read beyond that is refused at once (StoreBusy: the last good copy or 503, no
+    verdict on the store for the breaker). While reads are quick, a read beyond the limit waits up
+    to ``slow`` seconds for a slot.
 
     Why: the server has a fixed pool of blocking threads (WEB_THREADS, granian's); with the store
-    paused every thread waited up to the read deadline and ``/healthz`` took 4 s (issue 21). With
-    ``limit`` = threads - 2, two threads always get through the queue without waiting on the store.
+    paused every thread waited up to the read deadline (issue 21). With ``limit`` = threads - 2, two
+    threads go on answering from the cache. ``slow`` = 0.5 s: a quarter of the read deadline, 25 x
+    Bigtable's usual p99; at 0.1 s the benchmark's saturated emulator (2 shared cores, p50 140 ms)
+    had a third of its uncached requests refused (docs/BENCHMARKS.md "Web tier, long tail").
     ``clock`` (injectable) dates the waits; the wait for a slot is real time."""
 
-    def __init__(self, limit: int, slow: float = 0.1, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, limit: int, slow: float = 0.5, clock: Callable[[], float] = time.monotonic):
         self.limit = max(1, limit)
         self.slow = slow
         self._clock = clock

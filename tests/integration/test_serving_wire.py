@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 
@@ -48,3 +49,32 @@ def test_forged_lines_and_the_redirect_query_through_the_server(tmp_path, fmt):
         assert entry["httpRequest"]["requestUrl"].endswith("/tags/x%0AFAKE LINE%00end")
     else:
         assert "GET /tags/x%0AFAKE LINE%00end 404" in lines[0]
+
+
+def test_healthz_is_answered_by_the_server_while_every_app_thread_is_busy():
+    """/healthz comes from granian's static handler (serving/server.py), not from a Python thread:
+    with the app's only blocking thread held by a request, /healthz still answers; a page waits."""
+    with running_server("tests.integration.test_serving_wire:blocking_app", env={"WEB_THREADS": "1"}) as srv:
+        held = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        held.sendall(b"GET /test/block HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.5)  # the one thread is now inside /test/block (it holds it for 5 s)
+        page = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        page.settimeout(1.0)
+        page.sendall(b"GET /tags/love HTTP/1.1\r\nHost: t\r\n\r\n")
+        with pytest.raises(socket.timeout):
+            page.recv(100)  # the app's thread is busy: a Python route waits
+        reply = raw_get(srv.port, b"/healthz")
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"ok\n" in body, reply
+        assert held.recv(100).startswith(b"HTTP/1.1 200")  # the held request still completes
+        page.close()
+        held.close()
+
+
+def blocking_app():
+    """memory_app + GET /test/block, which holds its thread for 5 s."""
+    from tests.integration.web_server import memory_app
+
+    app = memory_app()
+    app.add_url_rule("/test/block", "test_block", lambda: (time.sleep(5), "done")[1])
+    return app
