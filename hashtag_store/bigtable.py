@@ -339,13 +339,15 @@ class _Channel:
             self._refreshing.start()
 
     def _refresh(self) -> None:
-        new = self._create()
+        new = None
         try:
+            new = self._create()
             if self.warm is not None:
                 self.warm(new)
         except Exception as e:  # noqa: BLE001 - the old channel serves on; retry later
-            log.warning("bigtable channel warm-up failed, keeping the current channel: %s", e)
-            new.close()
+            log.warning("bigtable channel refresh failed, keeping the current channel: %s", e)
+            if new is not None:
+                new.close()
             with self._lock:
                 self._refresh_at = self._clock() + RETRY_WARM_SECONDS
                 self._refreshing = None
@@ -477,7 +479,7 @@ class _ReadCoalescer:
     breaker counts one failure per RPC, not one per waiting page). Bounded: a call by the reader's
     operation timeout; a queued read waits at most for a call ahead of it and its own."""
 
-    def __init__(self, reader: _RowReader, max_batch: int = 64, max_in_flight: int = 4):
+    def __init__(self, reader: _RowReader, max_batch: int = 64, max_in_flight: int = 2):
         self._reader = reader
         self._max_batch = max_batch
         self._max_in_flight = max(1, max_in_flight)
@@ -586,7 +588,7 @@ class BigtableStore:
     ``mutate_rows`` with the same ``DirectRow`` mutations Beam's ``WriteToBigTable`` applies."""
 
     def __init__(self, project: str, instance: str, table: str, *, app_profile: str | None = None,
-                 read_timeout: float = 2.0, channel: _Channel | None = None):
+                 read_timeout: float = 2.0, channel: _Channel | None = None, batches_in_flight: int = 2):
         self._project, self._instance, self._table_id = project, instance, table
         self._app_profile = app_profile
         self._read_timeout = read_timeout
@@ -596,7 +598,7 @@ class BigtableStore:
         timeouts = {"app_profile": app_profile, "operation_timeout": read_timeout,
                     "attempt_timeout": read_timeout / 2, "channel": self.channel}
         self._page_reader = _RowReader(project, instance, table, PAGE_FILTER, **timeouts)
-        self._pages = _ReadCoalescer(self._page_reader)
+        self._pages = _ReadCoalescer(self._page_reader, max_in_flight=batches_in_flight)
         # readiness: a point read (no tag has this key); a missing row is an answer too
         self._ping_reader = _RowReader(project, instance, table, _PING_FILTER, **timeouts)
         self.channel.warm = lambda ch: self._ping_reader.read_many([_PING_KEY], channel=ch)

@@ -110,6 +110,10 @@ class Settings:
     # row open it; then no read for the cool-down, one probe read, closed again if that succeeds.
     breaker_failures: int = 5
     breaker_cool_down_seconds: float = 5.0
+    # Batched page reads in flight per process (hashtag_store.bigtable._ReadCoalescer): more than one,
+    # so a slow ReadRows delays only its own batch; few, so that batches stay large under load
+    # (docs/BENCHMARKS.md "Web tier, long tail (issue 21)").
+    read_batches_in_flight: int = 2
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     ENV_PREFIX = "HASHTAGS_"

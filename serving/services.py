@@ -31,7 +31,8 @@ class StoreHolder:
 
                     s = self._settings
                     self._store = BigtableStore(s.project, s.bigtable_instance, s.table,
-                                                app_profile=s.app_profile)
+                                                app_profile=s.app_profile,
+                                                batches_in_flight=s.read_batches_in_flight)
         return self._store
 
 

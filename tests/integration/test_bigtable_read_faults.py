@@ -78,14 +78,15 @@ def run(fn, *args) -> tuple[threading.Thread, dict]:
 def test_one_failed_batch_of_many_reads_opens_no_circuit(store):
     keys = fill(store, 24)
     breaker = Breaker(failures=5, cool_down=5.0)  # production's Settings defaults
-    gates = {i: threading.Event() for i in range(4)}
-    faults = Faults(store, gates=gates, fail={4})
-    # four slow calls hold every slot ...
-    first = [run(breaker.call, store.read_page, k) for k in keys[:4]]
-    for i in range(4):
+    slots = store._pages._max_in_flight  # Settings.read_batches_in_flight's default, 2
+    gates = {i: threading.Event() for i in range(slots)}
+    faults = Faults(store, gates=gates, fail={slots})
+    # slow calls hold every slot ...
+    first = [run(breaker.call, store.read_page, k) for k in keys[:slots]]
+    for i in range(slots):
         assert faults.entered[i].wait(10)
     # ... twenty reads queue up behind them, and go as ONE call when a slot frees: it fails
-    queued = [run(breaker.call, store.read_page, k) for k in keys[4:]]
+    queued = [run(breaker.call, store.read_page, k) for k in keys[slots:slots + 20]]
     while len(store._pages._queue) < 20:
         threading.Event().wait(0.005)
     gates[0].set()
@@ -95,11 +96,11 @@ def test_one_failed_batch_of_many_reads_opens_no_circuit(store):
         g.set()
     for t, _ in first:
         t.join(30)
-    assert faults.batches[4] == sorted(k.encode() for k in keys[4:])  # one call for the twenty
+    assert faults.batches[slots] == sorted(k.encode() for k in keys[slots:slots + 20])  # one call for the twenty
     errors = [out["error"] for _, out in queued]
     assert len(errors) == 20 and all(isinstance(e, StoreUnavailable) for e in errors)
     assert sum(isinstance(e, SharedFailure) for e in errors) == 19  # all but the read that sent it
-    assert [out["value"].total_posts for _, out in first] == [100, 101, 102, 103]
+    assert [out["value"].total_posts for _, out in first] == [100 + i for i in range(slots)]
     assert breaker.state == CLOSED and breaker.rejected == 0
     assert breaker.call(store.read_page, keys[10]).total_posts == 110  # the next read goes to the store
 
