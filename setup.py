@@ -11,7 +11,7 @@ setup(
                                     "pipelines", "pipelines.*", "serving", "serving.*",
                                     "devstack", "devstack.*", "hashtag_ops", "hashtag_ops.*"]),
     include_package_data=True,
-    package_data={"serving": ["templates/*.html", "static/*"]},
+    package_data={"serving": ["templates/*.html", "static/*", "health/*"]},
     # What the jobs need at run time (pinned); the full pinned set for development is requirements.lock.
     install_requires=[
         "apache-beam[gcp]==2.77.0",

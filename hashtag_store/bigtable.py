@@ -19,7 +19,7 @@ import os
 import random
 import threading
 import time
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import grpc
 from google.api_core import exceptions as gexc
@@ -49,6 +49,11 @@ _WRITE_RETRY = DEFAULT_RETRY.with_deadline(60)
 
 class StoreUnavailable(RuntimeError):
     """Bigtable did not answer (outage, timeout, permission): callers answer 503, never crash."""
+
+
+class SharedFailure(StoreUnavailable):
+    """The read shared a batched call that failed; that call's own read reports the failure (the
+    circuit breaker counts failed RPCs, not the pages waiting on them)."""
 
 
 def gc_rule_for(rule: GcRule) -> column_family.GarbageCollectionRule:
@@ -131,6 +136,7 @@ class InvalidChunk(ValueError):
     """The ReadRows response broke the chunk protocol (a server or emulator bug)."""
 
 
+_PING_KEY = b"\x00readyz"
 _PING_FILTER = rf.RowFilterChain([rf.CellsRowLimitFilter(1), rf.StripValueTransformerFilter(True)])
 # GoogleAuthError: no usable credentials when the page reader's channel is first created.
 _UNAVAILABLE = (gexc.GoogleAPIError, grpc.RpcError, ConnectionError, TimeoutError, InvalidChunk, GoogleAuthError)
@@ -268,16 +274,123 @@ def merge_rows(responses: Iterable) -> list[tuple[bytes, Cells]]:
     return rows
 
 
+# Channel lifetime, as python-bigtable's data client (google-cloud-bigtable 2.50.2,
+# google/cloud/bigtable/data/_async/client.py ``_manage_channel``): Bigtable closes a channel after
+# about an hour, so the client builds a new channel every uniform(35, 45) minutes, warms it (its
+# ``PingAndWarm`` RPC per instance, ``wait_for_ready=True``), swaps it in, and closes the old one
+# after a 10-minute grace period for the calls still on it.
+REFRESH_MIN_SECONDS = 35 * 60.0
+REFRESH_MAX_SECONDS = 45 * 60.0
+GRACE_SECONDS = 10 * 60.0
+RETRY_WARM_SECONDS = 60.0  # a new channel that could not be warmed: keep the old one, try again then
+
+
+def _new_grpc_channel() -> grpc.Channel:
+    emulator = os.environ.get("BIGTABLE_EMULATOR_HOST")
+    if emulator:
+        return grpc.insecure_channel(emulator, options=_CHANNEL_OPTIONS)
+    # application default credentials, like the data client
+    return BigtableGrpcTransport.create_channel("bigtable.googleapis.com:443", options=list(_CHANNEL_OPTIONS))
+
+
+class _Channel:
+    """The gRPC channel of one process's reads, replaced before the server closes it (the data
+    client's schedule above). Unlike the data client, the refresh is driven from the read path: the
+    first read after the refresh time starts a thread that builds and warms the new channel while
+    reads go on over the old one; the swap is one assignment. On Cloud Run a timer thread would not
+    run on time anyway (the CPU is throttled outside requests); a worker idle for an hour refreshes
+    on its next read (readiness probes included) without waiting for it.
+
+    Warm-up: ``warm(channel)`` (the store sends its readiness read on it: a ReadRows, which the
+    emulator answers, where PingAndWarm would not be). ``clock`` and ``rand`` are injectable."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, rand: Callable[[float, float], float] = random.uniform,
+                 create: Callable[[], grpc.Channel] = _new_grpc_channel):
+        self._clock, self._rand, self._create = clock, rand, create
+        self.warm: Callable[[grpc.Channel], object] | None = None
+        self._lock = threading.Lock()
+        self._channel: grpc.Channel | None = None
+        self._refresh_at = 0.0
+        self._refreshing: threading.Thread | None = None
+        self._retired: list[tuple[float, grpc.Channel]] = []  # (close at, channel)
+        self.generation = 0  # channels swapped in so far (for tests and the log)
+
+    def get(self) -> grpc.Channel:
+        channel = self._channel
+        if channel is None:
+            with self._lock:
+                if self._channel is None:
+                    self._channel = self._create()
+                    self._refresh_at = self._clock() + self._rand(REFRESH_MIN_SECONDS, REFRESH_MAX_SECONDS)
+                    self.generation = 1
+                return self._channel
+        if self._clock() >= self._refresh_at:
+            self._due()
+        return channel
+
+    def _due(self) -> None:
+        with self._lock:
+            now = self._clock()
+            while self._retired and self._retired[0][0] <= now:
+                self._retired.pop(0)[1].close()
+            if now < self._refresh_at or self._refreshing is not None:
+                return
+            self._refreshing = threading.Thread(target=self._refresh, name="bigtable-channel-refresh", daemon=True)
+            self._refreshing.start()
+
+    def _refresh(self) -> None:
+        new = None
+        try:
+            new = self._create()
+            if self.warm is not None:
+                self.warm(new)
+        except Exception as e:  # noqa: BLE001 - the old channel serves on; retry later
+            log.warning("bigtable channel refresh failed, keeping the current channel: %s", e)
+            if new is not None:
+                new.close()
+            with self._lock:
+                self._refresh_at = self._clock() + RETRY_WARM_SECONDS
+                self._refreshing = None
+            return
+        with self._lock:
+            old, self._channel = self._channel, new
+            now = self._clock()
+            if old is not None:
+                self._retired.append((now + GRACE_SECONDS, old))
+            self._refresh_at = now + self._rand(REFRESH_MIN_SECONDS, REFRESH_MAX_SECONDS)
+            self.generation += 1
+            self._refreshing = None
+        log.info("bigtable channel refreshed (generation %d)", self.generation)
+
+    def join_refresh(self, timeout: float | None = None) -> None:
+        """Wait for a refresh in progress (tests)."""
+        t = self._refreshing
+        if t is not None:
+            t.join(timeout)
+
+    def close(self) -> None:
+        self.join_refresh(5)
+        with self._lock:
+            for _, ch in self._retired:
+                ch.close()
+            self._retired.clear()
+            if self._channel is not None:
+                self._channel.close()
+                self._channel = None
+
+
 class _RowReader:
     """Reads rows of one table by key with ``ReadRows`` on a plain gRPC channel (thread-safe; one
     per process: gRPC channels do not survive fork()).
 
     Same request as the data client's ``read_row`` (table name, app profile, row filter, the row
     keys) and the same routing header; transient errors are retried with jittered backoff until
-    ``operation_timeout``, each attempt bounded by ``attempt_timeout``."""
+    ``operation_timeout``, each attempt bounded by ``attempt_timeout``. ``channel``: share another
+    reader's (the store's page and readiness reads share one); default: its own."""
 
     def __init__(self, project: str, instance: str, table: str, row_filter: rf.RowFilter | None, *,
-                 app_profile: str | None, operation_timeout: float, attempt_timeout: float):
+                 app_profile: str | None, operation_timeout: float, attempt_timeout: float,
+                 channel: _Channel | None = None):
         table_name = f"projects/{project}/instances/{instance}/tables/{table}"
         request = _RequestPb(table_name=table_name, app_profile_id=app_profile or "")
         if row_filter is not None:
@@ -287,29 +400,25 @@ class _RowReader:
                                                            "app_profile_id": app_profile or ""}),)
         self.operation_timeout = operation_timeout
         self._attempt_timeout = attempt_timeout
-        self._channel: grpc.Channel | None = None
-        self._call = None
-        self._lock = threading.Lock()
+        self._own_channel = channel is None
+        self.channel = channel or _Channel()
+        self._bound: tuple[grpc.Channel, object] | None = None  # (channel, its ReadRows multicallable)
 
-    def _method(self):
-        if self._call is None:
-            with self._lock:
-                if self._call is None:
-                    emulator = os.environ.get("BIGTABLE_EMULATOR_HOST")
-                    if emulator:
-                        channel = grpc.insecure_channel(emulator, options=_CHANNEL_OPTIONS)
-                    else:  # application default credentials, like the data client
-                        channel = BigtableGrpcTransport.create_channel(
-                            "bigtable.googleapis.com:443", options=list(_CHANNEL_OPTIONS))
-                    self._channel = channel
-                    self._call = channel.unary_stream(_READ_ROWS, request_serializer=None,
-                                                      response_deserializer=_ResponsePb.FromString)
-        return self._call
+    def _method(self, channel: grpc.Channel | None = None):
+        ch = channel or self.channel.get()
+        bound = self._bound
+        if bound is not None and bound[0] is ch:
+            return bound[1]
+        call = ch.unary_stream(_READ_ROWS, request_serializer=None, response_deserializer=_ResponsePb.FromString)
+        if channel is None:
+            self._bound = (ch, call)
+        return call
 
-    def read_many(self, keys: Sequence[bytes]) -> dict[bytes, Cells]:
-        """The cells of each of ``keys`` that exists (after the filter), in one ReadRows call.
-        Raises grpc.RpcError (non-retryable, or the last attempt's), TimeoutError or InvalidChunk."""
-        call = self._method()
+    def read_many(self, keys: Sequence[bytes], *, channel: grpc.Channel | None = None) -> dict[bytes, Cells]:
+        """The cells of each of ``keys`` that exists (after the filter), in one ReadRows call (on
+        ``channel`` if given: the warm-up of a new channel). Raises grpc.RpcError (non-retryable,
+        or the last attempt's), TimeoutError or InvalidChunk."""
+        call = self._method(channel)
         request = read_rows_request(self._template, sorted(set(keys)))
         deadline = time.monotonic() + self.operation_timeout
         delay = 0.01
@@ -333,12 +442,17 @@ class _RowReader:
         return self.read_many([key]).get(key)
 
     def close(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = self._call = None
+        self._bound = None
+        if self._own_channel:
+            self.channel.close()
 
 
 _QUEUED, _TAKEN, _LEAD, _DONE = range(4)
+
+
+class BatchFailed(ConnectionError):
+    """This read waited on a batched ReadRows call that failed: the call's failure is reported (to
+    the circuit breaker: one failure per RPC) by the read that sent it, this one only shares it."""
 
 
 class _Waiter:
@@ -354,30 +468,34 @@ class _Waiter:
 
 class _ReadCoalescer:
     """Point reads from many threads, coalesced into multi-row ReadRows calls (what the Java client's
-    bulk-read batcher does): a read that finds no call in flight sends its own at once (no added
-    latency when idle); reads arriving while a call is in flight queue up, and the first of them
-    sends ONE ReadRows for all queued keys (at most ``max_batch``) when that call returns. Each page
-    is still one row read, with the same filter; under load the per-call cost (gRPC call setup on
-    the client, request handling on the server) is shared by the rows of a batch.
+    bulk-read batcher does), with up to ``max_in_flight`` calls at once: a read that finds a free
+    slot sends its own call at once (no added latency when idle); reads arriving while every slot is
+    busy queue up, and when a call returns, its slot goes to the first queued read, which sends ONE
+    ReadRows for the queued keys (at most ``max_batch``). Each page is still one row read, with the
+    same filter; under load the per-call cost is shared by the rows of a batch.
 
-    Bounded: a batch's call is bounded by the reader's operation timeout; a read waits at most for
-    the call ahead of it and its own. A failed call fails the reads of its batch only."""
+    A slow call holds one slot: reads go on over the others. A failed call fails the reads of its
+    batch only; the read that sent it gets the error, the others :class:`BatchFailed` (so the
+    breaker counts one failure per RPC, not one per waiting page). Bounded: a call by the reader's
+    operation timeout; a queued read waits at most for a call ahead of it and its own."""
 
-    def __init__(self, reader: _RowReader, max_batch: int = 64):
+    def __init__(self, reader: _RowReader, max_batch: int = 64, max_in_flight: int = 2):
         self._reader = reader
         self._max_batch = max_batch
+        self._max_in_flight = max(1, max_in_flight)
         self._lock = threading.Lock()
         self._queue: list[_Waiter] = []
-        self._busy = False
+        self._in_flight = 0
         self.calls = 0  # ReadRows calls sent (for tests and benchmarks)
 
     def read(self, key: bytes) -> Cells | None:
         w = _Waiter(key)
         with self._lock:
-            self._queue.append(w)
-            if not self._busy:
-                self._busy = True
+            if self._in_flight < self._max_in_flight:  # then nothing is queued: slots are handed over
+                self._in_flight += 1
                 w.state = _LEAD
+            else:
+                self._queue.append(w)
         # a call ahead of ours (bounded) + our own (bounded), with margin
         max_wait = 2 * self._reader.operation_timeout + 1.0
         while w.state != _LEAD:
@@ -385,7 +503,7 @@ class _ReadCoalescer:
             with self._lock:
                 if w.state == _DONE:
                     if w.error is not None:
-                        raise ConnectionError(f"batched read failed: {type(w.error).__name__}") from w.error
+                        raise BatchFailed(f"batched read failed: {type(w.error).__name__}") from w.error
                     return w.cells
                 if w.state == _QUEUED and not signalled:  # cannot happen while reads are bounded
                     self._queue.remove(w)
@@ -395,8 +513,8 @@ class _ReadCoalescer:
 
     def _lead(self, me: _Waiter) -> Cells | None:
         with self._lock:
-            batch = self._queue[:self._max_batch]
-            del self._queue[:self._max_batch]
+            batch = [me, *self._queue[:self._max_batch - 1]]
+            del self._queue[:self._max_batch - 1]
             for w in batch:
                 w.state = _TAKEN
             self.calls += 1
@@ -410,11 +528,11 @@ class _ReadCoalescer:
         with self._lock:
             for w in batch:
                 w.cells, w.error, w.state = rows.get(w.key), error, _DONE
-            if self._queue:
-                nxt = self._queue[0]
+            if self._queue:  # the slot goes to the first queued read
+                nxt = self._queue.pop(0)
                 nxt.state = _LEAD
             else:
-                self._busy = False
+                self._in_flight -= 1
         for w in batch:
             if w is not me:
                 w.event.set()
@@ -470,16 +588,20 @@ class BigtableStore:
     ``mutate_rows`` with the same ``DirectRow`` mutations Beam's ``WriteToBigTable`` applies."""
 
     def __init__(self, project: str, instance: str, table: str, *, app_profile: str | None = None,
-                 read_timeout: float = 2.0):
+                 read_timeout: float = 2.0, channel: _Channel | None = None, batches_in_flight: int = 2):
         self._project, self._instance, self._table_id = project, instance, table
         self._app_profile = app_profile
         self._read_timeout = read_timeout
+        # ONE channel for the page reads and the readiness read, so /readyz sees what the pages see;
+        # each new channel is warmed with the readiness read before it takes over (_Channel)
+        self.channel = channel or _Channel()
         timeouts = {"app_profile": app_profile, "operation_timeout": read_timeout,
-                    "attempt_timeout": read_timeout / 2}
+                    "attempt_timeout": read_timeout / 2, "channel": self.channel}
         self._page_reader = _RowReader(project, instance, table, PAGE_FILTER, **timeouts)
-        self._pages = _ReadCoalescer(self._page_reader)
+        self._pages = _ReadCoalescer(self._page_reader, max_in_flight=batches_in_flight)
         # readiness: a point read (no tag has this key); a missing row is an answer too
         self._ping_reader = _RowReader(project, instance, table, _PING_FILTER, **timeouts)
+        self.channel.warm = lambda ch: self._ping_reader.read_many([_PING_KEY], channel=ch)
         self._data_client: BigtableDataClient | None = None
         self._data_lock = threading.Lock()
         self._writer = None  # classic client, created on first write
@@ -494,8 +616,7 @@ class BigtableStore:
         return self._data_client.get_table(self._instance, self._table_id, app_profile_id=self._app_profile)
 
     def close(self) -> None:
-        self._page_reader.close()
-        self._ping_reader.close()
+        self.channel.close()
         if self._data_client is not None:
             self._data_client.close()
 
@@ -505,6 +626,8 @@ class BigtableStore:
         page (no row, or no count/top/display cell: see :func:`is_page`)."""
         try:
             cells = self._pages.read(layout.row_key(key))
+        except BatchFailed as e:
+            raise SharedFailure(f"Bigtable read failed: {type(e.__cause__).__name__}") from e
         except _UNAVAILABLE as e:
             raise StoreUnavailable(f"Bigtable read failed: {type(e).__name__}") from e
         return document_from_cells(key, cells) if cells is not None and is_page(cells) else None
@@ -537,7 +660,7 @@ class BigtableStore:
         """Readiness: one tiny read of the table (a missing row is fine: the table answered).
         Raises StoreUnavailable."""
         try:
-            self._ping_reader.read(b"\x00readyz")
+            self._ping_reader.read(_PING_KEY)
         except _UNAVAILABLE as e:
             raise StoreUnavailable(f"Bigtable ping failed: {type(e).__name__}") from e
 

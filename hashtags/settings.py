@@ -91,7 +91,13 @@ class Settings:
     public_url: str = LOCAL_WEB_URL
     noindex: bool = False
     cache_ttl_seconds: float = 5.0
-    cache_max_entries: int = 10_000
+    # The page cache's budget per worker process (serving/cache.py: documents and rendered bodies,
+    # stale copies included), HASHTAGS_PAGE_CACHE_BYTES; terraform's page_cache_bytes sets it. 64 MiB:
+    # production runs 2 workers in a 1 GiB Cloud Run instance; a worker is ~100 MB resident before it
+    # caches anything, and the crawl test measured the RSS growth per accounted cache byte
+    # (docs/SERVING.md "Page cache"), so 2 x (100 + 64 x that) MB leaves room for the server process,
+    # request buffers and gRPC. ~1,500 tags with every representation, ~4,000 with one.
+    page_cache_bytes: int = 64 * 1024 * 1024
     browser_max_age: int = 30
     stale_while_revalidate: int = 300
     retry_after_seconds: int = 5
@@ -104,6 +110,10 @@ class Settings:
     # row open it; then no read for the cool-down, one probe read, closed again if that succeeds.
     breaker_failures: int = 5
     breaker_cool_down_seconds: float = 5.0
+    # Batched page reads in flight per process (hashtag_store.bigtable._ReadCoalescer): more than one,
+    # so a slow ReadRows delays only its own batch; few, so that batches stay large under load
+    # (docs/BENCHMARKS.md "Web tier, long tail (issue 21)").
+    read_batches_in_flight: int = 2
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     ENV_PREFIX = "HASHTAGS_"

@@ -1,65 +1,29 @@
-"""App factory: the services (settings, store, breaker, cache, templates, headers) built once, the
+"""App factory: the services (serving/services.py: settings, store, breaker, cache, templates, headers) built once, the
 tag routes (serving/views.py) in front of Flask, and the security headers on every response."""
 from __future__ import annotations
 
 import gc
 import hashlib
 import os
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from flask import Flask, Response, request
-from jinja2 import Template
+from flask import Response, request
 
 from hashtags.settings import Settings
 from serving import views
 from serving.access_log import AccessLog
-from serving.breaker import Breaker
+from serving.breaker import Breaker, Bulkhead
 from serving.cache import PageCache
 from serving.devimages import DEV_IMAGE_ORIGIN
+from serving.server import server_config
+from serving.services import HashtagsApp, Services, StoreHolder
+
+# Threads of the server's pool that store reads may not take while the store is slow (Bulkhead):
+# /healthz and cached pages always find one.
+RESERVED_THREADS = 2
 
 STATIC_MAX_AGE = 365 * 24 * 3600  # versioned URLs (?v=<content hash>): safe to cache for a year
-
-
-class StoreHolder:
-    """The BigtableStore, created by the first request of each worker process (a gRPC channel does
-    not survive fork(), and importing the app needs no credentials)."""
-
-    def __init__(self, settings: Settings, store=None):
-        self._settings = settings
-        self._store = store
-        self._lock = threading.Lock()
-
-    def get(self):
-        if self._store is None:
-            with self._lock:
-                if self._store is None:
-                    from hashtag_store import BigtableStore
-
-                    s = self._settings
-                    self._store = BigtableStore(s.project, s.bigtable_instance, s.table,
-                                                app_profile=s.app_profile)
-        return self._store
-
-
-@dataclass(frozen=True, slots=True)
-class Services:
-    """Everything a request needs, built once by :func:`create_app` (``app.services``)."""
-
-    settings: Settings
-    store: StoreHolder
-    cache: PageCache
-    breaker: Breaker
-    static_version: str  # content hash of site.css, for its versioned URL
-    security_headers: tuple[tuple[str, str], ...]
-    page_template: Template
-    error_template: Template
-
-
-class HashtagsApp(Flask):
-    services: Services
 
 
 def content_security_policy(settings: Settings) -> str:
@@ -109,8 +73,9 @@ def create_app(settings: Settings | None = None, store=None, *, clock: Callable[
     app.services = svc = Services(
         settings=settings,
         store=StoreHolder(settings, store),
-        cache=PageCache(settings.cache_max_entries, settings.cache_ttl_seconds, **timing),
+        cache=PageCache(settings.page_cache_bytes, settings.cache_ttl_seconds, **timing),
         breaker=Breaker(settings.breaker_failures, settings.breaker_cool_down_seconds, **timing),
+        bulkhead=Bulkhead(server_config(os.environ).threads - RESERVED_THREADS, **timing),
         static_version=hashlib.blake2b(css, digest_size=6).hexdigest(),
         security_headers=security_headers(settings),
         page_template=app.jinja_env.get_template("tag.html"),

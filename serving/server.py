@@ -11,9 +11,19 @@ import argparse
 import multiprocessing
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 DEFAULT_APP = "serving.wsgi:app"
+# GET /healthz is answered by granian's own static-file handler (Rust, in each worker) from
+# serving/health/index.txt ("ok"), never by a Python thread: with the store paused under load every
+# blocking thread waited on reads and /healthz took 4.0 s (issue 21), long enough for a liveness
+# probe to restart a healthy instance in the middle of an outage. It says what liveness asks: the
+# worker runs and takes requests. The Flask route of the same path answers where granian does not
+# run (tests, other servers). /readyz stays in Python: it reads the store.
+HEALTH_ROUTE = "/healthz"
+HEALTH_DIR = Path(__file__).with_name("health")
+HEALTH_FILE = "index.txt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +76,10 @@ def build_server(host: str, port: int, config: ServerConfig, app: str = DEFAULT_
         workers_kill_timeout=config.kill_timeout_s,
         log_access=False,
         factory=factory,
+        static_path_route=[HEALTH_ROUTE],
+        static_path_mount=[HEALTH_DIR],
+        static_path_dir_to_file=HEALTH_FILE,
+        static_path_expires=None,
     )
 
 

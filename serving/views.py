@@ -31,7 +31,7 @@ from serving.names import quote_key, resolve
 from serving.responses import HTML, JSON, NOT_FOUND_MAX_AGE, Reply
 
 if TYPE_CHECKING:
-    from serving.app import Services
+    from serving.services import Services
 
 log = logging.getLogger(__name__)
 OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.json").read_bytes()
@@ -191,7 +191,7 @@ def lookup(svc: Services, key: str, entry: Entry | None) -> tuple[Entry | None, 
     """(the new cache entry, "miss") after a store read; when the read fails or the circuit is open,
     (``entry``, "stale") if that expired entry is a last good copy, else (None, "none")."""
     try:
-        doc = svc.breaker.call(svc.store.get().read_page, key)
+        doc = svc.bulkhead.call(svc.breaker.call, svc.store.get().read_page, key)
     except StoreUnavailable as e:
         log.debug("store unavailable reading %r: %s", key, e)
         return (entry, "stale") if entry is not None and listed(entry.doc) else (None, "none")
@@ -272,7 +272,14 @@ def merged_slashes_location(svc: Services, path: str, query: str) -> str:
     # surrogateescape: bytes of the request path that were not UTF-8 go back out percent-encoded as
     # they came (a property test found ``//`` + such bytes raising here, i.e. a bare 500)
     location = quote(path, safe="/:@!$&'()*+,;=-._~", errors="surrogateescape")
-    return location + "?" + query if query else location
+    return location + "?" + query_as_sent(query) if query else location
+
+
+def query_as_sent(query: str) -> str:
+    """The query string's bytes (PEP 3333: latin-1-decoded) for a Location header: printable ASCII
+    as is (escapes stay escapes), any other byte percent-encoded once. Written back as the text it
+    came as, ``x=é`` went out as its UTF-8 bytes encoded again (``x=Ã©``: issue 21)."""
+    return quote(query.encode("latin-1", "replace"), safe="!#$%&'()*+,-./:;=?@[]^_`{|}~")
 
 
 class TagRouter:
@@ -319,7 +326,7 @@ def register(app: Flask, svc: Services) -> None:
     def readyz():
         """A ping through the breaker: 503 at once while the circuit is open (docs/SERVING.md)."""
         try:
-            svc.breaker.call(svc.store.get().ping)
+            svc.bulkhead.call(svc.breaker.call, svc.store.get().ping)
         except StoreUnavailable as e:
             log.warning("not ready: %s", e)
             return Response(f"store unavailable ({svc.breaker.state})\n", status=503, mimetype="text/plain",

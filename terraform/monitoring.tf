@@ -132,11 +132,15 @@ resource "google_logging_metric" "recount_drift_ratio" {
   depends_on = [google_project_service.enabled]
 }
 
-# Requests the web service answered (log event "http_request"), by the in-process cache state
-# (hit | miss | stale | none) and status: the dashboard's view of what reached Python.
+# Requests the web service logged one by one (log event "http_request"), by the in-process cache
+# state (miss | stale | none; hit only when slow) and status. Quick in-process cache hits have no line
+# of their own since issue 21: each process sums them in one "http_hits" line a minute (hits,
+# statuses, top_tags; docs/OPERATIONS.md "Web traffic and the in-process cache"), so this metric over
+# Cloud Run's request_count is the share of requests that were NOT answered from the in-process
+# cache (the dashboard's ratio chart).
 resource "google_logging_metric" "web_requests" {
   name        = "hashtags_web_requests"
-  description = "Requests answered by the web service (log event http_request), by in-process cache state and HTTP status."
+  description = "Requests the web service logged one by one (log event http_request: all but quick in-process cache hits), by in-process cache state and HTTP status."
   filter      = "jsonPayload.event=\"http_request\""
 
   metric_descriptor {
@@ -612,6 +616,8 @@ locals {
 
   streaming_job_filter = "resource.type = \"dataflow_job\" AND resource.labels.job_name = \"hashtags-streaming\""
 
+  web_logged_share_title = "Web: share of requests not answered from the in-process cache (1 - hit ratio)"
+
   # One chart per signal: [title, filter, aligner, reducer, group_by, threshold or null, y label].
   dashboard_charts = [
     ["Pub/Sub: oldest unacked message age (s)", "resource.type = \"pubsub_subscription\" AND metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\"", "ALIGN_MAX", "REDUCE_MAX", ["resource.label.subscription_id"], var.alert_oldest_unacked_seconds, "s"],
@@ -626,7 +632,7 @@ locals {
     ["Edge: requests by cache result (req/s)", "resource.type = \"https_lb_rule\" AND resource.labels.url_map_name = \"${google_compute_url_map.web.name}\" AND metric.type = \"loadbalancing.googleapis.com/https/request_count\"", "ALIGN_RATE", "REDUCE_SUM", ["metric.label.cache_result"], null, "req/s"],
     ["Cloud Run: requests by response class (req/s)", "${local.web_revision_filter} AND metric.type = \"run.googleapis.com/request_count\"", "ALIGN_RATE", "REDUCE_SUM", ["metric.label.response_code_class"], null, "req/s"],
     ["Cloud Run: p99 latency (ms)", "${local.web_revision_filter} AND metric.type = \"run.googleapis.com/request_latencies\"", "ALIGN_DELTA", "REDUCE_PERCENTILE_99", ["resource.label.service_name"], var.alert_web_p99_latency_ms, "ms"],
-    ["Web: requests by in-process cache state (req/s)", "metric.type = \"logging.googleapis.com/user/${google_logging_metric.web_requests.name}\"", "ALIGN_RATE", "REDUCE_SUM", ["metric.label.cache"], null, "req/s"],
+    ["Web: requests not answered from the in-process cache, by cache state (req/s)", "metric.type = \"logging.googleapis.com/user/${google_logging_metric.web_requests.name}\"", "ALIGN_RATE", "REDUCE_SUM", ["metric.label.cache"], null, "req/s"],
     ["Bigtable: CPU load per cluster", "${local.bigtable_filter} AND metric.type = \"bigtable.googleapis.com/cluster/cpu_load\"", "ALIGN_MEAN", "REDUCE_MAX", ["resource.label.cluster"], var.alert_bigtable_cpu, "fraction"],
     ["Bigtable: hottest node CPU", "${local.bigtable_filter} AND metric.type = \"bigtable.googleapis.com/cluster/cpu_load_hottest_node\"", "ALIGN_MEAN", "REDUCE_MAX", ["resource.label.cluster"], var.alert_bigtable_hottest_node_cpu, "fraction"],
     ["Bigtable: storage utilisation", "${local.bigtable_filter} AND metric.type = \"bigtable.googleapis.com/cluster/storage_utilization\"", "ALIGN_MEAN", "REDUCE_MAX", ["resource.label.cluster"], var.alert_bigtable_storage, "fraction"],
@@ -638,7 +644,7 @@ resource "google_monitoring_dashboard" "hashtags" {
     displayName = "Hashtags (${var.environment})"
     mosaicLayout = {
       columns = 12
-      tiles = [
+      tiles = concat([
         for i, c in local.dashboard_charts : {
           xPos   = (i % 2) * 6
           yPos   = floor(i / 2) * 4
@@ -666,7 +672,34 @@ resource "google_monitoring_dashboard" "hashtags" {
             }
           }
         }
-      ]
+        ], [{
+          # 1 - this = the in-process cache hit ratio: quick hits are the requests without a line
+          xPos   = (length(local.dashboard_charts) % 2) * 6
+          yPos   = floor(length(local.dashboard_charts) / 2) * 4
+          width  = 6
+          height = 4
+          widget = {
+            title = local.web_logged_share_title
+            xyChart = {
+              dataSets = [{
+                plotType = "LINE"
+                timeSeriesQuery = {
+                  timeSeriesFilterRatio = {
+                    numerator = {
+                      filter      = "${local.web_revision_filter} AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.web_requests.name}\""
+                      aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_RATE", crossSeriesReducer = "REDUCE_SUM", groupByFields = [] }
+                    }
+                    denominator = {
+                      filter      = "${local.web_revision_filter} AND metric.type = \"run.googleapis.com/request_count\""
+                      aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_RATE", crossSeriesReducer = "REDUCE_SUM", groupByFields = [] }
+                    }
+                  }
+                }
+              }]
+              yAxis = { label = "share", scale = "LINEAR" }
+            }
+          }
+      }])
     }
   })
 

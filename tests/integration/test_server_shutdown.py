@@ -30,7 +30,8 @@ def test_sigterm_with_idle_keep_alive_connections_exits_cleanly_within_cloud_run
         idle = []
         for _ in range(50):
             s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            # a page (the app's threads, Content-Length): /healthz is granian's, chunked
+            s.sendall(b"GET /tags/love HTTP/1.1\r\nHost: test\r\n\r\n")
             assert read_response(s).startswith(b"HTTP/1.1 200")
             idle.append(s)  # kept alive, now idle
         srv.proc.send_signal(signal.SIGTERM)

@@ -93,3 +93,24 @@ def running_server(factory: str = "memory_app", env: dict[str, str] | None = Non
                 proc.wait(5)
         if log:
             out.close()
+
+
+def worker_pids(server: Server) -> list[int]:
+    """The server's worker processes (children of the granian main process)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server.proc.pid:
+            pids.append(int(stat.parent.name))
+    return sorted(pids)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of ``pid`` (VmRSS in /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")

@@ -66,12 +66,13 @@ def lines():
     LOGGER.propagate = old[1]
 
 
-def test_one_line_per_request_with_status_latency_cache_tag_and_trace(app, lines):
+def test_one_line_per_request_with_status_latency_cache_tag_and_trace(app, lines, clock):
     client = app.test_client()
     r1 = client.get("/tags/love", headers={"X-Cloud-Trace-Context": f"{TRACE_ID}/1;o=1",
                                            "User-Agent": "probe/1.0"})
+    clock.now += 10
     r2 = client.get("/api/tags/love", headers={"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-00"})
-    assert (r1.status_code, r1.headers["X-Cache"], r2.headers["X-Cache"]) == (200, "miss", "hit")
+    assert (r1.status_code, r1.headers["X-Cache"], r2.headers["X-Cache"]) == (200, "miss", "miss")
     first, second = lines()
     assert first["event"] == second["event"] == "http_request"
     assert first["severity"] == "INFO" and first["message"] == "GET /tags/love 200"
@@ -84,7 +85,7 @@ def test_one_line_per_request_with_status_latency_cache_tag_and_trace(app, lines
     assert first["logging.googleapis.com/trace"] == f"projects/{PROJECT}/traces/{TRACE_ID}"
     assert first["logging.googleapis.com/spanId"] == "0000000000000001"
     assert first["logging.googleapis.com/trace_sampled"] is True
-    assert (second["cache"], second["tag"], second["httpRequest"]["status"]) == ("hit", "love", 200)
+    assert (second["cache"], second["tag"], second["httpRequest"]["status"]) == ("miss", "love", 200)
     assert second["logging.googleapis.com/trace"] == f"projects/{PROJECT}/traces/{TRACE_ID}"
     assert second["logging.googleapis.com/spanId"] == "00f067aa0ba902b7"
     assert second["logging.googleapis.com/trace_sampled"] is False
@@ -99,8 +100,8 @@ def _log_call_line() -> int:
     return first + offset
 
 
-def test_the_json_line_is_exactly_these_fields_for_a_miss_and_a_hit_with_either_trace_header(
-        app, lines, monkeypatch):
+def test_the_json_line_is_exactly_these_fields_for_two_misses_with_either_trace_header(
+        app, lines, monkeypatch, clock):
     """The whole parsed line, value by value (the form issue 10's metrics and Cloud Logging read;
     the same dict the line parsed to before the request log was made cheaper, 2026-12-01)."""
     ticks = itertools.count()
@@ -108,6 +109,7 @@ def test_the_json_line_is_exactly_these_fields_for_a_miss_and_a_hit_with_either_
     client = app.test_client()
     client.get("/tags/love", headers={"X-Cloud-Trace-Context": f"{TRACE_ID}/1;o=1", "User-Agent": "probe/1.0",
                                       "X-Forwarded-For": "203.0.113.9, 10.0.0.1"})
+    clock.now += 10  # expired: the second request is a miss too (hits get no line: next test)
     client.get("/api/tags/love?x=1", headers={"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01",
                                               "X-Forwarded-Proto": "https", "User-Agent": "probe/2.0"})
     client.get("/healthz", headers={"User-Agent": "probe/3.0"})
@@ -123,7 +125,7 @@ def test_the_json_line_is_exactly_these_fields_for_a_miss_and_a_hit_with_either_
          "logging.googleapis.com/spanId": "0000000000000001",
          "httpRequest": {"requestMethod": "GET", "requestUrl": "http://localhost/tags/love", "status": 200,
                          "latency": "0.250000s", "userAgent": "probe/1.0", "remoteIp": "203.0.113.9"}},
-        {**common, "cache": "hit", "tag": "love", "message": "GET /api/tags/love 200",
+        {**common, "cache": "miss", "tag": "love", "message": "GET /api/tags/love 200",
          "logging.googleapis.com/spanId": "00f067aa0ba902b7",
          "httpRequest": {"requestMethod": "GET", "requestUrl": "https://localhost/api/tags/love?x=1",
                          "status": 200, "latency": "0.250000s", "userAgent": "probe/2.0", "remoteIp": "127.0.0.1"}},
@@ -256,3 +258,67 @@ def test_any_request_through_the_real_app_gives_exactly_one_json_line_with_its_s
     assert line["httpRequest"]["status"] == int(seen[0][:3]) and line["httpRequest"]["requestMethod"] == method
     assert line["cache"] in ("hit", "miss", "stale", "none")
     assert line["tag"] == tag_of(line["message"].split(" ", 1)[1].rsplit(" ", 1)[0])
+
+
+FORGED = "/tags/x\nFAKE LINE\r\x00\x1b[2J\xe2\x80\xa8end"  # PATH_INFO (latin-1 text) of /tags/x%0aFAKE%20LINE%0d%00%1b[2J%e2%80%a8end
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_log_lines_cannot_be_forged_in_either_format(app, fmt):
+    """A path (and query, user agent, forwarded address) with line breaks, NUL or escape bytes
+    writes ONE line, the characters percent-encoded, in the JSON (Cloud Run) and the text format."""
+    stream = io.StringIO()
+    handler = logs.json_handler("web", stream, PROJECT) if fmt == "json" else logs.text_handler(stream)
+    old = (LOGGER.level, LOGGER.propagate)
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.INFO)
+    LOGGER.propagate = False
+    try:
+        app.test_client().get("/", environ_overrides={
+            "PATH_INFO": FORGED, "QUERY_STRING": "q=\n2", "HTTP_USER_AGENT": "ua\x00\x7f",
+            "HTTP_X_FORWARDED_FOR": "1.2.3.4\nFAKE"})
+    finally:
+        LOGGER.removeHandler(handler)
+        LOGGER.setLevel(old[0])
+        LOGGER.propagate = old[1]
+    out = stream.getvalue()
+    assert out.count("\n") == 1 and out.endswith("\n") and "\x00" not in out and "\r" not in out
+    assert "\x1b" not in out and "\u2028" not in out and "\x7f" not in out
+    escaped = "/tags/x%0AFAKE LINE%0D%00%1B[2J%E2%80%A8end"
+    if fmt == "json":
+        line = json.loads(out)
+        assert line["message"] == f"GET {escaped} 404"
+        assert line["httpRequest"]["requestUrl"] == f"http://localhost{escaped}?q=%0A2"
+        assert line["httpRequest"]["userAgent"] == "ua%00%7F"
+        assert line["httpRequest"]["remoteIp"] == "1.2.3.4%0AFAKE"
+    else:
+        assert f"GET {escaped} 404 | " in out and "userAgent=ua%00%7F" in out
+
+
+def test_quick_cache_hits_are_summed_in_one_line_per_minute_not_logged_one_by_one(store, lines):
+    """Hits (X-Cache: hit, below 500, quicker than SLOW_SECONDS) get no http_request line: the
+    process counts them and writes one http_hits line when the minute is over, by status and tag."""
+    ticks = Clock()
+    summary = access_log.HitSummary(clock=ticks)
+    app = create_app(Settings(project=PROJECT), store, clock=Clock())  # the cache's time stands still
+    app.wsgi_app.summary = summary  # the AccessLog (outermost)
+    c = app.test_client()
+    assert c.get("/tags/love").headers["X-Cache"] == "miss"
+    for path in ["/tags/love"] * 5 + ["/api/tags/love"] * 3 + ["/api/v1/tags/love"]:
+        assert c.get(path).headers["X-Cache"] == "hit"
+    c.get("/tags/nothing")  # a miss: 404, logged
+    c.get("/tags/nothing")  # a cached 404: counted
+    c.get("/tags/love", headers={"If-None-Match": f'"{c.get("/tags/love").headers["ETag"][1:-1]}"'})  # 304 hit
+    assert [(l["event"], l["cache"], l["httpRequest"]["status"]) for l in lines()] == [
+        ("http_request", "miss", 200), ("http_request", "miss", 404)]
+    ticks.now += 60
+    c.get("/tags/love")  # the first hit after the minute writes the summary
+    summaries = [l for l in lines() if l["event"] == "http_hits"]
+    assert len(summaries) == 1
+    s = summaries[0]
+    assert (s["hits"], s["statuses"], s["tags"], s["other_tags"]) == (13, {"200": 11, "304": 1, "404": 1}, 2, 0)
+    assert s["top_tags"] == [{"tag": "love", "hits": 12}, {"tag": "nothing", "hits": 1}]
+    assert s["window_seconds"] == 60 and s["message"] == "13 cache hits in 60 s" and s["severity"] == "INFO"
+    c.get("/tags/love")
+    app.wsgi_app.flush()  # at exit: the rest
+    assert [l["hits"] for l in lines() if l["event"] == "http_hits"] == [13, 1]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from google.cloud.bigtable_v2.types import RowFilter
 
-from hashtag_store.bigtable import (PAGE_FILTER, InvalidChunk, _ReadCoalescer, _RequestPb, _ResponsePb,
+from hashtag_store.bigtable import (PAGE_FILTER, BatchFailed, InvalidChunk, _ReadCoalescer, _RequestPb, _ResponsePb,
                                     document_from_cells, is_page, merge_rows, read_rows_request)
 from hashtags import layout
 from hashtags.layout import TopPost
@@ -258,7 +258,7 @@ def test_concurrent_reads_share_calls_and_each_gets_its_own_row():
 
 def test_a_failed_call_fails_its_batch_only_and_the_next_reads_go_on():
     reader = SlowReader(delay=0.05, fail_keys={b"bad"})
-    c = _ReadCoalescer(reader)
+    c = _ReadCoalescer(reader, max_in_flight=1)
     outcomes = {}
 
     def go(k):
@@ -276,10 +276,28 @@ def test_a_failed_call_fails_its_batch_only_and_the_next_reads_go_on():
     for t in [first, *rest]:
         t.join(10)
     assert outcomes[b"first"] == [("f", b"q", 0, b"first")]
-    assert isinstance(outcomes[b"bad"], (ConnectionError, TimeoutError))
-    assert isinstance(outcomes[b"good"], (ConnectionError, TimeoutError))  # same call as "bad"
+    # the read that sent the call gets its error; the other read of the batch shares it
+    assert isinstance(outcomes[b"bad"], TimeoutError) and not isinstance(outcomes[b"bad"], BatchFailed)
+    assert isinstance(outcomes[b"good"], BatchFailed) and outcomes[b"good"].__cause__ is outcomes[b"bad"]
     assert reader.calls == [[b"first"], [b"bad", b"good"]]
     assert c.read(b"after") == [("f", b"q", 0, b"after")]  # not stuck
+
+
+def test_calls_go_in_parallel_up_to_max_in_flight_then_queue():
+    reader = SlowReader(delay=0.2)
+    c = _ReadCoalescer(reader, max_in_flight=3)
+    threads = [threading.Thread(target=c.read, args=(f"k{i}".encode(),)) for i in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)  # the three are in flight at once, none waited for another
+    assert len(reader.calls) == 3
+    queued = [threading.Thread(target=c.read, args=(f"q{i}".encode(),)) for i in range(5)]
+    for t in queued:
+        t.start()
+    for t in [*threads, *queued]:
+        t.join(10)
+    assert sorted(map(len, reader.calls[3:]))[-1] >= 2  # the queued reads went in shared calls
+    assert sum(map(len, reader.calls)) == 8 and c._in_flight == 0
 
 
 def test_no_credentials_outside_the_emulator_is_store_unavailable(monkeypatch, tmp_path):

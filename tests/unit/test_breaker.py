@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from hashtag_store import StoreUnavailable
-from serving.breaker import Breaker, CircuitOpen
+from hashtag_store import SharedFailure, StoreUnavailable
+from serving.breaker import Breaker, Bulkhead, CircuitOpen, StoreBusy
 from tests.conftest import Clock
 
 
@@ -114,3 +114,69 @@ def test_other_exceptions_are_no_verdict_and_free_the_probe():
 
 def _raise():
     raise StoreUnavailable("down")
+
+
+def shared_failure():
+    raise SharedFailure("my batch failed")
+
+
+def test_a_shared_failure_is_no_verdict_except_for_the_probe():
+    clock = Clock()
+    b = Breaker(2, 10.0, clock)
+    for _ in range(10):  # the pages that waited on one failed call
+        with pytest.raises(SharedFailure):
+            b.call(shared_failure)
+    assert b.state == "closed"
+    store = Store()
+    store.down = True
+    for _ in range(2):
+        with pytest.raises(StoreUnavailable):
+            b.call(store.read)
+    assert b.state == "open"
+    clock.now += 10
+    with pytest.raises(SharedFailure):
+        b.call(shared_failure)  # the probe's own read failed: open again
+    assert b.state == "open"
+
+
+def test_bulkhead_refuses_at_once_when_full_and_the_store_is_slow():
+    clock = Clock()
+    bh = Bulkhead(2, slow=0.1, clock=clock)
+    entered, release = threading.Barrier(3), threading.Event()
+
+    def stuck():
+        entered.wait(5)
+        release.wait(10)
+        return "late"
+
+    threads = [threading.Thread(target=bh.call, args=(stuck,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    entered.wait(5)  # both slots held
+    clock.now += 0.1  # ... for as long as "slow"
+    calls = []
+    with pytest.raises(StoreBusy):
+        bh.call(lambda: calls.append(1))
+    assert calls == [] and bh.refused == 1
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert bh.call(lambda: "now") == "now"  # slots free again
+
+
+def test_bulkhead_waits_for_a_slot_while_reads_are_quick():
+    clock = Clock()
+    bh = Bulkhead(1, slow=5.0, clock=clock)
+    entered, release = threading.Event(), threading.Event()
+
+    def held():
+        entered.set()
+        release.wait(10)
+        return "first"
+
+    t = threading.Thread(target=bh.call, args=(held,))
+    t.start()
+    entered.wait(5)
+    threading.Timer(0.05, release.set).start()  # the slot frees while the second call waits
+    assert bh.call(lambda: "second") == "second" and bh.refused == 0
+    t.join(10)

@@ -185,6 +185,17 @@ def test_duplicate_slashes_redirect_to_the_canonical_path(client, fake_store, pa
     assert q.headers["Location"] == location + "?utm=1"
 
 
+@pytest.mark.parametrize("query, location", [
+    ("x=%C3%A9", "/tags/love?x=%C3%A9"),  # escapes stay as sent
+    ("x=\xc3\xa9", "/tags/love?x=%C3%A9"),  # raw UTF-8 bytes (PEP 3333: latin-1 text): encoded once
+    ("a=1&b=/?c", "/tags/love?a=1&b=/?c"),
+    ("x=\x80 y\"<", "/tags/love?x=%80%20y%22%3C"),
+])
+def test_duplicate_slash_redirect_keeps_the_query_as_sent(client, query, location):
+    r = client.get("/", environ_overrides={"PATH_INFO": "//tags/love", "QUERY_STRING": query})
+    assert (r.status_code, r.headers["Location"]) == (301, location)
+
+
 def test_head_sends_the_headers_of_get_without_a_body(client):
     get, head = client.get("/tags/love"), client.head("/tags/love")
     assert head.status_code == 200 and head.data == b""
@@ -381,7 +392,11 @@ def test_unknown_tags_are_cached_too(fake_store, client, clock):
 def test_cache_is_bounded(fake_store, clock):
     for k in ("a", "b", "c"):
         fake_store.docs[k] = doc(k, k, 1)
-    app = create_app(Settings(cache_max_entries=2), fake_store, clock=clock)
+    probe = create_app(Settings(), fake_store, clock=clock)
+    probe.test_client().get("/tags/a")
+    one = probe.services.cache.bytes  # one entry with its HTML body
+    fake_store.reads.clear()
+    app = create_app(Settings(page_cache_bytes=2 * one + one // 2), fake_store, clock=clock)
     c = app.test_client()
     for k in ("a", "b", "c", "a"):
         c.get(f"/tags/{k}")

@@ -393,6 +393,26 @@ def test_log_based_metrics_filter_on_the_fixed_log_events(model):
     assert "dry_run=true" in model["locals"]["recount_run_filter"], "a dry run writes no base"
 
 
+def test_web_request_metric_and_hit_ratio_chart_match_what_the_request_log_writes(model):
+    """Since issue 21 quick in-process cache hits have no http_request line (serving/access_log.py
+    sums them in http_hits lines): the web_requests metric counts the rest, and the dashboard's hit
+    ratio is 1 - web_requests / Cloud Run's request_count, both on the web service's revisions."""
+    from serving.access_log import HTTP_HITS, SLOW_SECONDS
+    from hashtag_ops.logs import HTTP_REQUEST
+
+    web = model["resource"]["google_logging_metric"]["web_requests"]
+    assert web["filter"] == f'jsonPayload.event="{HTTP_REQUEST}"'
+    assert web["label_extractors"] == {"cache": "EXTRACT(jsonPayload.cache)", "status": "EXTRACT(httpRequest.status)"}
+    dashboard = model["resource"]["google_monitoring_dashboard"]["hashtags"]["dashboard_json"]
+    ratio = dashboard[dashboard.index("timeSeriesFilterRatio"):]
+    numerator, denominator = ratio.split("denominator", 1)
+    assert "google_logging_metric.web_requests.name" in numerator and "local.web_revision_filter" in numerator
+    assert 'run.googleapis.com/request_count' in denominator and "local.web_revision_filter" in denominator
+    assert "hit ratio" in model["locals"]["web_logged_share_title"]
+    runbook = RUNBOOK.read_text()
+    assert HTTP_HITS in runbook and "top_tags" in runbook and f"{SLOW_SECONDS} s" in runbook
+
+
 def test_no_new_base_alert_looks_back_36_hours_and_fires_without_any_series(model):
     assert model["variable"]["recount_max_base_age_hours"]["default"] == 36
     kind, body = condition_kind(conditions(policies(model)["recount_stale"])[0])
