@@ -20,7 +20,6 @@ import sys
 from typing import NamedTuple
 
 import apache_beam as beam
-from apache_beam.io.gcp.bigtableio import WriteToBigTable
 from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubSub
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
@@ -29,6 +28,7 @@ from apache_beam.transforms import trigger, window
 from hashtags import settings
 from pipelines.options import StreamingOptions, event_bounds
 from pipelines.archive import ArchiveEvents
+from pipelines.bigtable_write import WriteRows
 from pipelines.streaming import HourCountRow, TopPostsRow, WindowedTagCounts
 from pipelines.transforms import DEAD, ParsePostEvents, ParseTopPosts, dead_letter
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 def build(p: beam.Pipeline, opts: StreamingOptions, project: str) -> None:
     bt = dict(project_id=opts.bigtable_project or project, instance_id=opts.bigtable_instance,
-              table_id=opts.bigtable_table)
+              table_id=opts.bigtable_table, app_profile_id=opts.bigtable_app_profile)
     if opts.read in ("all", "post-events"):
         if not opts.post_events_subscription:
             raise SystemExit("--post_events_subscription is required")
@@ -137,7 +137,7 @@ def build_post_events(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> Non
             late_trigger=trigger.AfterProcessingTime(opts.late_firing_seconds))
         | "HourRows" >> beam.ParDo(HourCountRow(opts.count_generation)).with_outputs(DEAD, main="rows")
     )
-    rows.rows | "WriteCounts" >> WriteToBigTable(**bt)
+    rows.rows | "WriteCounts" >> WriteRows(**bt)
     dead = [*posts.dead, rows[DEAD]]
     if opts.archive_path:
         archived = posts.events | "Archive" >> ArchiveEvents(
@@ -152,7 +152,7 @@ def build_top_posts(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> None:
                                                 with_attributes=True)
            | "ParseTopPosts" >> ParseTopPosts(bounds=event_bounds(opts)))
     rows = top.updates | "TopRows" >> beam.ParDo(TopPostsRow()).with_outputs(DEAD, main="rows")
-    rows.rows | "WriteTopPosts" >> WriteToBigTable(**bt)
+    rows.rows | "WriteTopPosts" >> WriteRows(**bt)
     write_dead_letters((top.dead, rows[DEAD]), opts.top_posts_dlq_topic, "TopPosts")
 
 
@@ -185,6 +185,7 @@ def start_fields(argv: list[str], result) -> dict:
             "post_events_subscription": opts.post_events_subscription,
             "top_posts_subscription": opts.top_posts_subscription,
             "bigtable": f"{opts.bigtable_instance}/{opts.bigtable_table}",
+            "bigtable_app_profile": opts.bigtable_app_profile,
             "event_time_floor": opts.event_time_floor, "max_future_skew_seconds": opts.max_future_skew_seconds}
 
 

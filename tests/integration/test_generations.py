@@ -1,7 +1,7 @@
 """Count generations on the emulator: a relaunch in the middle of an hour keeps every total exact.
 
 Two jobs of the streaming job's real count path (``ParsePostEvents`` → ``WindowedTagCounts`` →
-``HourCountRow(generation)`` → Beam's ``WriteToBigTable``) share hours: job A (generation 0) reads
+``HourCountRow(generation)`` → ``pipelines.bigtable_write.WriteRows``) share hours: job A (generation 0) reads
 the events up to 10:30 and is drained (its TestStream ends: every open window fires, as a Dataflow
 drain does); job B (generation 1) is the relaunch and reads the events after that, some in the
 same 10:00 hour, one of them late for it, a delete of a post job A counted. Job B starts with empty
@@ -20,7 +20,6 @@ import datetime as dt
 
 import apache_beam as beam
 import pytest
-from apache_beam.io.gcp.bigtableio import WriteToBigTable
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
@@ -28,6 +27,7 @@ from apache_beam.transforms import trigger
 from google.cloud import bigtable
 
 from hashtags import layout
+from pipelines.bigtable_write import WriteRows
 from pipelines.streaming import HourCountRow, WindowedTagCounts
 from pipelines.transforms import DEAD, ParsePostEvents
 from tests.conftest import INSTANCE, PROJECT
@@ -91,7 +91,7 @@ def run_job(stream: TestStream, table: str, generation: int) -> None:
         rows = ((p | stream | ParsePostEvents()).events
                 | WindowedTagCounts(late_trigger=trigger.AfterCount(1))
                 | beam.ParDo(HourCountRow(generation)).with_outputs(DEAD, main="rows"))
-        rows.rows | WriteToBigTable(project_id=PROJECT, instance_id=INSTANCE, table_id=table)
+        rows.rows | WriteRows(PROJECT, INSTANCE, table)
 
 
 def read_cells(table: str) -> dict[int, dict[str, dict[dt.datetime, list[int]]]]:

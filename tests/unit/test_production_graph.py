@@ -31,7 +31,9 @@ from apache_beam.options.pipeline_options import SetupOptions, WorkerOptions
 from apache_beam.portability.api import beam_runner_api_pb2 as pb
 from apache_beam.runners.dataflow.internal import apiclient
 
+from hashtags import settings
 from pipelines import streaming_main
+from pipelines.bigtable_write import _WriteRowsFn
 from pipelines.streaming import HourCountRow
 from pipelines.transforms import ParsePostEventsFn
 
@@ -47,6 +49,7 @@ JOB_ARGS = [  # what terraform/dataflow.tf passes as Flex Template parameters
     f"--post_events_dlq_topic={TOPIC}/post-events-dlq", f"--top_posts_dlq_topic={TOPIC}/top-posts-dlq",
     "--archive_path=gs://hashtags-prod-hashtags-archive/post-events",
     "--count_generation=7",
+    f"--bigtable_app_profile={settings.WRITER_APP_PROFILE}",
 ]
 DATAFLOW_ARGS = [
     "--runner=DataflowRunner", f"--project={PROJECT}", "--region=us-central1",
@@ -117,6 +120,39 @@ def test_production_graph_reads_event_time_and_event_id(no_gcs):
     assert apiclient.get_container_image_from_options(p.options) == IMAGE
     setup = p.options.view_as(SetupOptions)
     assert (setup.setup_file, setup.requirements_file) == (None, None)
+
+
+def bigtable_writes(p: beam.Pipeline) -> dict[str, tuple]:
+    """Every Bigtable write step of the graph: its name → (table, app profile). Beam's own writer
+    (``_BigTableWriteFn``, which cannot take a profile) is reported too, with profile ``None``."""
+    from apache_beam.io.gcp.bigtableio import _BigTableWriteFn
+
+    found = {}
+
+    class Visitor(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            fn = getattr(node.transform, "fn", None)
+            if isinstance(fn, _WriteRowsFn):
+                found[node.full_label] = (fn.table_id, fn.app_profile_id)
+            elif isinstance(fn, _BigTableWriteFn):
+                found[node.full_label] = (fn.beam_options["table_id"], None)
+
+    p.visit(Visitor())
+    return found
+
+
+def test_production_graph_writes_bigtable_through_the_single_cluster_writer_profile(no_gcs):
+    """DESIGN.md "Bigtable routing": every write of the streaming job names the writer profile."""
+    p = streaming_main.make_pipeline(DATAFLOW_ARGS + JOB_ARGS)
+    assert settings.WRITER_APP_PROFILE == "writer"
+    assert bigtable_writes(p) == {"WriteCounts/Mutate": ("hashtags", "writer"),
+                                  "WriteTopPosts/Mutate": ("hashtags", "writer")}
+
+
+def test_local_graph_writes_through_the_default_profile():
+    """The emulator has no app profiles: locally no profile is passed unless asked for."""
+    p = streaming_main.make_pipeline(LOCAL_ARGS + [a for a in JOB_ARGS if "app_profile" not in a])
+    assert set(bigtable_writes(p).values()) == {("hashtags", None)}
 
 
 def test_without_dry_run_the_constructor_would_ask_gcs(no_gcs):
