@@ -16,6 +16,7 @@ the runner, decided in ONE place: :func:`read_post_events`.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from typing import NamedTuple
 
@@ -26,6 +27,7 @@ from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
 from apache_beam.transforms import trigger, window
 
 from hashtags import settings
+from pipelines import local_reader
 from pipelines.options import StreamingOptions, event_bounds
 from pipelines.archive import ArchiveEvents
 from pipelines.bigtable_write import WriteRows
@@ -162,6 +164,8 @@ def make_pipeline(argv: list[str] | None = None) -> beam.Pipeline:
     project = options.view_as(GoogleCloudOptions).project or settings.LOCAL_PROJECT
     options.view_as(GoogleCloudOptions).project = project
     p = beam.Pipeline(options=options)
+    if not on_dataflow(p):
+        local_reader.install()  # a stoppable local read that takes big messages (its module doc)
     build(p, options.view_as(StreamingOptions), project)
     return p
 
@@ -194,15 +198,32 @@ def main(argv: list[str] | None = None) -> int:
 
     logs.setup("streaming")
     argv = sys.argv[1:] if argv is None else argv
-    result = run(argv)
+    p = make_pipeline(argv)
+    local = not on_dataflow(p)
+    if local:
+        # SIGTERM (devstack's stop, `make relaunch`) and Ctrl-C: stop pulling, fire every open
+        # window, write the archive, then exit (pipelines/local_reader.py). A second signal is
+        # the same request: a job that must die now gets SIGKILL.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, _frame: _stop_locally(signum))
+    result = p.run()
     logs.log_event(log, logs.STREAMING_JOB_START, f"streaming job started ({type(result).__name__}); waiting",
                    **start_fields(argv, result))
     try:
         result.wait_until_finish()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Dataflow launcher only: the local job handles SIGINT above
         log.info("cancelling")
         result.cancel()
+        return 0
+    if local:
+        log.info("streaming job stopped: everything it pulled was written")
     return 0
+
+
+def _stop_locally(signum: int) -> None:
+    log.info("%s: stopping the local job (no more pulls; flushing open windows and the archive)",
+             signal.Signals(signum).name)
+    local_reader.request_stop()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,11 @@ window state, so its 10:00 cell holds only what it saw. Totals are read through
 """
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import json
+import time
+from pathlib import Path
 
 import apache_beam as beam
 import pytest
@@ -94,9 +98,9 @@ def run_job(stream: TestStream, table: str, generation: int) -> None:
         rows.rows | WriteRows(PROJECT, INSTANCE, table)
 
 
-def read_cells(table: str) -> dict[int, dict[str, dict[dt.datetime, list[int]]]]:
+def read_cells(table: str, project: str = PROJECT) -> dict[int, dict[str, dict[dt.datetime, list[int]]]]:
     """generation → row → hour → every stored version (no version filter)."""
-    tbl = bigtable.Client(project=PROJECT).instance(INSTANCE).table(table)
+    tbl = bigtable.Client(project=project).instance(INSTANCE).table(table)
     out: dict[int, dict[str, dict[dt.datetime, list[int]]]] = {}
     for row in tbl.read_rows():
         for qualifier, cells in row.cells.get(layout.FAMILY_COUNTS, {}).items():
@@ -160,3 +164,97 @@ def test_a_replay_within_one_generation_is_idempotent(store, table_name):
     assert totals(store) == EXPECTED
     assert read_cells(table_name) == first
     assert single(first[1]) == CELLS_B
+
+
+# ---- the same relaunch through the RUNNING local job (issue 20): stop mid-stream, flush, relaunch --
+DRILL_EVENTS = 1_000
+DRILL_RATE = 100.0  # events/s, the issue's drill
+DRILL_TAGS = 5
+
+
+def drill_messages(now: dt.datetime) -> list[tuple[bytes, dict]]:
+    """DRILL_EVENTS published posts, each with #drill and one of #drill0..4, timed a minute ago."""
+    from hashtags import messages
+
+    when = messages.format_time(now - dt.timedelta(minutes=1))
+    out = []
+    for i in range(DRILL_EVENTS):
+        body = {"event": "published", "post_id": f"d{i}", "user_id": f"u{i % 17}",
+                "caption": f"#drill #drill{i % DRILL_TAGS}", "image_url": f"https://img.example/d{i}.jpg",
+                "event_time": when}
+        out.append((json.dumps(body).encode(), {"event_time": when, "event_id": f"d{i}"}))
+    return out
+
+
+def archived_post_ids(root: Path) -> collections.Counter:
+    from hashtags import archive
+
+    ids: collections.Counter = collections.Counter()
+    for pattern in archive.partition_glob(str(root)):
+        for f in Path("/").glob(pattern.lstrip("/")):
+            ids.update(json.loads(line)["post_id"] for line in f.read_bytes().split(b"\n") if line)
+    return ids
+
+
+@pytest.mark.slow
+def test_a_local_job_stopped_mid_stream_and_relaunched_loses_nothing(pubsub_emulator, bigtable_emulator, tmp_path):
+    """The drill of issue 20 on the real local job (a subprocess on the emulators): events at
+    100/s, SIGTERM to the job mid-stream (it stops pulling, fires its open windows, writes its
+    archive, exits), relaunch on generation 1 through devstack's relaunch: every event counted once
+    the new job caught up, and every event in the archive."""
+    import threading
+    import uuid
+
+    from devstack import processes
+    from devstack.resources import ensure_all
+    from hashtag_store import BigtableStore
+    from hashtags.settings import Settings
+    from tests.integration.local_job import stop_jobs, wait_for
+
+    s = Settings(project="drill-hashtags", bigtable_instance=INSTANCE, table="t" + uuid.uuid4().hex[:10])
+    ensure_all(s)
+    env = processes.emulator_env(pubsub_emulator.address, bigtable_emulator.address)
+    archive, log_a, log_b = tmp_path / "archive", tmp_path / "job-a.log", tmp_path / "job-b.log"
+    job = processes.start_streaming_job(s, archive, log_a, env, 2, read="post-events", generation=0)
+    store = BigtableStore(s.project, s.bigtable_instance, s.table)
+    expected = {"drill": DRILL_EVENTS, **{f"drill{k}": DRILL_EVENTS // DRILL_TAGS for k in range(DRILL_TAGS)}}
+
+    def totals():
+        return {t: (d.total_posts if (d := store.read_page(t)) else None) for t in expected}
+
+    msgs = drill_messages(dt.datetime.now(UTC))
+    new = None
+    try:
+        wait_for(lambda: ("streaming job started" in log_a.read_text(), None), 120, "job A to start", log_a)
+        publisher = threading.Thread(target=_publish_at_rate, args=(s, msgs))
+        publisher.start()
+        wait_for(lambda: ((n := (totals()["drill"] or 0)) > 0, n), 60, "job A to count something", log_a)
+        time.sleep(2)  # mid-stream: job A holds pulled events in open windows and archive panes
+        clean, new = processes.relaunch_streaming_job(job, s, archive, log_b, env, generation=1,
+                                                      read="post-events", early_firing_seconds=2)
+        assert clean and job.returncode == 0, log_a.read_text()[-3000:]
+        counted_by_a = totals()["drill"]
+        assert 0 < counted_by_a < DRILL_EVENTS  # stopped mid-stream, and what it took is written
+        assert "everything it pulled was written" in log_a.read_text()
+        publisher.join()
+        wait_for(lambda: (totals() == expected, totals()), 180, "exact totals after the relaunch", log_b)
+    finally:
+        stop_jobs([p for p in (job, new) if p is not None])
+    cells = read_cells(s.table, s.project)
+    assert set(cells) == {0, 1}  # both generations wrote: the relaunch overwrote nothing
+    ids = archived_post_ids(archive)
+    assert set(ids) == {f"d{i}" for i in range(DRILL_EVENTS)}
+
+
+def _publish_at_rate(s, msgs) -> None:
+    """Ten messages per request, ten requests a second."""
+    from google.cloud import pubsub_v1
+
+    client = pubsub_v1.PublisherClient()
+    topic = s.topic_path(s.post_events_topic)
+    start = time.monotonic()
+    for i in range(0, len(msgs), 10):
+        delay = start + i / DRILL_RATE - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        client.api.publish(topic=topic, messages=[{"data": d, "attributes": a} for d, a in msgs[i:i + 10]])
