@@ -77,13 +77,24 @@ def relaunch_streaming_job(proc: subprocess.Popen | int, s: Settings, archive_pa
 
 
 def _running(proc) -> bool:
+    """Whether ``proc`` (a Popen or a PID) has not exited. An exited child not yet reaped by its
+    parent (a zombie: e.g. a job of a foreground `stack up` stopped by `stack relaunch`) has exited."""
     if isinstance(proc, subprocess.Popen):
         return proc.poll() is None
+    try:
+        if os.waitpid(proc, os.WNOHANG)[0] == proc:  # our own child: reaped now
+            return False
+    except ChildProcessError:
+        pass  # someone else's child
     try:
         os.kill(proc, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        stat = Path(f"/proc/{proc}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def stop(proc: subprocess.Popen | int, timeout: float = 30) -> None:

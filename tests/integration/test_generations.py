@@ -196,54 +196,85 @@ def archived_post_ids(root: Path) -> collections.Counter:
     return ids
 
 
-@pytest.mark.slow
-def test_a_local_job_stopped_mid_stream_and_relaunched_loses_nothing(pubsub_emulator, bigtable_emulator, tmp_path):
-    """The drill of issue 20 on the real local job (a subprocess on the emulators): events at
-    100/s, SIGTERM to the job mid-stream (it stops pulling, fires its open windows, writes its
-    archive, exits), relaunch on generation 1 through devstack's relaunch: every event counted once
-    the new job caught up, and every event in the archive."""
-    import threading
+@pytest.fixture
+def local_stack(tmp_path, monkeypatch, pubsub_emulator, bigtable_emulator):
+    """devstack.stack's records and paths under tmp_path, its local addresses the test emulators',
+    its settings a fresh project and table: what `make relaunch` acts on."""
     import uuid
+
+    from devstack import stack
+    from hashtags import settings as hs
+    from hashtags.settings import Settings
+
+    run = tmp_path / "run"
+    for name, path in (("RUN", run), ("PIDS", run / "pids.json"), ("GENERATIONS", run / "generations.json"),
+                       ("LOGS", run / "logs"), ("ARCHIVE", run / "archive")):
+        monkeypatch.setattr(stack, name, path)
+    monkeypatch.setattr(hs, "LOCAL_PUBSUB_HOST", pubsub_emulator.address)
+    monkeypatch.setattr(hs, "LOCAL_BIGTABLE_HOST", bigtable_emulator.address)
+    s = Settings(project="drill-hashtags", bigtable_instance=INSTANCE, table="t" + uuid.uuid4().hex[:10])
+    for field, value in (("PROJECT", s.project), ("BIGTABLE_INSTANCE", s.bigtable_instance), ("TABLE", s.table)):
+        monkeypatch.setenv(f"HASHTAGS_{field}", value)
+    assert Settings.from_env(__import__("os").environ) == s
+    return stack, s
+
+
+@pytest.mark.slow
+def test_a_local_job_stopped_mid_stream_and_relaunched_loses_nothing(local_stack, capsys):
+    """The drill of issue 20 on the real local job (a subprocess on the emulators): events at
+    100/s, then `make relaunch` (devstack.stack.relaunch) mid-stream: SIGTERM to the job, which
+    stops pulling, fires its open windows, writes its archive and exits; the job starts again on
+    generation 1 and the stack's records follow (status shows it running, down stops it). Every
+    event is counted once the new job caught up, and every event is in the archive."""
+    import threading
 
     from devstack import processes
     from devstack.resources import ensure_all
     from hashtag_store import BigtableStore
-    from hashtags.settings import Settings
-    from tests.integration.local_job import stop_jobs, wait_for
+    from tests.integration.local_job import wait_for
 
-    s = Settings(project="drill-hashtags", bigtable_instance=INSTANCE, table="t" + uuid.uuid4().hex[:10])
+    stack, s = local_stack
     ensure_all(s)
-    env = processes.emulator_env(pubsub_emulator.address, bigtable_emulator.address)
-    archive, log_a, log_b = tmp_path / "archive", tmp_path / "job-a.log", tmp_path / "job-b.log"
-    job = processes.start_streaming_job(s, archive, log_a, env, 2, read="post-events", generation=0)
+    env = processes.emulator_env(stack.hs.LOCAL_PUBSUB_HOST, stack.hs.LOCAL_BIGTABLE_HOST)
+    log_a = stack.LOGS / "streaming-post-events.log"
+    job = processes.start_streaming_job(s, stack.ARCHIVE, log_a, env, 2, read="post-events", generation=0)
+    stack._save_pids({"streaming-post-events": job.pid})
+    stack._save_generations({"streaming-post-events": 0})
     store = BigtableStore(s.project, s.bigtable_instance, s.table)
     expected = {"drill": DRILL_EVENTS, **{f"drill{k}": DRILL_EVENTS // DRILL_TAGS for k in range(DRILL_TAGS)}}
 
     def totals():
         return {t: (d.total_posts if (d := store.read_page(t)) else None) for t in expected}
 
-    msgs = drill_messages(dt.datetime.now(UTC))
-    new = None
     try:
         wait_for(lambda: ("streaming job started" in log_a.read_text(), None), 120, "job A to start", log_a)
-        publisher = threading.Thread(target=_publish_at_rate, args=(s, msgs))
+        publisher = threading.Thread(target=_publish_at_rate, args=(s, drill_messages(dt.datetime.now(UTC))))
         publisher.start()
         wait_for(lambda: ((n := (totals()["drill"] or 0)) > 0, n), 60, "job A to count something", log_a)
         time.sleep(2)  # mid-stream: job A holds pulled events in open windows and archive panes
-        clean, new = processes.relaunch_streaming_job(job, s, archive, log_b, env, generation=1,
-                                                      read="post-events", early_firing_seconds=2)
-        assert clean and job.returncode == 0, log_a.read_text()[-3000:]
+        capsys.readouterr()
+        assert stack.relaunch("post-events") == 0
+        said = capsys.readouterr().out
+        assert "relaunched streaming-post-events" in said and "killed" not in said, said
+        assert job.poll() is not None  # (reaped by the relaunch's wait: its exit status is gone)
+        assert "everything it pulled was written" in log_a.read_text(), log_a.read_text()[-3000:]
         counted_by_a = totals()["drill"]
         assert 0 < counted_by_a < DRILL_EVENTS  # stopped mid-stream, and what it took is written
-        assert "everything it pulled was written" in log_a.read_text()
+        pids = json.loads(stack.PIDS.read_text())
+        assert pids["streaming-post-events"] != job.pid
+        assert json.loads(stack.GENERATIONS.read_text()) == {"streaming-post-events": 1}
+        stack.status()
+        assert f"pid {pids['streaming-post-events']:<8} running  generation 1" in capsys.readouterr().out
         publisher.join()
-        wait_for(lambda: (totals() == expected, totals()), 180, "exact totals after the relaunch", log_b)
+        wait_for(lambda: (totals() == expected, totals()), 180, "exact totals after the relaunch", log_a)
     finally:
-        stop_jobs([p for p in (job, new) if p is not None])
+        if job.poll() is None:
+            job.kill()
+        assert stack.down() == 0  # stops the relaunched job by its recorded PID
+    assert not stack.PIDS.exists()
     cells = read_cells(s.table, s.project)
     assert set(cells) == {0, 1}  # both generations wrote: the relaunch overwrote nothing
-    ids = archived_post_ids(archive)
-    assert set(ids) == {f"d{i}" for i in range(DRILL_EVENTS)}
+    assert set(archived_post_ids(stack.ARCHIVE)) == {f"d{i}" for i in range(DRILL_EVENTS)}
 
 
 def _publish_at_rate(s, msgs) -> None:
