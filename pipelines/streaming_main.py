@@ -158,11 +158,38 @@ def build_top_posts(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> None:
     write_dead_letters((top.dead, rows[DEAD]), opts.top_posts_dlq_topic, "TopPosts")
 
 
+def generation_job_name(base: str, generation: int) -> str:
+    """The Dataflow job name that carries its count generation: ``<base>-g<generation>``."""
+    return f"{base}-g{generation}"
+
+
+def check_update_keeps_generation(options: PipelineOptions) -> None:
+    """An in-place update (``--update``) can never change the count generation (DESIGN.md "Count
+    generations": a new generation needs new, empty window state, i.e. a new job).
+
+    Dataflow updates the RUNNING job whose name is ``--job_name`` (an update names the job it
+    replaces). So the job name carries the generation (:func:`generation_job_name`), and an update
+    whose name does not end in ``-g<--count_generation>`` is refused here: with another generation
+    in the name it would name a job that does not run (Dataflow refuses it), with the running job's
+    name and another generation it would carry the old window state into the new generation's cells
+    (every open hour counted twice)."""
+    gcp = options.view_as(GoogleCloudOptions)
+    if not gcp.update:
+        return
+    generation = options.view_as(StreamingOptions).count_generation
+    suffix = generation_job_name("", generation)
+    if not (gcp.job_name or "").endswith(suffix):
+        raise SystemExit(f"--update with --count_generation={generation} needs a job name ending in "
+                         f"{suffix!r} (got {gcp.job_name!r}): an in-place update keeps the running job's "
+                         "generation; a new generation is a new job (drain, then launch)")
+
+
 def make_pipeline(argv: list[str] | None = None) -> beam.Pipeline:
     options = PipelineOptions(argv)
     options.view_as(StandardOptions).streaming = True
     project = options.view_as(GoogleCloudOptions).project or settings.LOCAL_PROJECT
     options.view_as(GoogleCloudOptions).project = project
+    check_update_keeps_generation(options)
     p = beam.Pipeline(options=options)
     if not on_dataflow(p):
         local_reader.install()  # a stoppable local read that takes big messages (its module doc)

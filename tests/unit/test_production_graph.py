@@ -229,3 +229,22 @@ def test_local_graph_runs_on_the_direct_runner(bigtable_emulator, pubsub_emulato
         assert [m.data for m in dead] == [b"{not json"]
     finally:
         stop_jobs([proc])  # SIGTERM: nothing is asserted about the stop (local_job's module doc)
+
+
+def test_an_in_place_update_cannot_change_the_generation(no_gcs):
+    """The job name carries the generation (streaming_main.generation_job_name): an update must
+    name the running job, so it keeps that job's generation; another generation is refused."""
+    base = [a for a in JOB_ARGS if not a.startswith("--count_generation")]
+    running = streaming_main.generation_job_name("hashtags-streaming", 7)
+    assert running == "hashtags-streaming-g7"
+    same = streaming_main.make_pipeline(DATAFLOW_ARGS + base + ["--update", f"--job_name={running}",
+                                                                "--count_generation=7"])
+    assert [fn.generation for fn in dofns(same, HourCountRow)] == [7]
+    for name, generation in ((running, 8), ("hashtags-streaming", 7), (None, 7)):
+        args = ["--update", f"--count_generation={generation}"] + ([f"--job_name={name}"] if name else [])
+        with pytest.raises(SystemExit, match="in-place update keeps the running job's generation"):
+            streaming_main.make_pipeline(DATAFLOW_ARGS + base + args)
+    # a new job (no --update) may start any generation
+    fresh = streaming_main.make_pipeline(DATAFLOW_ARGS + base + ["--job_name=hashtags-streaming-g8",
+                                                                 "--count_generation=8"])
+    assert [fn.generation for fn in dofns(fresh, HourCountRow)] == [8]
