@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from hashtag_ops import logs
+from hashtag_ops.pubsub_client import subscriber_client
 from hashtags.settings import Settings
 
 log = logging.getLogger("hashtag_ops.redrive")
@@ -347,7 +348,7 @@ def redrive(subscription: str, selection: Selection, *, settings: Settings, limi
     from tqdm import tqdm
 
     own_subscriber = subscriber is None
-    subscriber = subscriber or pubsub_v1.SubscriberClient()
+    subscriber = subscriber or subscriber_client()  # no 4 MiB receive limit on the emulator either
     project = subscription.split("/")[1]
     topic_path = lambda source: f"projects/{project}/topics/{getattr(settings, SOURCE_TOPICS[source])}"  # noqa: E731
     try:

@@ -182,15 +182,15 @@ class _WriteArchiveFile(beam.DoFn):
         (day, shard), lines = element
         if iter(lines) is lines:  # a one-shot iterator would write an empty file on a retry
             lines = list(lines)
-        if next(iter(lines), None) is None:
-            return  # an empty pane (e.g. an on-time pane after an early one): no file
+        if next(iter(lines), None) is None:  # an empty pane (e.g. on-time after an early one): no file
+            return []
         start = dt.datetime.fromtimestamp(float(win.start), dt.timezone.utc)
         final = (f"{layout.partition_path(self._root, dt.date.fromisoformat(day))}/"
                  f"{layout.file_name(self._launch, start, shard, pane.index if pane else 0)}")
         written = self._write_verified(final, lines)
         self._files.inc()
         self._lines.inc(written.lines)
-        yield written
+        return [written]
 
     def _write_verified(self, final: str, lines: Iterable[bytes]) -> ArchivedFile:
         for attempt in range(1, self._max_attempts + 1):

@@ -13,15 +13,14 @@ problems for a local stack, and what this module changes:
   window's whole count), the archive's windows are written, the runner's own completion check
   (every step's watermark at +infinity, evaluation_context.is_done) ends ``wait_until_finish``,
   and the process exits. A pull already in flight completes and its messages are processed.
-* **A 4 MB receive limit.** With ``PUBSUB_EMULATOR_HOST`` set, google-cloud-pubsub opens a plain
-  ``grpc.insecure_channel(target)`` (pubsub_v1/services/subscriber/client.py), i.e. gRPC's default
-  4 MiB receive limit; one 5-10 MB message, or two 2.5 MB ones in one pull, fail every pull of the
-  subscription. Against real Pub/Sub the same client's transport sets
-  ``grpc.max_receive_message_length = -1`` (transports/grpc.py), so production never had the
-  limit (and Dataflow reads Pub/Sub with its own service-side reader, which takes Pub/Sub's
-  10 MB messages). Here the emulator channel gets the same unlimited options. A message over the
-  contract's size (settings.MAX_MESSAGE_BYTES) then reaches the parse step and is dead-lettered with
-  its reason, like any invalid message.
+* **A 4 MB receive limit.** Beam's evaluator builds a plain ``SubscriberClient()``, which on the
+  emulator has gRPC's default 4 MiB receive limit: one 5-10 MB message, or two 2.5 MB ones in one
+  pull, fail every pull of the subscription and stall the job. Here the client comes from
+  ``hashtag_ops.pubsub_client`` (no limit, as the production transport). Production never had the
+  limit: the same client against real Pub/Sub sets none, and Dataflow does not use this client at
+  all (its Pub/Sub source runs in the service). A message over the contract's size
+  (settings.MAX_MESSAGE_BYTES) then reaches the parse step and is dead-lettered with its reason,
+  like any invalid message.
 
 The evaluator is installed through ``TransformEvaluatorRegistry._test_evaluators_overrides``, the
 hook Beam's own tests use to replace the Pub/Sub read evaluator (io/gcp/pubsub_test.py). Both are
@@ -31,8 +30,9 @@ local runner uses this; Dataflow never sees it.
 from __future__ import annotations
 
 import logging
-import os
 import threading
+
+from hashtag_ops.pubsub_client import subscriber_client
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ PULL_MESSAGES = 10  # what Beam's evaluator pulls: one bundle
 # The emulator holds an empty pull until about 1 s before its deadline (tests/integration/local_job.py):
 # a short deadline keeps a stop request (checked between pulls) from waiting ~30 s.
 PULL_DEADLINE_SECONDS = 5.0
-UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 
 _stop = threading.Event()
 
@@ -52,21 +51,6 @@ def request_stop() -> None:
 
 def stop_requested() -> bool:
     return _stop.is_set()
-
-
-def subscriber_client():
-    """A SubscriberClient that accepts messages of any size (see the module doc); on the emulator
-    the channel is built here with the options the production transport uses."""
-    from google.cloud import pubsub_v1
-
-    host = os.environ.get("PUBSUB_EMULATOR_HOST")
-    if not host:
-        return pubsub_v1.SubscriberClient()
-    import grpc
-    from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
-
-    channel = grpc.insecure_channel(host, options=UNLIMITED)
-    return pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
 
 
 def install() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from hashtag_ops import pubsub_client
 from pipelines import local_reader
 
 
@@ -30,7 +31,7 @@ def test_the_emulator_client_has_no_receive_limit(monkeypatch):
 
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "localhost:1")
     monkeypatch.setattr(grpc, "insecure_channel", spy)
-    client = local_reader.subscriber_client()
+    client = pubsub_client.subscriber_client()
     try:
         assert seen["localhost:1"]["grpc.max_receive_message_length"] == -1
     finally:
