@@ -33,6 +33,7 @@ from apache_beam.runners.dataflow.internal import apiclient
 
 from hashtags import settings
 from pipelines import streaming_main
+from pipelines.archive import _ToArchiveLine, _WriteArchiveFile
 from pipelines.bigtable_write import _WriteRowsFn
 from pipelines.streaming import HourCountRow
 from pipelines.transforms import ParsePostEventsFn
@@ -114,6 +115,11 @@ def test_production_graph_reads_event_time_and_event_id(no_gcs):
     assert (parse._stamp, parse._require) == (False, True)
     # the hour rows carry the job's count generation
     assert [fn.generation for fn in dofns(p, HourCountRow)] == [7]
+    # the archive goes straight to its final gs:// names, 8 shards (pipelines/archive.py)
+    (write,) = dofns(p, _WriteArchiveFile)
+    assert write._in_place and write._root == "gs://hashtags-prod-hashtags-archive/post-events"
+    (to_lines,) = dofns(p, _ToArchiveLine)
+    assert to_lines._shards == 8
 
     # the workers run the given image and install nothing at start-up
     assert p.options.view_as(WorkerOptions).sdk_container_image == IMAGE
@@ -174,6 +180,11 @@ def test_production_graph_without_an_unstamped_subscription(no_gcs):
 LOCAL_ARGS = ["--runner=BundleBasedDirectRunner", "--streaming", "--project=local-hashtags"]
 
 
+def local_pipeline_with_local_archive():
+    return streaming_main.make_pipeline(LOCAL_ARGS + [a for a in JOB_ARGS if not a.startswith("--archive_path")]
+                                        + ["--archive_path=.run/archive"])
+
+
 def test_local_graph_has_no_id_label_and_stamps_from_the_body():
     p = streaming_main.make_pipeline(LOCAL_ARGS + JOB_ARGS)
     assert not streaming_main.on_dataflow(p)
@@ -183,6 +194,8 @@ def test_local_graph_has_no_id_label_and_stamps_from_the_body():
     assert (reads["ReadPostEvents"].timestamp_attribute, reads["ReadPostEvents"].id_attribute) == ("", "")
     (parse,) = dofns(p, ParsePostEventsFn)
     assert (parse._stamp, parse._require) == (True, False)
+    (write,) = dofns(local_pipeline_with_local_archive(), _WriteArchiveFile)
+    assert not write._in_place  # a local path: temp file + rename
 
 
 @pytest.mark.emulator
