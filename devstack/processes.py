@@ -78,7 +78,8 @@ def relaunch_streaming_job(proc: subprocess.Popen | int, s: Settings, archive_pa
 
 def _running(proc) -> bool:
     """Whether ``proc`` (a Popen or a PID) has not exited. An exited child not yet reaped by its
-    parent (a zombie: e.g. a job of a foreground `stack up` stopped by `stack relaunch`) has exited."""
+    parent (a zombie: e.g. a job of a foreground `stack up` stopped by `stack relaunch`) has exited;
+    a zombie thread-group leader whose other threads are still being torn down has not yet."""
     if isinstance(proc, subprocess.Popen):
         return proc.poll() is None
     try:
@@ -91,10 +92,11 @@ def _running(proc) -> bool:
     except ProcessLookupError:
         return False
     try:
-        stat = Path(f"/proc/{proc}/stat").read_text()
+        state = Path(f"/proc/{proc}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        threads = len(os.listdir(f"/proc/{proc}/task"))
     except OSError:
         return True
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return state != "Z" or threads > 1
 
 
 def stop(proc: subprocess.Popen | int, timeout: float = 30) -> None:

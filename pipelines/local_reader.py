@@ -29,6 +29,7 @@ local runner uses this; Dataflow never sees it.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 
@@ -61,17 +62,9 @@ def install() -> None:
     TransformEvaluatorRegistry._test_evaluators_overrides[_DirectReadFromPubSub] = _evaluator_class()
 
 
-_EVALUATOR = None
-
-
+@functools.cache
 def _evaluator_class():
-    global _EVALUATOR
-    if _EVALUATOR is None:
-        _EVALUATOR = _make_evaluator_class()
-    return _EVALUATOR
-
-
-def _make_evaluator_class():
+    """Built on first use: Beam's runner modules load only in a process that runs a local job."""
     from apache_beam.io.gcp.pubsub import PubsubMessage
     from apache_beam.runners.direct.transform_evaluator import _PubSubReadEvaluator
     from apache_beam.runners.direct.util import TransformResult
@@ -99,10 +92,10 @@ def _make_evaluator_class():
                                           "no timestamp_attribute (streaming_main.read_post_events)")
 
         def finish_bundle(self):
-            root = self._evaluation_context.create_bundle(self._root_input())
-            if stop_requested():
+            if stop_requested():  # no re-scheduled root bundle, watermark +inf: the pipeline drains
                 log.info("pubsub read of %s stopped: no more pulls; flushing", self._sub_name)
                 return TransformResult(self, [], [], None, {None: MAX_TIMESTAMP})
+            root = self._evaluation_context.create_bundle(self._root_input())  # pull again next time
             received = self._pull()
             bundles = []
             if received:

@@ -256,7 +256,7 @@ def test_a_local_job_stopped_mid_stream_and_relaunched_loses_nothing(local_stack
         assert stack.relaunch("post-events") == 0
         said = capsys.readouterr().out
         assert "relaunched streaming-post-events" in said and "killed" not in said, said
-        assert job.poll() is not None  # (reaped by the relaunch's wait: its exit status is gone)
+        job.wait(timeout=10)  # gone (its exit status went to the relaunch's wait, which reaped it)
         assert "everything it pulled was written" in log_a.read_text(), log_a.read_text()[-3000:]
         counted_by_a = totals()["drill"]
         assert 0 < counted_by_a < DRILL_EVENTS  # stopped mid-stream, and what it took is written
