@@ -9,8 +9,12 @@
         --archive_path=.run/archive
 
 On Dataflow: ``--runner=DataflowRunner --region=… --temp_location=gs://… --sdk_container_image=<the
-streaming image> --count_generation=<n>``, launched as a Flex Template from that same image, whose
-workers install nothing at start-up (docs/DEPLOY.md). How post events are read and stamped depends on
+streaming image> --count_generation=<n> --job_name=hashtags-streaming-g<n> --bigtable_app_profile=writer``,
+launched as a Flex Template from that same image, whose workers install nothing at start-up
+(docs/DEPLOY.md). The job name carries the generation so that an ``--update`` cannot change it
+(:func:`check_update_keeps_generation`); every Bigtable write goes through the app profile given
+(pipelines/bigtable_write.py). Locally, SIGTERM or Ctrl-C stop the job without loss
+(pipelines/local_reader.py). How post events are read and stamped depends on
 the runner, decided in ONE place: :func:`read_post_events`.
 """
 from __future__ import annotations
