@@ -22,6 +22,10 @@ Selection: ``--reason TEXT`` (repeatable: a reason containing any of them, case-
 ``--all``. With none of them the command only lists. ``--limit N`` caps how many dead letters are
 read in one run (default 1000). ``--dry-run`` shows what would be republished and changes nothing.
 
+Size: a dead letter keeps the original payload, up to Pub/Sub's 10 MB; the subscriber comes from
+``hashtag_ops.pubsub_client``, which lifts gRPC's default 4 MiB receive limit on the emulator (a
+pull of ten 450 KB dead letters used to crash this command with RESOURCE_EXHAUSTED).
+
 Acknowledgement: every message read is held (ack deadline extended to 10 min) while the command
 runs; a message is acknowledged only after its publish future resolved; everything else (not
 selected, skipped, failed, or all of them in a dry run) is released at the end (ack deadline 0) so
