@@ -5,12 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements.sha256
 
-.PHONY: help venv dev dev-detach down status test test-fast loadgen redrive recount airflow airflow-dag-test checkov bench lock clean
+.PHONY: help venv dev dev-detach down status relaunch test test-fast loadgen redrive recount airflow airflow-dag-test checkov bench lock clean
 
 help:
 	@echo "make dev          set up and run the whole service locally (emulators, job, web, sample traffic)"
 	@echo "make test         set up and run every test (what .ci/run runs)"
 	@echo "make down         stop a stack started with 'make dev-detach'"
+	@echo "make relaunch     stop one streaming job (it flushes) and start it on a new count generation (ARGS='--job top-posts')"
 	@echo "make loadgen      publish more synthetic traffic to the local stack (ARGS='--count 5000 --rate 200')"
 	@echo "make redrive      list / republish dead letters (ARGS='--subscription post-events-dlq-inspect --all --dry-run')"
 	@echo "make recount      recount the local archive into the local table (ARGS='--dry-run' etc.)"
@@ -38,6 +39,9 @@ down:
 
 status:
 	$(BIN)/python -m devstack.stack status
+
+relaunch:
+	$(BIN)/python -m devstack.stack relaunch $(ARGS)
 
 test:
 	scripts/test.sh

@@ -66,4 +66,5 @@ def streaming_args(s: Settings, archive_path: str, *, early_firing_seconds: int 
         f"--early_firing_seconds={early_firing_seconds}",
         f"--late_firing_seconds={early_firing_seconds}",
         "--archive_window_seconds=10",
+        "--archive_shards=1",  # ~200 events/s at most on the local runner: one file per window
     ]

@@ -5,10 +5,19 @@ and sample traffic, then the URL to open.
     python -m devstack.stack up --detach   # leave it running; stop with `python -m devstack.stack down`
     python -m devstack.stack down
     python -m devstack.stack status
+    python -m devstack.stack relaunch [--job post-events|top-posts]   # one job, on a new generation
 
 Ports and names are the local defaults of DESIGN.md (Pub/Sub emulator :8085, Bigtable emulator
 :8086, web http://127.0.0.1:8080, project local-hashtags, instance local, table hashtags).
-State (PIDs, logs, the post-event archive) lives in .run/.
+State (PIDs, count generations, logs, the post-event archive) lives in .run/.
+
+What the local runner guarantees on a stop or relaunch (README "Stopping and relaunching"): a job
+stopped with SIGTERM or Ctrl-C (``down``, ``relaunch``) pulls no more, fires its open windows and
+writes its archive lines before it exits, so every message it acknowledged is counted and archived;
+``relaunch`` then starts it on a NEW count generation (one more than any recorded) and records the new
+PID and generation. It cannot guarantee that for a job killed hard (SIGKILL, a crash, a flush longer
+than processes.JOB_STOP_SECONDS): the local reader acknowledges on pull, so what that job held is
+lost from the counts and the archive alike, and only a re-publish brings it back.
 """
 from __future__ import annotations
 
@@ -31,6 +40,8 @@ warnings.filterwarnings("ignore", message="Connecting to Bigtable emulator")
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
 PIDS = RUN / "pids.json"
+GENERATIONS = RUN / "generations.json"  # {job name: its count generation}
+JOBS = ("post-events", "top-posts")
 LOGS = RUN / "logs"
 ARCHIVE = RUN / "archive"
 
@@ -54,6 +65,15 @@ def _save_pids(pids: dict) -> None:
     PIDS.write_text(json.dumps(pids, indent=1))
 
 
+def _save_generations(generations: dict) -> None:
+    RUN.mkdir(exist_ok=True)
+    GENERATIONS.write_text(json.dumps(generations, indent=1))
+
+
+def _job_name(read: str) -> str:
+    return f"streaming-{read}"
+
+
 def down() -> int:
     if not PIDS.exists():
         _say("nothing recorded in .run/pids.json: not running")
@@ -62,8 +82,43 @@ def down() -> int:
     # Stop in reverse order of start: web, jobs, then the emulators.
     for name in reversed(list(pids)):
         _say(f"stopping {name} (pid {pids[name]})")
-        processes.stop(pids[name], timeout=20)
+        if name.startswith("streaming-"):
+            if not processes.stop_job(pids[name]):
+                _say(f"{name} did not finish flushing in {processes.JOB_STOP_SECONDS}s: killed")
+        else:
+            processes.stop(pids[name], timeout=20)
     PIDS.unlink()
+    GENERATIONS.unlink(missing_ok=True)
+    return 0
+
+
+def relaunch(read: str) -> int:
+    """Stop one streaming job (it flushes) and start it again on a new count generation; the
+    stack's records (.run/pids.json, .run/generations.json) follow."""
+    if not PIDS.exists():
+        print("ERROR: no stack recorded in .run/pids.json: start one with `make dev-detach`", file=sys.stderr)
+        return 2
+    pids = json.loads(PIDS.read_text())
+    name = _job_name(read)
+    if name not in pids:
+        print(f"ERROR: {name} is not in .run/pids.json", file=sys.stderr)
+        return 2
+    generations = json.loads(GENERATIONS.read_text()) if GENERATIONS.exists() else {}
+    old_gen = generations.get(name, 0)
+    new_gen = max([0, *generations.values()]) + 1  # new for the table: no job ever wrote h.<new_gen>
+    s = hs.Settings.from_env(os.environ)
+    env = processes.emulator_env(hs.LOCAL_PUBSUB_HOST, hs.LOCAL_BIGTABLE_HOST)
+    _say(f"stopping {name} (pid {pids[name]}, generation {old_gen}): it flushes its windows and archive first")
+    clean, job = processes.relaunch_streaming_job(pids[name], s, ARCHIVE, LOGS / f"{name}.log", env,
+                                                  generation=new_gen, read=read, early_firing_seconds=5)
+    if not clean:
+        _say(f"WARNING: {name} was killed after {processes.JOB_STOP_SECONDS}s: what it held is lost "
+             "(counts and archive); the nightly cannot repair it")
+    pids[name] = job.pid
+    generations[name] = new_gen
+    _save_pids(pids)
+    _save_generations(generations)
+    _say(f"relaunched {name}: pid {job.pid}, generation {new_gen} (log {LOGS / (name + '.log')})")
     return 0
 
 
@@ -71,13 +126,15 @@ def status() -> int:
     if not PIDS.exists():
         _say("not running")
         return 1
+    generations = json.loads(GENERATIONS.read_text()) if GENERATIONS.exists() else {}
     for name, pid in json.loads(PIDS.read_text()).items():
         try:
             os.kill(pid, 0)
             state = "running"
         except ProcessLookupError:
             state = "DEAD"
-        print(f"{name:24} pid {pid:<8} {state}")
+        gen = f"  generation {generations[name]}" if name in generations else ""
+        print(f"{name:24} pid {pid:<8} {state}{gen}")
     return 0
 
 
@@ -113,9 +170,10 @@ def up(args) -> int:
 
         _say("starting the streaming job (BundleBasedDirectRunner; one process per subscription)")
         jobs = processes.start_streaming_jobs(s, ARCHIVE, LOGS, env, early_firing_seconds=5)
-        for job, name in zip(jobs, ("streaming-post-events", "streaming-top-posts")):
-            pids[name] = job.pid
+        for job, read in zip(jobs, JOBS):
+            pids[_job_name(read)] = job.pid
         _save_pids(pids)
+        _save_generations({_job_name(read): 0 for read in JOBS})
 
         _say("starting the web server (serving/server.py: granian, as in the image; dev images on)")
         web_env = dict(env, HASHTAGS_DEV_IMAGES="1", WEB_CONCURRENCY="2")
@@ -199,9 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--detach", action="store_true", help="return after start-up; stop with `down`")
     sub.add_parser("down", help="stop everything recorded in .run/pids.json")
     sub.add_parser("status", help="show the recorded processes")
+    r = sub.add_parser("relaunch", help="stop one streaming job (it flushes) and start it on a new count generation")
+    r.add_argument("--job", choices=JOBS, default="post-events")
     args = ap.parse_args(argv)
     if args.cmd == "up":
         return up(args)
+    if args.cmd == "relaunch":
+        return relaunch(args.job)
     if args.cmd == "down":
         return down()
     return status()

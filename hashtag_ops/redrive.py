@@ -22,6 +22,10 @@ Selection: ``--reason TEXT`` (repeatable: a reason containing any of them, case-
 ``--all``. With none of them the command only lists. ``--limit N`` caps how many dead letters are
 read in one run (default 1000). ``--dry-run`` shows what would be republished and changes nothing.
 
+Size: a dead letter keeps the original payload, up to Pub/Sub's 10 MB; the subscriber comes from
+``hashtag_ops.pubsub_client``, which lifts gRPC's default 4 MiB receive limit on the emulator (a
+pull of ten 450 KB dead letters used to crash this command with RESOURCE_EXHAUSTED).
+
 Acknowledgement: every message read is held (ack deadline extended to 10 min) while the command
 runs; a message is acknowledged only after its publish future resolved; everything else (not
 selected, skipped, failed, or all of them in a dry run) is released at the end (ack deadline 0) so
@@ -48,6 +52,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from hashtag_ops import logs
+from hashtag_ops.pubsub_client import subscriber_client
 from hashtags.settings import Settings
 
 log = logging.getLogger("hashtag_ops.redrive")
@@ -347,7 +352,7 @@ def redrive(subscription: str, selection: Selection, *, settings: Settings, limi
     from tqdm import tqdm
 
     own_subscriber = subscriber is None
-    subscriber = subscriber or pubsub_v1.SubscriberClient()
+    subscriber = subscriber or subscriber_client()  # no 4 MiB receive limit on the emulator either
     project = subscription.split("/")[1]
     topic_path = lambda source: f"projects/{project}/topics/{getattr(settings, SOURCE_TOPICS[source])}"  # noqa: E731
     try:

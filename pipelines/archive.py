@@ -9,10 +9,20 @@ Contract
   never its event time: an event of any age is kept, in the folder of the day it arrived.
 - A line that cannot be encoded is not archived: it leaves on ``result.dead`` as a dead letter (a
   PubsubMessage with ``dlq_reason``) for the post-events DLQ. Nothing raises per element.
-- A file is written to ``<root>/.tmp/<launch>/<random>.partial`` through ``FileSystems`` (local paths
-  and gs:// alike), renamed to its final name, and the final file is checked (exists, size = bytes
-  written). Any failure of that sequence increments the counter ``hashtags/archive_write_failures``,
-  is logged as a WARNING, and is retried with a fresh temp file up to ``max_attempts`` times; then
+- How a file is written depends on the filesystem, decided in ONE place
+  (:func:`objects_appear_at_close`):
+  * Cloud Storage (``gs://``): straight to its final name. A GCS object becomes visible only when
+    its upload is finalized, i.e. at ``close()`` (google-cloud-storage's ``BlobWriter``, which
+    Beam's ``GcsIO.open(mode="wb")`` returns in 2.77: nothing is uploaded before the first 16 MB
+    chunk, and the last chunk finalizes the object; its ``__exit__`` on an exception calls
+    ``terminate()``, cancelling the upload, so a failed write leaves no partial object). A rename
+    on GCS is a copy plus a delete, and with the bucket's 7-day soft delete every temporary byte
+    would be billed for a week: no temp object, no copy.
+  * Local paths (and any other filesystem): a temp file ``<root>/.tmp/<launch>/<random>.partial``
+    renamed to its final name, so a reader never sees a half-written file.
+  Either way the final file is then checked (exists, size = bytes written). Any failure of that
+  sequence increments the counter ``hashtags/archive_write_failures``,
+  is logged as a WARNING, and is retried up to ``max_attempts`` times; then
   the DoFn RAISES ``ArchiveWriteError``: the bundle fails and the runner retries it (Dataflow retries
   a streaming work item until it succeeds; the local runner stops the job). Nothing is dropped and
   nothing is silent. This replaces Beam's ``fileio.WriteToFiles``, which (2.77, io/fileio.py,
@@ -22,6 +32,21 @@ Contract
 - The final name is deterministic for (launch, window, shard, pane): a retried bundle rewrites the
   same file with the same lines (idempotent). ``launch`` is a token made when the pipeline is built
   (UTC time + random), so a relaunched or updated job never overwrites an earlier job's files.
+  Were a line ever archived twice (a retried bundle on a runner that re-groups differently, a
+  redelivered message in two panes), the nightly would still count it once: it keeps ONE winner
+  per post_id, the latest by (event time, kind, event id) (pipelines/recount.py
+  ``LatestPerPostFn`` over ``hashtags.post_state.later``), so a duplicate line is a candidate
+  equal to one already there and changes no count.
+
+Shards, and the default (``--archive_shards``, 8)
+- A (day, shard) key is one GroupByKey key: its pane is grouped and written by ONE worker thread.
+  The seed's rate is 100,000 posts/min (~1,670/s): with the 300 s window that is ~500,000 lines
+  (~150 MB at ~300 bytes a line) per window. One shard would put the whole stream through one key
+  and one upload, and cut a file every 100,000 lines (``max_lines_per_file``) anyway. 8 shards
+  (the production job's 3 workers x 2 vCPUs, rounded up to leave room for a scale-up) give
+  ~62,500 lines (~19 MB) per shard and window at the seed's rate: under the 100,000-line cut even
+  at 1.6x the rate, so steady state stays at one file per shard per window: 8 x 288 = 2,304 files a
+  day. Locally (~200 events/s at most) the stack passes 1.
 
 Windowing, and why
 - Each event is re-stamped with the wall clock, keyed by (arrival day, shard) and cut into
@@ -41,8 +66,8 @@ Windowing, and why
   processing-time trigger was tried before and lagged minutes on the local runner: see git history.)
 - Bound: files per arrival day <= shards x (86,400 / window_seconds) x (1 early-or-on-time pane + 1
   on-time pane for lines that arrived after an early firing + late panes) + lines / max_lines.
-  Steady state: one file per shard per window (288 a day with the 300 s default); never a function
-  of bundles. Measured: docs/BENCHMARKS.md "Archive"; the decision record: docs/ARCHIVE.md.
+  Steady state: one file per shard per window (288 a day per shard with the 300 s default); never a
+  function of bundles. Measured: docs/BENCHMARKS.md "Archive"; the decision record: docs/ARCHIVE.md.
 """
 from __future__ import annotations
 
@@ -68,6 +93,9 @@ from pipelines.transforms import DEAD, dead_letter, event_json_line
 
 log = logging.getLogger(__name__)
 
+# Filesystems on which a file appears only when it is closed (see the module doc): written in place.
+ATOMIC_SCHEMES = frozenset({"gs"})
+DEFAULT_SHARDS = 8  # module doc, "Shards"
 DLQ_SOURCE = "post-events"  # archive dead letters go to the post-events DLQ with their own reason
 ALLOWED_LATENESS = Duration(seconds=24 * 3600)
 NAMESPACE = "hashtags"
@@ -92,6 +120,11 @@ def launch_token(now: dt.datetime | None = None) -> str:
     """Unique per pipeline construction (one launch): ``YYYYMMDDTHHMMSSZ-<8 hex>``."""
     now = now or dt.datetime.now(dt.timezone.utc)
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+
+
+def objects_appear_at_close(root: str) -> bool:
+    """Whether files under ``root`` become visible only when closed (then written in place)."""
+    return FileSystems.get_scheme(root) in ATOMIC_SCHEMES
 
 
 def arrival_day(timestamp: float) -> str:
@@ -135,43 +168,38 @@ def _best_effort_bytes(event) -> bytes:
 class _WriteArchiveFile(beam.DoFn):
     """((day, shard), lines) per pane → one verified file; retries, counts and finally raises."""
 
-    def __init__(self, root: str, launch: str, max_attempts: int, retry_delay_seconds: float):
+    def __init__(self, root: str, launch: str, max_attempts: int, retry_delay_seconds: float, in_place: bool):
         self._root = root.rstrip("/")
         self._launch = launch
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay_seconds
+        self._in_place = in_place
         self._failures = Metrics.counter(NAMESPACE, "archive_write_failures")
         self._files = Metrics.counter(NAMESPACE, "archive_files")
         self._lines = Metrics.counter(NAMESPACE, "archive_lines")
 
     def process(self, element, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         (day, shard), lines = element
+        if iter(lines) is lines:  # a one-shot iterator would write an empty file on a retry
+            lines = list(lines)
+        if next(iter(lines), None) is None:  # an empty pane (e.g. on-time after an early one): no file
+            return []
         start = dt.datetime.fromtimestamp(float(win.start), dt.timezone.utc)
         final = (f"{layout.partition_path(self._root, dt.date.fromisoformat(day))}/"
                  f"{layout.file_name(self._launch, start, shard, pane.index if pane else 0)}")
         written = self._write_verified(final, lines)
-        if written is not None:
-            self._files.inc()
-            self._lines.inc(written.lines)
-            yield written
+        self._files.inc()
+        self._lines.inc(written.lines)
+        return [written]
 
-    def _write_verified(self, final: str, lines: Iterable[bytes]) -> ArchivedFile | None:
-        if iter(lines) is lines:  # a one-shot iterator would write an empty file on a retry
-            lines = list(lines)
+    def _write_verified(self, final: str, lines: Iterable[bytes]) -> ArchivedFile:
         for attempt in range(1, self._max_attempts + 1):
-            temp = f"{layout.temp_folder(self._root, self._launch)}/{uuid.uuid4().hex}.partial"
             try:
-                count, size = _write_lines(temp, lines)
-                if count == 0:
-                    _delete_quietly(temp)
-                    return None  # an empty pane (e.g. an on-time pane after an early one)
-                _make_parent(final)
-                FileSystems.rename([temp], [final])
+                count, size = self._write_once(final, lines)
                 _verify(final, size)
                 return ArchivedFile(final, count, size)
             except Exception as e:
                 self._failures.inc()
-                _delete_quietly(temp)
                 log.warning("archive write failed (attempt %d/%d) for %s: %s: %s",
                             attempt, self._max_attempts, final, type(e).__name__, e)
                 if attempt == self._max_attempts:
@@ -180,9 +208,23 @@ class _WriteArchiveFile(beam.DoFn):
                 time.sleep(self._retry_delay * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
+    def _write_once(self, final: str, lines: Iterable[bytes]) -> tuple[int, int]:
+        if self._in_place:
+            return _write_lines(final, lines)
+        temp = f"{layout.temp_folder(self._root, self._launch)}/{uuid.uuid4().hex}.partial"
+        try:
+            written = _write_lines(temp, lines)
+            _make_parent(final)
+            FileSystems.rename([temp], [final])
+        except Exception:
+            _delete_quietly(temp)
+            raise
+        return written
+
 
 def _write_lines(path: str, lines: Iterable[bytes]) -> tuple[int, int]:
-    """Stream the pane's lines into ``path`` (re-iterable: a retry reads them again)."""
+    """Stream the pane's lines into ``path`` (re-iterable: a retry reads them again). On GCS the
+    ``with`` matters: the writer's ``__exit__`` cancels the upload when the block raised."""
     count = size = 0
     with FileSystems.create(path, mime_type="application/x-ndjson",
                             compression_type=CompressionTypes.UNCOMPRESSED) as f:
@@ -235,6 +277,7 @@ class ArchiveEvents(beam.PTransform):
         self.max_attempts = max_attempts
         self.retry_delay_seconds = retry_delay_seconds
         self.launch = launch or launch_token()
+        self.in_place = objects_appear_at_close(root)
 
     def expand(self, events) -> ArchiveResult:
         lines = events | "ToLines" >> beam.ParDo(_ToArchiveLine(self.shards)).with_outputs(DEAD, main="lines")
@@ -250,6 +293,6 @@ class ArchiveEvents(beam.PTransform):
                 allowed_lateness=ALLOWED_LATENESS)
             | "GroupByDayShard" >> beam.GroupByKey()
             | "WriteFiles" >> beam.ParDo(_WriteArchiveFile(
-                self.root, self.launch, self.max_attempts, self.retry_delay_seconds))
+                self.root, self.launch, self.max_attempts, self.retry_delay_seconds, self.in_place))
         )
         return ArchiveResult(files, lines[DEAD])

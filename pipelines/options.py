@@ -8,6 +8,7 @@ import datetime as dt
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from hashtags import layout, messages, settings
+from pipelines import archive
 
 
 def _generation(value: str) -> int:
@@ -46,6 +47,10 @@ class StreamingOptions(PipelineOptions):
                             help="Project of the Bigtable instance (default: --project or the local project)")
         parser.add_argument("--bigtable_instance", default=settings.LOCAL_INSTANCE)
         parser.add_argument("--bigtable_table", default=settings.TABLE)
+        parser.add_argument("--bigtable_app_profile", default=None,
+                            help="App profile of every Bigtable write (production: settings.WRITER_APP_PROFILE, "
+                                 "single-cluster, so the panes of one cell are ordered by one cluster; default: "
+                                 "the instance's default profile, what the emulator has)")
         parser.add_argument("--post_events_subscription", required=False,
                             help="projects/<p>/subscriptions/<s> of the post-events stream")
         parser.add_argument("--post_events_unstamped_subscription", required=False,
@@ -76,8 +81,9 @@ class StreamingOptions(PipelineOptions):
         parser.add_argument("--archive_window_seconds", type=int, default=300,
                             help="Archive files are cut every N seconds of processing time (N divides 86400); "
                                  "see pipelines/archive.py for the files-per-day bound")
-        parser.add_argument("--archive_shards", type=int, default=1,
-                            help="Archive files written in parallel per window (files per day scale with it)")
+        parser.add_argument("--archive_shards", type=int, default=archive.DEFAULT_SHARDS,
+                            help="Archive files written in parallel per window (files per day scale with it); "
+                                 "the default is sized for the seed's 100,000 posts/min (pipelines/archive.py)")
         parser.add_argument("--max_future_skew_seconds", type=int,
                             default=int(settings.MAX_FUTURE_SKEW.total_seconds()),
                             help="Events (and top-posts lists) timed more than this after the worker's clock "

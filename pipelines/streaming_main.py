@@ -9,26 +9,33 @@
         --archive_path=.run/archive
 
 On Dataflow: ``--runner=DataflowRunner --region=… --temp_location=gs://… --sdk_container_image=<the
-streaming image> --count_generation=<n>``, launched as a Flex Template from that same image, whose
-workers install nothing at start-up (docs/DEPLOY.md). How post events are read and stamped depends on
+streaming image> --count_generation=<n> --job_name=hashtags-streaming-g<n> --bigtable_app_profile=writer``,
+launched as a Flex Template from that same image, whose workers install nothing at start-up
+(docs/DEPLOY.md). A job launched by hand carries its generation in its name, so that an ``--update`` cannot change it
+(:func:`check_update_keeps_generation`; terraform pins it instead); every Bigtable write goes through the app profile given
+(pipelines/bigtable_write.py). Locally, SIGTERM or Ctrl-C stop the job without loss
+(pipelines/local_reader.py). How post events are read and stamped depends on
 the runner, decided in ONE place: :func:`read_post_events`.
 """
 from __future__ import annotations
 
 import logging
+import re
+import signal
 import sys
 from typing import NamedTuple
 
 import apache_beam as beam
-from apache_beam.io.gcp.bigtableio import WriteToBigTable
 from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubSub
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
 from apache_beam.transforms import trigger, window
 
 from hashtags import settings
+from pipelines import local_reader
 from pipelines.options import StreamingOptions, event_bounds
 from pipelines.archive import ArchiveEvents
+from pipelines.bigtable_write import WriteRows
 from pipelines.streaming import HourCountRow, TopPostsRow, WindowedTagCounts
 from pipelines.transforms import DEAD, ParsePostEvents, ParseTopPosts, dead_letter
 
@@ -37,7 +44,7 @@ log = logging.getLogger(__name__)
 
 def build(p: beam.Pipeline, opts: StreamingOptions, project: str) -> None:
     bt = dict(project_id=opts.bigtable_project or project, instance_id=opts.bigtable_instance,
-              table_id=opts.bigtable_table)
+              table_id=opts.bigtable_table, app_profile_id=opts.bigtable_app_profile)
     if opts.read in ("all", "post-events"):
         if not opts.post_events_subscription:
             raise SystemExit("--post_events_subscription is required")
@@ -137,7 +144,7 @@ def build_post_events(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> Non
             late_trigger=trigger.AfterProcessingTime(opts.late_firing_seconds))
         | "HourRows" >> beam.ParDo(HourCountRow(opts.count_generation)).with_outputs(DEAD, main="rows")
     )
-    rows.rows | "WriteCounts" >> WriteToBigTable(**bt)
+    rows.rows | "WriteCounts" >> WriteRows(**bt)
     dead = [*posts.dead, rows[DEAD]]
     if opts.archive_path:
         archived = posts.events | "Archive" >> ArchiveEvents(
@@ -152,8 +159,41 @@ def build_top_posts(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> None:
                                                 with_attributes=True)
            | "ParseTopPosts" >> ParseTopPosts(bounds=event_bounds(opts)))
     rows = top.updates | "TopRows" >> beam.ParDo(TopPostsRow()).with_outputs(DEAD, main="rows")
-    rows.rows | "WriteTopPosts" >> WriteToBigTable(**bt)
+    rows.rows | "WriteTopPosts" >> WriteRows(**bt)
     write_dead_letters((top.dead, rows[DEAD]), opts.top_posts_dlq_topic, "TopPosts")
+
+
+def generation_job_name(base: str, generation: int) -> str:
+    """The Dataflow job name that carries its count generation: ``<base>-g<generation>``."""
+    return f"{base}-g{generation}"
+
+
+_GENERATION_SUFFIX = re.compile(r"-g([0-9]+)$")
+
+
+def check_update_keeps_generation(options: PipelineOptions) -> None:
+    """An in-place update (``--update``) can never change the count generation (DESIGN.md "Count
+    generations": a new generation needs new, empty window state, i.e. a new job).
+
+    Dataflow updates the RUNNING job whose name is ``--job_name``. Two launch paths, one rule each:
+    - by hand, the job is named :func:`generation_job_name` (``<base>-g<generation>``), and an update
+      whose name carries ANOTHER generation is refused here (it would carry the running job's window
+      state into the new generation's cells: every open hour counted twice);
+    - terraform names the job ``hashtags-streaming`` (no suffix: one name for every generation, so
+      Dataflow refuses a second active job) and pins ``count_generation`` with ``ignore_changes``, so
+      its in-place updates relaunch with the running job's generation (terraform/dataflow.tf,
+      tests/unit/test_terraform_streaming_job.py).
+    An update with no job name names no running job and is refused too."""
+    gcp = options.view_as(GoogleCloudOptions)
+    if not gcp.update:
+        return
+    generation = options.view_as(StreamingOptions).count_generation
+    named = _GENERATION_SUFFIX.search(gcp.job_name or "")
+    if not gcp.job_name or (named and int(named.group(1)) != generation):
+        raise SystemExit(f"--update with --count_generation={generation} and job name {gcp.job_name!r}: an "
+                         "in-place update keeps the running job's generation (a job named "
+                         f"{generation_job_name('<base>', generation)!r}); a new generation is a new job "
+                         "(drain, then launch)")
 
 
 def make_pipeline(argv: list[str] | None = None) -> beam.Pipeline:
@@ -161,7 +201,10 @@ def make_pipeline(argv: list[str] | None = None) -> beam.Pipeline:
     options.view_as(StandardOptions).streaming = True
     project = options.view_as(GoogleCloudOptions).project or settings.LOCAL_PROJECT
     options.view_as(GoogleCloudOptions).project = project
+    check_update_keeps_generation(options)
     p = beam.Pipeline(options=options)
+    if not on_dataflow(p):
+        local_reader.install()  # a stoppable local read that takes big messages (its module doc)
     build(p, options.view_as(StreamingOptions), project)
     return p
 
@@ -185,6 +228,7 @@ def start_fields(argv: list[str], result) -> dict:
             "post_events_subscription": opts.post_events_subscription,
             "top_posts_subscription": opts.top_posts_subscription,
             "bigtable": f"{opts.bigtable_instance}/{opts.bigtable_table}",
+            "bigtable_app_profile": opts.bigtable_app_profile,
             "event_time_floor": opts.event_time_floor, "max_future_skew_seconds": opts.max_future_skew_seconds}
 
 
@@ -193,15 +237,32 @@ def main(argv: list[str] | None = None) -> int:
 
     logs.setup("streaming")
     argv = sys.argv[1:] if argv is None else argv
-    result = run(argv)
+    p = make_pipeline(argv)
+    local = not on_dataflow(p)
+    if local:
+        # SIGTERM (devstack's stop, `make relaunch`) and Ctrl-C: stop pulling, fire every open
+        # window, write the archive, then exit (pipelines/local_reader.py). A second signal is
+        # the same request: a job that must die now gets SIGKILL.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, _frame: _stop_locally(signum))
+    result = p.run()
     logs.log_event(log, logs.STREAMING_JOB_START, f"streaming job started ({type(result).__name__}); waiting",
                    **start_fields(argv, result))
     try:
         result.wait_until_finish()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Dataflow launcher only: the local job handles SIGINT above
         log.info("cancelling")
         result.cancel()
+        return 0
+    if local:
+        log.info("streaming job stopped: everything it pulled was written")
     return 0
+
+
+def _stop_locally(signum: int) -> None:
+    log.info("%s: stopping the local job (no more pulls; flushing open windows and the archive)",
+             signal.Signals(signum).name)
+    local_reader.request_stop()
 
 
 if __name__ == "__main__":

@@ -4,13 +4,9 @@ failure message, publish exactly the messages a test builds, drain a subscriptio
 
 Two waits that cost these tests minutes, measured on this machine (2026-12-01), and what is done here:
 
-* Stopping a job with SIGINT (``devstack.processes.stop``: the job then calls ``result.cancel()``)
-  waits for the DirectRunner's only executor thread (``NUM_WORKERS = 1``, runners/direct/executor.py)
-  to finish its Pub/Sub pull, which on an idle subscription blocks until its 30 s deadline
-  (``pull(..., timeout=30)``, runners/direct/transform_evaluator.py): 5-30 s per process, and the
-  two processes were stopped one after the other. :func:`stop_jobs` sends SIGTERM to every process
-  group at once (the default action: the process ends at once; neither the job nor Beam's direct
-  runner installs a SIGTERM handler), as the local stack's restart measurement did (LOCAL-GCP.md).
+* Stopping: a job asked to stop (SIGTERM or SIGINT) finishes its pull in flight (at most 5 s:
+  pipelines/local_reader.py) and flushes before it exits, so two processes stopped one after the
+  other cost that twice. :func:`stop_jobs` signals every process group at once.
 * The Pub/Sub emulator answers an empty synchronous pull only about 1 s before the request's
   deadline (a 2 s deadline returned after 1.0 s, 5 s after 4.0 s, 30 s after 29.1 s), where real
   Pub/Sub answers an empty pull at once. :func:`drain` pulls with a short
@@ -53,9 +49,10 @@ def streaming_jobs(s: Settings, tmp: Path, pubsub_emulator, bigtable_emulator,
 
 
 def stop_jobs(procs, timeout: float = 10) -> None:
-    """SIGTERM each job's process group (all at once), SIGKILL what is left after ``timeout`` s
-    (module doc: why not SIGINT). For a job whose stop is not itself tested: a local job loses its
-    unfired windows on any stop (no drain on the local runner, LOCAL-GCP.md)."""
+    """SIGTERM each job's process group (all at once), SIGKILL what is left after ``timeout`` s.
+    For a job whose stop is not itself tested: SIGTERM makes a local job flush and exit
+    (pipelines/local_reader.py), which ``timeout`` may cut short; the drill in
+    test_generations.py tests the clean stop."""
     processes.stop_all(procs, ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)))
 
 
@@ -103,9 +100,9 @@ def drain(project: str, subscription: str, quiet_seconds: float = 3.0) -> list:
     """Every message on ``subscription`` (a name in ``project`` or a full path), acknowledged: pull
     until none came for ``quiet_seconds``, with short pulls (the emulator holds an empty pull until
     about 1 s before its deadline)."""
-    from google.cloud import pubsub_v1
+    from hashtag_ops.pubsub_client import subscriber_client
 
-    client = pubsub_v1.SubscriberClient()
+    client = subscriber_client()  # dead letters may be up to 10 MB: no 4 MiB receive limit
     path = subscription if subscription.startswith("projects/") else client.subscription_path(project, subscription)
     out = []
     quiet_since = time.monotonic()

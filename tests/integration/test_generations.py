@@ -1,7 +1,7 @@
 """Count generations on the emulator: a relaunch in the middle of an hour keeps every total exact.
 
 Two jobs of the streaming job's real count path (``ParsePostEvents`` → ``WindowedTagCounts`` →
-``HourCountRow(generation)`` → Beam's ``WriteToBigTable``) share hours: job A (generation 0) reads
+``HourCountRow(generation)`` → ``pipelines.bigtable_write.WriteRows``) share hours: job A (generation 0) reads
 the events up to 10:30 and is drained (its TestStream ends: every open window fires, as a Dataflow
 drain does); job B (generation 1) is the relaunch and reads the events after that, some in the
 same 10:00 hour, one of them late for it, a delete of a post job A counted. Job B starts with empty
@@ -16,11 +16,14 @@ window state, so its 10:00 cell holds only what it saw. Totals are read through
 """
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import json
+import time
+from pathlib import Path
 
 import apache_beam as beam
 import pytest
-from apache_beam.io.gcp.bigtableio import WriteToBigTable
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
@@ -28,6 +31,7 @@ from apache_beam.transforms import trigger
 from google.cloud import bigtable
 
 from hashtags import layout
+from pipelines.bigtable_write import WriteRows
 from pipelines.streaming import HourCountRow, WindowedTagCounts
 from pipelines.transforms import DEAD, ParsePostEvents
 from tests.conftest import INSTANCE, PROJECT
@@ -91,12 +95,12 @@ def run_job(stream: TestStream, table: str, generation: int) -> None:
         rows = ((p | stream | ParsePostEvents()).events
                 | WindowedTagCounts(late_trigger=trigger.AfterCount(1))
                 | beam.ParDo(HourCountRow(generation)).with_outputs(DEAD, main="rows"))
-        rows.rows | WriteToBigTable(project_id=PROJECT, instance_id=INSTANCE, table_id=table)
+        rows.rows | WriteRows(PROJECT, INSTANCE, table)
 
 
-def read_cells(table: str) -> dict[int, dict[str, dict[dt.datetime, list[int]]]]:
+def read_cells(table: str, project: str = PROJECT) -> dict[int, dict[str, dict[dt.datetime, list[int]]]]:
     """generation → row → hour → every stored version (no version filter)."""
-    tbl = bigtable.Client(project=PROJECT).instance(INSTANCE).table(table)
+    tbl = bigtable.Client(project=project).instance(INSTANCE).table(table)
     out: dict[int, dict[str, dict[dt.datetime, list[int]]]] = {}
     for row in tbl.read_rows():
         for qualifier, cells in row.cells.get(layout.FAMILY_COUNTS, {}).items():
@@ -160,3 +164,128 @@ def test_a_replay_within_one_generation_is_idempotent(store, table_name):
     assert totals(store) == EXPECTED
     assert read_cells(table_name) == first
     assert single(first[1]) == CELLS_B
+
+
+# ---- the same relaunch through the RUNNING local job (issue 20): stop mid-stream, flush, relaunch --
+DRILL_EVENTS = 1_000
+DRILL_RATE = 100.0  # events/s, the issue's drill
+DRILL_TAGS = 5
+
+
+def drill_messages(now: dt.datetime) -> list[tuple[bytes, dict]]:
+    """DRILL_EVENTS published posts, each with #drill and one of #drill0..4, timed a minute ago."""
+    from hashtags import messages
+
+    when = messages.format_time(now - dt.timedelta(minutes=1))
+    out = []
+    for i in range(DRILL_EVENTS):
+        body = {"event": "published", "post_id": f"d{i}", "user_id": f"u{i % 17}",
+                "caption": f"#drill #drill{i % DRILL_TAGS}", "image_url": f"https://img.example/d{i}.jpg",
+                "event_time": when}
+        out.append((json.dumps(body).encode(), {"event_time": when, "event_id": f"d{i}"}))
+    return out
+
+
+def archived_post_ids(root: Path) -> collections.Counter:
+    from hashtags import archive
+
+    ids: collections.Counter = collections.Counter()
+    for pattern in archive.partition_glob(str(root)):
+        for f in Path("/").glob(pattern.lstrip("/")):
+            ids.update(json.loads(line)["post_id"] for line in f.read_bytes().split(b"\n") if line)
+    return ids
+
+
+@pytest.fixture
+def local_stack(tmp_path, monkeypatch, pubsub_emulator, bigtable_emulator):
+    """devstack.stack's records and paths under tmp_path, its local addresses the test emulators',
+    its settings a fresh project and table: what `make relaunch` acts on."""
+    import uuid
+
+    from devstack import stack
+    from hashtags import settings as hs
+    from hashtags.settings import Settings
+
+    run = tmp_path / "run"
+    for name, path in (("RUN", run), ("PIDS", run / "pids.json"), ("GENERATIONS", run / "generations.json"),
+                       ("LOGS", run / "logs"), ("ARCHIVE", run / "archive")):
+        monkeypatch.setattr(stack, name, path)
+    monkeypatch.setattr(hs, "LOCAL_PUBSUB_HOST", pubsub_emulator.address)
+    monkeypatch.setattr(hs, "LOCAL_BIGTABLE_HOST", bigtable_emulator.address)
+    s = Settings(project="drill-hashtags", bigtable_instance=INSTANCE, table="t" + uuid.uuid4().hex[:10])
+    for field, value in (("PROJECT", s.project), ("BIGTABLE_INSTANCE", s.bigtable_instance), ("TABLE", s.table)):
+        monkeypatch.setenv(f"HASHTAGS_{field}", value)
+    assert Settings.from_env(__import__("os").environ) == s
+    return stack, s
+
+
+@pytest.mark.slow
+def test_a_local_job_stopped_mid_stream_and_relaunched_loses_nothing(local_stack, capsys):
+    """The drill of issue 20 on the real local job (a subprocess on the emulators): events at
+    100/s, then `make relaunch` (devstack.stack.relaunch) mid-stream: SIGTERM to the job, which
+    stops pulling, fires its open windows, writes its archive and exits; the job starts again on
+    generation 1 and the stack's records follow (status shows it running, down stops it). Every
+    event is counted once the new job caught up, and every event is in the archive."""
+    import threading
+
+    from devstack import processes
+    from devstack.resources import ensure_all
+    from hashtag_store import BigtableStore
+    from tests.integration.local_job import wait_for
+
+    stack, s = local_stack
+    ensure_all(s)
+    env = processes.emulator_env(stack.hs.LOCAL_PUBSUB_HOST, stack.hs.LOCAL_BIGTABLE_HOST)
+    log_a = stack.LOGS / "streaming-post-events.log"
+    job = processes.start_streaming_job(s, stack.ARCHIVE, log_a, env, 2, read="post-events", generation=0)
+    stack._save_pids({"streaming-post-events": job.pid})
+    stack._save_generations({"streaming-post-events": 0})
+    store = BigtableStore(s.project, s.bigtable_instance, s.table)
+    expected = {"drill": DRILL_EVENTS, **{f"drill{k}": DRILL_EVENTS // DRILL_TAGS for k in range(DRILL_TAGS)}}
+
+    def totals():
+        return {t: (d.total_posts if (d := store.read_page(t)) else None) for t in expected}
+
+    try:
+        wait_for(lambda: ("streaming job started" in log_a.read_text(), None), 120, "job A to start", log_a)
+        publisher = threading.Thread(target=_publish_at_rate, args=(s, drill_messages(dt.datetime.now(UTC))))
+        publisher.start()
+        wait_for(lambda: ((n := (totals()["drill"] or 0)) > 0, n), 60, "job A to count something", log_a)
+        time.sleep(2)  # mid-stream: job A holds pulled events in open windows and archive panes
+        capsys.readouterr()
+        assert stack.relaunch("post-events") == 0
+        said = capsys.readouterr().out
+        assert "relaunched streaming-post-events" in said and "killed" not in said, said
+        job.wait(timeout=10)  # gone (its exit status went to the relaunch's wait, which reaped it)
+        assert "everything it pulled was written" in log_a.read_text(), log_a.read_text()[-3000:]
+        counted_by_a = totals()["drill"]
+        assert 0 < counted_by_a < DRILL_EVENTS  # stopped mid-stream, and what it took is written
+        pids = json.loads(stack.PIDS.read_text())
+        assert pids["streaming-post-events"] != job.pid
+        assert json.loads(stack.GENERATIONS.read_text()) == {"streaming-post-events": 1}
+        stack.status()
+        assert f"pid {pids['streaming-post-events']:<8} running  generation 1" in capsys.readouterr().out
+        publisher.join()
+        wait_for(lambda: (totals() == expected, totals()), 180, "exact totals after the relaunch", log_a)
+    finally:
+        if job.poll() is None:
+            job.kill()
+        assert stack.down() == 0  # stops the relaunched job by its recorded PID
+    assert not stack.PIDS.exists()
+    cells = read_cells(s.table, s.project)
+    assert set(cells) == {0, 1}  # both generations wrote: the relaunch overwrote nothing
+    assert set(archived_post_ids(stack.ARCHIVE)) == {f"d{i}" for i in range(DRILL_EVENTS)}
+
+
+def _publish_at_rate(s, msgs) -> None:
+    """Ten messages per request, ten requests a second."""
+    from google.cloud import pubsub_v1
+
+    client = pubsub_v1.PublisherClient()
+    topic = s.topic_path(s.post_events_topic)
+    start = time.monotonic()
+    for i in range(0, len(msgs), 10):
+        delay = start + i / DRILL_RATE - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        client.api.publish(topic=topic, messages=[{"data": d, "attributes": a} for d, a in msgs[i:i + 10]])

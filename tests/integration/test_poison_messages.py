@@ -6,6 +6,7 @@ is on its DLQ with a reason and its original payload, and the valid messages are
 delete list count the first MAX_TAGS_PER_POST tags only)."""
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 
@@ -112,3 +113,67 @@ def test_poison_messages_never_stop_the_job_and_valid_ones_count_exactly(bigtabl
             by_data = {m.data: m for m in dead}
             assert "surrogate" in by_data[poisons[0 if poisons is POST_POISONS else 2][1]].attributes["dlq_reason"]
         assert jobs.alive()
+
+
+BIG = 9 * 1024 * 1024  # Pub/Sub accepts up to 10 MB; the emulator client's default receive limit is 4 MiB
+TWO_AND_A_HALF = 5 * 1024 * 1024 // 2
+
+
+def test_oversized_messages_neither_stall_the_job_nor_crash_redrive(bigtable_emulator, pubsub_emulator, tmp_path):
+    """Issue 20: a 9 MB message and two 2.5 MB ones (together over 4 MiB in one pull) among valid
+    posts: the valid neighbours are counted, the big ones are dead letters with the size reason, and
+    hashtag_ops.redrive (with its own client, as an operator runs it) lists them and republishes
+    them byte for byte. Before, every pull of the subscription failed (RESOURCE_EXHAUSTED) for as long
+    as the big message lived (35-45 min), and redrive crashed with a traceback.
+
+    The issue bounds the neighbours' delay at a minute; the wait here is 120 s, on a shared 2-core
+    machine, which still tells a working job from the stall (tens of minutes)."""
+    import io
+    import uuid
+
+    from google.cloud import pubsub_v1
+
+    from devstack import processes
+    from devstack.resources import ensure_all
+    from hashtag_ops.redrive import Selection, redrive
+    from tests.integration.local_job import drain, stop_jobs
+
+    s = Settings(project="oversize-hashtags", bigtable_instance=INSTANCE, table="t" + uuid.uuid4().hex[:10])
+    ensure_all(s)
+    subscriber = pubsub_v1.SubscriberClient()
+    tap = s.subscription_path("tap-" + uuid.uuid4().hex[:8])  # every message published to post-events
+    subscriber.create_subscription(request={"name": tap, "topic": s.topic_path(s.post_events_topic)})
+    subscriber.close()
+    big = [post("big9", "#big " + "x" * BIG), post("big2a", "#big " + "y" * TWO_AND_A_HALF),
+           post("big2b", "#big " + "z" * TWO_AND_A_HALF)]
+    valid = [post(f"n{i}", "#neighbour") for i in range(9)]
+    stream = [valid[0], big[0], valid[1], big[1], big[2], *valid[2:]]
+    env = processes.emulator_env(pubsub_emulator.address, bigtable_emulator.address)
+    log = tmp_path / "job.log"
+    job = processes.start_streaming_job(s, tmp_path / "archive", log, env, 2, read="post-events")
+    store = BigtableStore(s.project, s.bigtable_instance, s.table)
+    dlq = s.subscription_path(hs.POST_EVENTS_DLQ_SUBSCRIPTION)
+
+    def total(tag):
+        return d.total_posts if (d := store.read_page(tag)) else None
+
+    def listed():
+        return redrive(dlq, Selection(everything=True), settings=s, dry_run=True, out=io.StringIO(),
+                       quiet_seconds=1.0)
+
+    try:
+        wait_for(lambda: ("streaming job started" in log.read_text(), None), 120, "the job to start", log)
+        publish_in_order(s.project, s.post_events_topic, [(data, {}) for data in stream])
+        wait_for(lambda: (job.poll() is None and total("neighbour") == 9, total("neighbour")), 120,
+                 "the 9 valid neighbours", log)
+        seen = wait_for(lambda: ((o := listed()).read >= 3, o), 120, "the 3 big dead letters", log)
+        assert (seen.read, seen.republished) == (3, 0)
+        assert seen.report.count(f"over the {hs.MAX_MESSAGE_BYTES}-byte limit") >= 1
+        done = redrive(dlq, Selection(reasons=("byte limit",)), settings=s, out=io.StringIO(), quiet_seconds=1.0)
+        assert (done.read, done.selected, done.republished, done.failed) == (3, 3, 3, 0)
+        assert job.poll() is None and total("big") is None
+        assert "larger than max" not in log.read_text()  # no pull failed on the size
+    finally:
+        stop_jobs([job])
+    tapped = collections.Counter(m.data for m in drain(s.project, tap))
+    assert {data: tapped[data] for data in big} == {data: 2 for data in big}  # original + redriven copy

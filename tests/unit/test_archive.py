@@ -3,11 +3,14 @@ letters for unencodable lines, and failed renames that are retried, counted and 
 
 Failures are injected through a FileSystem of our own, registered under the scheme ``flaky://``
 (Beam picks a FileSystem by scheme among FileSystem's subclasses): it delegates to the local file
-system and fails, or silently skips, the next N renames."""
+system and fails, or silently skips, the next N renames. Cloud Storage is played by another,
+``atomic://``: an object appears only when its writer is closed, a writer left by an exception
+leaves nothing (what GCS's resumable upload does), and every copy and rename is counted."""
 from __future__ import annotations
 
 import collections
 import datetime as dt
+import io
 import json
 from pathlib import Path
 
@@ -21,7 +24,8 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from hashtags import archive as layout
 from hashtags.messages import PostEvent, parse_post_event
-from pipelines.archive import ArchiveEvents, arrival_day
+from pipelines import archive
+from pipelines.archive import ArchiveEvents, arrival_day, objects_appear_at_close
 from pipelines.transforms import event_json_line, pubsub_problems
 
 UTC = dt.timezone.utc
@@ -70,6 +74,78 @@ class FlakyFileSystem(LocalFileSystem):
             cls.skip_renames -= 1
             return
         return super().rename([self._local(p) for p in sources], [self._local(p) for p in destinations])
+
+
+class AtomicFileSystem(LocalFileSystem):
+    """The local file system under ``atomic://``, with GCS's visibility: the bytes written go to
+    memory and become the file at ``close()``; a writer whose ``with`` block raised is discarded."""
+
+    copies = renames = created = 0
+    fail_writes = 0  # the next N writers raise on their first write
+
+    @classmethod
+    def scheme(cls):
+        return "atomic"
+
+    @staticmethod
+    def _local(path: str) -> str:
+        return path[len("atomic://"):] if path.startswith("atomic://") else path
+
+    def create(self, path, *args, **kwargs):
+        cls = AtomicFileSystem
+        cls.created += 1
+        fail = cls.fail_writes > 0
+        cls.fail_writes -= fail
+        return _ObjectWriter(Path(self._local(path)), fail)
+
+    def copy(self, sources, destinations):
+        AtomicFileSystem.copies += len(sources)
+        return super().copy([self._local(p) for p in sources], [self._local(p) for p in destinations])
+
+    def rename(self, sources, destinations):
+        AtomicFileSystem.renames += len(sources)
+        return super().rename([self._local(p) for p in sources], [self._local(p) for p in destinations])
+
+    def mkdirs(self, path):
+        return super().mkdirs(self._local(path))
+
+    def match(self, patterns, limits=None):
+        return super().match([self._local(p) for p in patterns], limits)
+
+    def exists(self, path):
+        return super().exists(self._local(path))
+
+    def delete(self, paths):
+        return super().delete([self._local(p) for p in paths])
+
+
+class _ObjectWriter(io.BytesIO):
+    def __init__(self, path: Path, fail: bool):
+        super().__init__()
+        self._path, self._fail, self._discard = path, fail, False
+
+    def write(self, b):
+        if self._fail:
+            raise IOError("injected upload failure")
+        return super().write(b)
+
+    def __exit__(self, exc_type, *rest):
+        self._discard = exc_type is not None  # BlobWriter.__exit__: terminate() the upload
+        return super().__exit__(exc_type, *rest)
+
+    def close(self):
+        if not self.closed and not self._discard:
+            self._path.parent.mkdir(parents=True, exist_ok=True)  # object stores have no folders
+            self._path.write_bytes(self.getvalue())
+        super().close()
+
+
+@pytest.fixture
+def atomic(monkeypatch):
+    AtomicFileSystem.copies = AtomicFileSystem.renames = AtomicFileSystem.created = 0
+    AtomicFileSystem.fail_writes = 0
+    monkeypatch.setattr(archive, "ATOMIC_SCHEMES", archive.ATOMIC_SCHEMES | {"atomic"})
+    yield AtomicFileSystem
 
 
 @pytest.fixture
@@ -246,3 +322,31 @@ def test_files_follow_windows_and_size_not_bundles(tmp_path):
 
 def _lines_per_file(root: Path) -> list[list[bytes]]:
     return [f.read_bytes()[:-1].split(b"\n") for f in root.glob("arrived=*/*.jsonl")]
+
+
+def test_gcs_is_written_in_place_and_local_paths_through_a_temp_file():
+    assert objects_appear_at_close("gs://bucket/post-events")
+    assert not objects_appear_at_close("/var/archive") and not objects_appear_at_close("flaky:///tmp/a")
+
+
+def test_on_a_filesystem_whose_objects_appear_at_close_no_file_is_copied_or_renamed(tmp_path, atomic):
+    """The GCS path: each file written once at its final name (no temp object, no copy, no rename),
+    one file per configured shard, every event once; a failed upload leaves nothing and is retried."""
+    events = [event(i) for i in range(400)]
+    atomic.fail_writes = 2
+    result = run(events, "atomic://" + str(tmp_path), shards=4, launch="G1")
+    assert (atomic.copies, atomic.renames) == (0, 0)
+    assert counter(result, "archive_write_failures") == 2
+    assert atomic.created == 4 + 2  # one writer per file, plus the two failed attempts
+    names = sorted(f.name for f in tmp_path.glob("arrived=*/*.jsonl"))
+    assert [n.split("-")[-2] for n in names] == ["s000", "s001", "s002", "s003"]
+    assert counter(result, "archive_files") == 4 and counter(result, "archive_lines") == 400
+    lines = [line for day in archived_lines(tmp_path).values() for line in day]
+    assert collections.Counter(lines) == collections.Counter(event_json_line(e).encode() for e in events)
+    assert not (tmp_path / layout.TEMP_FOLDER).exists()
+
+
+def test_the_shards_default_is_the_reasoned_one():
+    from pipelines.options import StreamingOptions
+
+    assert StreamingOptions([]).archive_shards == archive.DEFAULT_SHARDS == 8

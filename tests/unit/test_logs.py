@@ -139,7 +139,7 @@ def test_the_streaming_main_start_record_fields():
                                     LocalResult())
     assert f == {"runner": "LocalResult", "job_name": None, "job_id": None, "project": "p-x", "count_generation": 3,
                  "read": "post-events", "post_events_subscription": "projects/p-x/subscriptions/s",
-                 "top_posts_subscription": None, "bigtable": "local/hashtags",
+                 "top_posts_subscription": None, "bigtable": "local/hashtags", "bigtable_app_profile": None,
                  "event_time_floor": "2000-01-01T00:00:00Z", "max_future_skew_seconds": 300}
 
 

@@ -31,7 +31,10 @@ from apache_beam.options.pipeline_options import SetupOptions, WorkerOptions
 from apache_beam.portability.api import beam_runner_api_pb2 as pb
 from apache_beam.runners.dataflow.internal import apiclient
 
+from hashtags import settings
 from pipelines import streaming_main
+from pipelines.archive import _ToArchiveLine, _WriteArchiveFile
+from pipelines.bigtable_write import _WriteRowsFn
 from pipelines.streaming import HourCountRow
 from pipelines.transforms import ParsePostEventsFn
 
@@ -47,6 +50,7 @@ JOB_ARGS = [  # what terraform/dataflow.tf passes as Flex Template parameters
     f"--post_events_dlq_topic={TOPIC}/post-events-dlq", f"--top_posts_dlq_topic={TOPIC}/top-posts-dlq",
     "--archive_path=gs://hashtags-prod-hashtags-archive/post-events",
     "--count_generation=7",
+    f"--bigtable_app_profile={settings.WRITER_APP_PROFILE}",
 ]
 DATAFLOW_ARGS = [
     "--runner=DataflowRunner", f"--project={PROJECT}", "--region=us-central1",
@@ -111,12 +115,50 @@ def test_production_graph_reads_event_time_and_event_id(no_gcs):
     assert (parse._stamp, parse._require) == (False, True)
     # the hour rows carry the job's count generation
     assert [fn.generation for fn in dofns(p, HourCountRow)] == [7]
+    # the archive goes straight to its final gs:// names, 8 shards (pipelines/archive.py)
+    (write,) = dofns(p, _WriteArchiveFile)
+    assert write._in_place and write._root == "gs://hashtags-prod-hashtags-archive/post-events"
+    (to_lines,) = dofns(p, _ToArchiveLine)
+    assert to_lines._shards == 8
 
     # the workers run the given image and install nothing at start-up
     assert p.options.view_as(WorkerOptions).sdk_container_image == IMAGE
     assert apiclient.get_container_image_from_options(p.options) == IMAGE
     setup = p.options.view_as(SetupOptions)
     assert (setup.setup_file, setup.requirements_file) == (None, None)
+
+
+def bigtable_writes(p: beam.Pipeline) -> dict[str, tuple]:
+    """Every Bigtable write step of the graph: its name → (table, app profile). Beam's own writer
+    (``_BigTableWriteFn``, which cannot take a profile) is reported too, with profile ``None``."""
+    from apache_beam.io.gcp.bigtableio import _BigTableWriteFn
+
+    found = {}
+
+    class Visitor(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            fn = getattr(node.transform, "fn", None)
+            if isinstance(fn, _WriteRowsFn):
+                found[node.full_label] = (fn.table_id, fn.app_profile_id)
+            elif isinstance(fn, _BigTableWriteFn):
+                found[node.full_label] = (fn.beam_options["table_id"], None)
+
+    p.visit(Visitor())
+    return found
+
+
+def test_production_graph_writes_bigtable_through_the_single_cluster_writer_profile(no_gcs):
+    """DESIGN.md "Bigtable routing": every write of the streaming job names the writer profile."""
+    p = streaming_main.make_pipeline(DATAFLOW_ARGS + JOB_ARGS)
+    assert settings.WRITER_APP_PROFILE == "writer"
+    assert bigtable_writes(p) == {"WriteCounts/Mutate": ("hashtags", "writer"),
+                                  "WriteTopPosts/Mutate": ("hashtags", "writer")}
+
+
+def test_local_graph_writes_through_the_default_profile():
+    """The emulator has no app profiles: locally no profile is passed unless asked for."""
+    p = streaming_main.make_pipeline(LOCAL_ARGS + [a for a in JOB_ARGS if "app_profile" not in a])
+    assert set(bigtable_writes(p).values()) == {("hashtags", None)}
 
 
 def test_without_dry_run_the_constructor_would_ask_gcs(no_gcs):
@@ -138,6 +180,11 @@ def test_production_graph_without_an_unstamped_subscription(no_gcs):
 LOCAL_ARGS = ["--runner=BundleBasedDirectRunner", "--streaming", "--project=local-hashtags"]
 
 
+def local_pipeline_with_local_archive():
+    return streaming_main.make_pipeline(LOCAL_ARGS + [a for a in JOB_ARGS if not a.startswith("--archive_path")]
+                                        + ["--archive_path=.run/archive"])
+
+
 def test_local_graph_has_no_id_label_and_stamps_from_the_body():
     p = streaming_main.make_pipeline(LOCAL_ARGS + JOB_ARGS)
     assert not streaming_main.on_dataflow(p)
@@ -147,6 +194,8 @@ def test_local_graph_has_no_id_label_and_stamps_from_the_body():
     assert (reads["ReadPostEvents"].timestamp_attribute, reads["ReadPostEvents"].id_attribute) == ("", "")
     (parse,) = dofns(p, ParsePostEventsFn)
     assert (parse._stamp, parse._require) == (True, False)
+    (write,) = dofns(local_pipeline_with_local_archive(), _WriteArchiveFile)
+    assert not write._in_place  # a local path: temp file + rename
 
 
 @pytest.mark.emulator
@@ -193,3 +242,27 @@ def test_local_graph_runs_on_the_direct_runner(bigtable_emulator, pubsub_emulato
         assert [m.data for m in dead] == [b"{not json"]
     finally:
         stop_jobs([proc])  # SIGTERM: nothing is asserted about the stop (local_job's module doc)
+
+
+def test_an_in_place_update_cannot_change_the_generation(no_gcs):
+    """A job launched by hand carries its generation in its name (streaming_main.generation_job_name):
+    an update naming it with another generation is refused, and so is an update naming no job.
+    terraform's name has no suffix; its generation is pinned by ignore_changes
+    (tests/unit/test_terraform_streaming_job.py), so that update is accepted with its generation."""
+    base = [a for a in JOB_ARGS if not a.startswith("--count_generation")]
+    running = streaming_main.generation_job_name("hashtags-streaming", 7)
+    assert running == "hashtags-streaming-g7"
+    same = streaming_main.make_pipeline(DATAFLOW_ARGS + base + ["--update", f"--job_name={running}",
+                                                                "--count_generation=7"])
+    assert [fn.generation for fn in dofns(same, HourCountRow)] == [7]
+    terraform = streaming_main.make_pipeline(DATAFLOW_ARGS + base + ["--update", "--job_name=hashtags-streaming",
+                                                                     "--count_generation=7"])
+    assert [fn.generation for fn in dofns(terraform, HourCountRow)] == [7]
+    for name, generation in ((running, 8), ("hashtags-streaming-g7", 70), (None, 7)):
+        args = ["--update", f"--count_generation={generation}"] + ([f"--job_name={name}"] if name else [])
+        with pytest.raises(SystemExit, match="in-place update keeps the running job's generation"):
+            streaming_main.make_pipeline(DATAFLOW_ARGS + base + args)
+    # a new job (no --update) may start any generation
+    fresh = streaming_main.make_pipeline(DATAFLOW_ARGS + base + ["--job_name=hashtags-streaming-g8",
+                                                                 "--count_generation=8"])
+    assert [fn.generation for fn in dofns(fresh, HourCountRow)] == [8]
