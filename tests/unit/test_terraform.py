@@ -195,7 +195,7 @@ def test_dead_letters_are_published_by_the_job_not_forwarded_by_pubsub(model):
 
 # Settings fields and streaming job options other branches add (issues 19, 20, 21): terraform sets
 # them already. The lead empties this at merge, once the code has them.
-PENDING_FIELDS = {"trends_without_review", "bigtable_app_profile"}
+PENDING_FIELDS = {"trends_without_review"}
 
 
 def _streaming_options() -> dict[str, argparse.Action]:
