@@ -21,6 +21,6 @@ setup(
         "regex==2026.11.15",
     ],
     extras_require={
-        "serving": ["Flask==3.1.3", "Jinja2==3.1.6", "granian==2.8.7", "cachetools==6.2.6"],
+        "serving": ["Flask==3.1.3", "Jinja2==3.1.6", "granian==2.8.7"],
     },
 )
