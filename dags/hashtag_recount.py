@@ -4,7 +4,10 @@
     check_archive → choose_runner ─┬─ recount_dataflow (Flex Template, production) ─┬→ publish_drift_report
                                    └─ recount_local (Beam over the project's .venv) ─┘
 
-* Nightly at 02:00 UTC, no catch-up, one active run, retries with exponential backoff. What a run
+* Nightly at 02:00 UTC, no catch-up, one active run, retries with exponential backoff, a 20 h run
+  timeout. A run killed or failed half way (timeout, cancelled job, lost worker) left cells at its
+  midnight and no run record: the job reads its priors as of the last RECORDED run, so neither the
+  retry nor the next night reads them as applied (docs/RECONCILIATION.md). What a run
   covers is planned by ``hashtags.planning`` (the one planning module; the backfill CLI uses it too):
   a scheduled run is a ``nightly`` for the midnight of its logical day (the job reads its run
   record and applies the arrival days since the last successful run); from the UI, *Trigger w/
@@ -73,6 +76,11 @@ VARIABLE_DEFAULTS: dict[str, str] = {
     "hashtags_drift_threshold": "0.05",
 }
 
+# = hashtags.settings.WRITER_APP_PROFILE (tests/dags check; Composer does not ship settings.py): on
+# Dataflow the job reads its priors (run records, post states, bases, day cells) through the
+# writers' single-cluster profile, so it reads what the last run wrote.
+WRITER_APP_PROFILE = "writer"
+
 DEFAULT_ARGS = {
     "owner": "hashtags",
     "retries": 3,
@@ -115,6 +123,8 @@ def job_flags(plan: planning.RunPlan, cfg: Mapping[str, str]) -> dict[str, Any]:
         "bigtable_table": cfg["hashtags_table"],
         "post_state_table": cfg["hashtags_post_state_table"],
     })
+    if is_dataflow(cfg):
+        flags["app_profile"] = WRITER_APP_PROFILE
     return flags
 
 
@@ -300,7 +310,12 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
-    dagrun_timeout=dt.timedelta(hours=6),
+    # A killed run is harmless to the counts (docs/RECONCILIATION.md "A failed night"): its job is
+    # cancelled (the operator's on_kill), leaves no run record, and no later run reads its cells as
+    # applied. The bound only has to let check_archive's whole wait (5+10+20+40+60+60 min) and a
+    # large job with its retries finish, and stay under the 24 h period so that, with
+    # max_active_runs=1, a stuck run never blocks the next night for more than a few hours.
+    dagrun_timeout=dt.timedelta(hours=20),
     render_template_as_native_obj=True,
     tags=["hashtags", "dataflow"],
     params={

@@ -119,6 +119,7 @@ def test_post_state_table_default_is_the_settings_name(h):
     from hashtags import settings
 
     assert h.VARIABLE_DEFAULTS["hashtags_post_state_table"] == settings.POST_STATE_TABLE
+    assert h.WRITER_APP_PROFILE == settings.WRITER_APP_PROFILE
 
 
 # ---- the production launch, as rendered for a run ---------------------------------------------
@@ -176,7 +177,7 @@ def test_production_nightly_launch_is_the_recount_flex_template(h, dag, monkeypa
         "mode": "nightly", "as_of": "2026-11-23",
         "archive_path": PROD["hashtags_archive"], "report_path": "gs://prod-proj-hashtags-reports/drift",
         "bigtable_project": "prod-proj", "bigtable_instance": "hashtags-prod", "bigtable_table": "hashtags",
-        "post_state_table": "post_state",
+        "post_state_table": "post_state", "app_profile": "writer",  # the prior reads' single-cluster profile
     }
     assert all(isinstance(v, str) for v in launch["parameters"].values())  # template parameters are strings
     assert spec["report_path"] == "gs://prod-proj-hashtags-reports/drift"  # where publish_drift_report reads
