@@ -20,7 +20,8 @@
   as a Flex Template (``hashtags_recount_template``: the recount's spec, built from the streaming
   job's image) with the recount's service account, staging and temp locations and a job name per
   night and plan (``planning.job_name``). Airflow has the job id from the launch response (XCom
-  ``job_id``, the Dataflow link; killing the task cancels the job). A retry never starts a second
+  ``job_id``, the Dataflow link; the task defers to the triggerer while the job runs; killing the
+  task cancels the job). A retry never starts a second
   job: see ``RecountFlexTemplateOperator``. Locally ``recount_local`` runs
   pipelines/recount_main.py with the project's interpreter (``HASHTAGS_PY_INTERPRETER``, default
   ``<project>/.venv/bin/python``: Beam lives there, not in Airflow's venv) on FnApiRunner.
@@ -294,6 +295,14 @@ class RecountFlexTemplateOperator(DataflowStartFlexTemplateOperator):
         job_id = self.job["id"]
         self.log.info("Dataflow job %s (%s) is already running (an earlier attempt): waiting for it", name, job_id)
         context["task_instance"].xcom_push(key="job_id", value=job_id)
+        if self.deferrable:  # wait in the triggerer, as the parent's own deferrable launch does
+            from airflow.providers.google.cloud.triggers.dataflow import TemplateJobStartTrigger
+
+            self.defer(trigger=TemplateJobStartTrigger(
+                project_id=self.project_id, job_id=job_id, location=self.location, gcp_conn_id=self.gcp_conn_id,
+                poll_sleep=self.poll_sleep, impersonation_chain=self.impersonation_chain,
+                cancel_timeout=self.cancel_timeout, drain_pipeline=self.drain_pipeline,
+                cancel_on_kill=self.cancel_on_kill), method_name="execute_complete")
         self.hook.wait_for_done(job_name=name, location=self.location, project_id=self.project_id, job_id=job_id)
         return self.hook.get_job(job_id=job_id, project_id=self.project_id, location=self.location)
 
@@ -364,8 +373,11 @@ with DAG(
         project_id=_spec("['flex']['project_id']"),
         night_prefix=_spec("['flex']['night_prefix']"),
         append_job_name=False,  # the deterministic name is what makes a retry find its job
-        wait_until_finished=True,
-        deferrable=False,
+        # Deferrable (provider 22.8.0, operators/dataflow.py): the launch returns at once and the
+        # triggerer polls the job (TemplateJobStartTrigger, done / failed / stopped), so a worker slot
+        # is not held for the job's hours; killing the task cancels the job through the trigger
+        # (cancel_on_kill). wait_until_finished must be unset with it (the operator refuses both).
+        deferrable=True,
         retries=2,
         on_failure_callback=log_failed_run,
     )

@@ -13,7 +13,7 @@ For ``as_of`` = M (a UTC midnight) and the arrival days of the plan:
    order). The parse extracts each event's distinct tag keys, so a candidate is the order key, the
    user_id and the keys (never the caption); ``CombinePerKey`` by post_id holds ONE candidate per
    post (combiner lifting sends at most one per post and bundle through the shuffle). The parse
-   also emits every event's tag keys (``Distinct``): the tags the night touched.
+   also emits every event's tag keys: with the replaced states' tags, the tags the night touched.
 3. **Changes**: each winner against the post's state as the RECORDED runs applied it
    (``hashtags.post_state.Priors``: the newest cell written at a recorded run's midnight, up to the
    last recorded run before M; ``BatchElements`` → one multi-key ``ReadRows`` per batch,
@@ -247,8 +247,8 @@ class LatestFn(beam.CombineFn):
 
 class ParseEvents(beam.PTransform):
     """Archive file paths (or FileMetadata) → a dict of PCollections: ``events`` (post_id, candidate)
-    of every event before M, ``tags`` (the distinct tag keys of those events: what the night
-    touched) and ``counts`` (name, n): archive files, events read / rejected / before M."""
+    of every event before M, ``tags`` (the tag keys of those events, repeats included: what the
+    night touched) and ``counts`` (name, n): archive files, events read / rejected / before M."""
 
     def __init__(self, as_of: dt.datetime):
         super().__init__()
@@ -257,8 +257,7 @@ class ParseEvents(beam.PTransform):
     def expand(self, files):
         parsed = files | "ParseBeforeAsOf" >> beam.ParDo(
             KeyedEventsOfFilesFn(self.as_of)).with_outputs(COUNTS, TAGS, main="events")
-        return {"events": parsed.events, "tags": parsed[TAGS] | "TouchedTags" >> beam.Distinct(),
-                "counts": parsed[COUNTS]}
+        return {"events": parsed.events, "tags": parsed[TAGS], "counts": parsed[COUNTS]}
 
 
 class Winners(beam.PTransform):

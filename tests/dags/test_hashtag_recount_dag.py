@@ -160,7 +160,9 @@ def test_production_nightly_launch_is_the_recount_flex_template(h, dag, monkeypa
     assert spec["dataflow"] is True and "pipeline_options" not in spec
     op = rendered(dag, "recount_dataflow", spec)
     assert isinstance(op, h.DataflowStartFlexTemplateOperator)
-    assert op.append_job_name is False and op.wait_until_finished is True and op.deferrable is False
+    # deferrable: the triggerer waits for the job (the operator sets wait_until_finished False with it)
+    assert op.append_job_name is False and op.deferrable is True and op.wait_until_finished is False
+    assert op.cancel_on_kill is True
     assert (op.project_id, op.location, op.night_prefix) == ("prod-proj", "europe-west1", "hashtag-recount-20261123")
     launch = op.body["launchParameter"]
     assert launch["jobName"] == "hashtag-recount-20261123-nightly"
@@ -272,6 +274,9 @@ class FakeDataflow:
         return None
 
     # DataflowHook
+    def launch_job_with_flex_template(self, body, location, project_id):  # the deferrable launch
+        return self.start_flex_template(body, location, project_id)
+
     def start_flex_template(self, body, location, project_id, on_new_job_callback=None):
         job = {"id": f"job-{len(self.launched) + 1}", "name": body["launchParameter"]["jobName"],
                "projectId": project_id, "location": location, "currentState": "JOB_STATE_DONE"}
@@ -300,22 +305,34 @@ def job(name, state="JOB_STATE_RUNNING", id_="old-1"):
     return {"id": id_, "name": name, "currentState": state, "projectId": "prod-proj", "location": "europe-west1"}
 
 
+def deferred(op, ctx):
+    """execute → the TaskDeferred it raises (the launch returns at once; the triggerer waits)."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    with pytest.raises(TaskDeferred) as e:
+        op.execute(ctx)
+    return e.value
+
+
 def test_first_attempt_launches_once_with_the_exact_name(h, dag, monkeypatch):
     fake = FakeDataflow(active=[job("hashtag-recount-20261122-nightly")])  # yesterday's, still running: not ours
     op, ctx = launcher_for(h, dag, monkeypatch, fake)
-    result = op.execute(ctx)
+    d = deferred(op, ctx)
     assert [b["launchParameter"]["jobName"] for b in fake.launched] == ["hashtag-recount-20261123-nightly"]
+    assert d.trigger.job_id == "job-1" and d.trigger.cancel_on_kill is True and d.method_name == "execute_complete"
+    result = op.execute_complete(ctx, {"status": "success", "job_id": "job-1", "message": "done"})
     assert result["id"] == "job-1" and ctx["ti"].pushed["job_id"] == "job-1"
 
 
 def test_retry_adopts_its_running_job_instead_of_launching_a_second(h, dag, monkeypatch):
     fake = FakeDataflow(active=[job("hashtag-recount-20261123-nightly", id_="first-attempt")])
     op, ctx = launcher_for(h, dag, monkeypatch, fake)
-    result = op.execute(ctx)
-    assert fake.launched == []
-    assert fake.waited == [("hashtag-recount-20261123-nightly", "first-attempt")]
-    assert ctx["ti"].pushed["job_id"] == "first-attempt" and result["id"] == "first-attempt"
+    d = deferred(op, ctx)
+    assert fake.launched == [] and fake.waited == []  # waits in the triggerer, on the adopted job
+    assert d.trigger.job_id == "first-attempt" and ctx["ti"].pushed["job_id"] == "first-attempt"
     assert op.job["id"] == "first-attempt"  # on_kill cancels the adopted job
+    result = op.execute_complete(ctx, {"status": "success", "job_id": "first-attempt", "message": "done"})
+    assert result["id"] == "first-attempt"
 
 
 def test_another_job_of_the_same_night_blocks_the_launch(h, dag, monkeypatch):
