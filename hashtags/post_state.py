@@ -257,7 +257,7 @@ def resolve(plan: planning.RunPlan, records: Iterable[RunRecord]) -> Resolved:
     """Adjust a requested plan to the runs already recorded, so that every run stays exact:
 
     * a run at M when a later midnight has a record is refused: the version before M that it would
-      read may be collected already (two kept), and its base would be hidden by the later one;
+      read may be collected already (a few kept), and its base would be hidden by the later one;
     * a run at a midnight that a run already wrote reads the union (hull) of both arrival ranges
       (its base at M is rebuilt from the base before M, so it must re-apply what that run applied;
       re-reading more days is harmless). After a full rebuild at M, a run at M is a full rebuild;
