@@ -4,7 +4,10 @@
     check_archive → choose_runner ─┬─ recount_dataflow (Flex Template, production) ─┬→ publish_drift_report
                                    └─ recount_local (Beam over the project's .venv) ─┘
 
-* Nightly at 02:00 UTC, no catch-up, one active run, retries with exponential backoff. What a run
+* Nightly at 02:00 UTC, no catch-up, one active run, retries with exponential backoff, a 20 h run
+  timeout. A run killed or failed half way (timeout, cancelled job, lost worker) left cells at its
+  midnight and no run record: the job reads its priors as of the last RECORDED run, so neither the
+  retry nor the next night reads them as applied (docs/RECONCILIATION.md). What a run
   covers is planned by ``hashtags.planning`` (the one planning module; the backfill CLI uses it too):
   a scheduled run is a ``nightly`` for the midnight of its logical day (the job reads its run
   record and applies the arrival days since the last successful run); from the UI, *Trigger w/
@@ -17,7 +20,8 @@
   as a Flex Template (``hashtags_recount_template``: the recount's spec, built from the streaming
   job's image) with the recount's service account, staging and temp locations and a job name per
   night and plan (``planning.job_name``). Airflow has the job id from the launch response (XCom
-  ``job_id``, the Dataflow link; killing the task cancels the job). A retry never starts a second
+  ``job_id``, the Dataflow link; the task defers to the triggerer while the job runs; killing the
+  task cancels the job). A retry never starts a second
   job: see ``RecountFlexTemplateOperator``. Locally ``recount_local`` runs
   pipelines/recount_main.py with the project's interpreter (``HASHTAGS_PY_INTERPRETER``, default
   ``<project>/.venv/bin/python``: Beam lives there, not in Airflow's venv) on FnApiRunner.
@@ -71,6 +75,10 @@ VARIABLE_DEFAULTS: dict[str, str] = {
     "hashtags_sdk_container_image": "",
     "hashtags_report_location": str(PROJECT_ROOT / "artifacts" / "drift"),
     "hashtags_drift_threshold": "0.05",
+    # The job's writes and its reads of its priors (run records, post states, bases, day cells): the
+    # writers' single-cluster profile on Bigtable, so it reads what the last run wrote (terraform sets
+    # hashtags.settings.WRITER_APP_PROFILE); none locally (the emulator has no profiles).
+    "hashtags_bigtable_app_profile": "",
 }
 
 DEFAULT_ARGS = {
@@ -115,6 +123,8 @@ def job_flags(plan: planning.RunPlan, cfg: Mapping[str, str]) -> dict[str, Any]:
         "bigtable_table": cfg["hashtags_table"],
         "post_state_table": cfg["hashtags_post_state_table"],
     })
+    if cfg["hashtags_bigtable_app_profile"]:
+        flags["app_profile"] = cfg["hashtags_bigtable_app_profile"]
     return flags
 
 
@@ -284,6 +294,14 @@ class RecountFlexTemplateOperator(DataflowStartFlexTemplateOperator):
         job_id = self.job["id"]
         self.log.info("Dataflow job %s (%s) is already running (an earlier attempt): waiting for it", name, job_id)
         context["task_instance"].xcom_push(key="job_id", value=job_id)
+        if self.deferrable:  # wait in the triggerer, as the parent's own deferrable launch does
+            from airflow.providers.google.cloud.triggers.dataflow import TemplateJobStartTrigger
+
+            self.defer(trigger=TemplateJobStartTrigger(
+                project_id=self.project_id, job_id=job_id, location=self.location, gcp_conn_id=self.gcp_conn_id,
+                poll_sleep=self.poll_sleep, impersonation_chain=self.impersonation_chain,
+                cancel_timeout=self.cancel_timeout, drain_pipeline=self.drain_pipeline,
+                cancel_on_kill=self.cancel_on_kill), method_name="execute_complete")
         self.hook.wait_for_done(job_name=name, location=self.location, project_id=self.project_id, job_id=job_id)
         return self.hook.get_job(job_id=job_id, project_id=self.project_id, location=self.location)
 
@@ -300,7 +318,12 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
-    dagrun_timeout=dt.timedelta(hours=6),
+    # A killed run is harmless to the counts (docs/RECONCILIATION.md "A failed night"): its job is
+    # cancelled (the operator's on_kill), leaves no run record, and no later run reads its cells as
+    # applied. The bound only has to let check_archive's whole wait (5+10+20+40+60+60 min) and a
+    # large job with its retries finish, and stay under the 24 h period so that, with
+    # max_active_runs=1, a stuck run never blocks the next night for more than a few hours.
+    dagrun_timeout=dt.timedelta(hours=20),
     render_template_as_native_obj=True,
     tags=["hashtags", "dataflow"],
     params={
@@ -349,8 +372,11 @@ with DAG(
         project_id=_spec("['flex']['project_id']"),
         night_prefix=_spec("['flex']['night_prefix']"),
         append_job_name=False,  # the deterministic name is what makes a retry find its job
-        wait_until_finished=True,
-        deferrable=False,
+        # Deferrable (provider 22.8.0, operators/dataflow.py): the launch returns at once and the
+        # triggerer polls the job (TemplateJobStartTrigger, done / failed / stopped), so a worker slot
+        # is not held for the job's hours; killing the task cancels the job through the trigger
+        # (cancel_on_kill). wait_until_finished must be unset with it (the operator refuses both).
+        deferrable=True,
         retries=2,
         on_failure_callback=log_failed_run,
     )

@@ -14,7 +14,7 @@ change needs a reason and is logged as one ``moderation`` event (hashtag_ops.log
 the action, the tag and the flags before and after; stdout gets a one-line confirmation.
 
 Effect: a hidden tag's page and API answer 404 on the next uncached read, and the next nightly run
-leaves it out of every related list (it reads BigtableStore.hidden_tags() at launch); a sensitive
+leaves it out of every related list (it reads BigtableStore.hidden_tags(), an index row kept by write_flags, at launch); a sensitive
 tag's tiles stay covered until the visitor reveals them. The table comes from the usual settings
 (HASHTAGS_PROJECT / HASHTAGS_BIGTABLE_INSTANCE / HASHTAGS_TABLE; BIGTABLE_EMULATOR_HOST locally).
 Exit codes: 0 done, 1 the store did not answer, 2 bad usage (unknown action, invalid tag, no reason).

@@ -643,18 +643,16 @@ class BigtableStore:
         return layout.decode_flags(cell.value) if cell is not None else layout.Flags()
 
     def hidden_tags(self) -> frozenset[str]:
-        """Keys of every tag whose newest flags say hidden: a scan that returns meta:flags cells only
-        (rows without flags send nothing). The nightly job reads it once at launch."""
-        hidden = set()
+        """Keys of every hidden tag: ONE row read of the index that ``write_flags`` keeps
+        (layout.HIDDEN_INDEX_ROW), not a scan. The nightly job reads it once at launch."""
         try:
-            for row in self._reader.read_rows_stream(ReadRowsQuery(row_filter=FLAGS_FILTER),
-                                                     operation_timeout=600):
-                cell = _first(_cells(row, layout.FAMILY_META, layout.COL_FLAGS))
-                if cell is not None and layout.decode_flags(cell.value).hidden:
-                    hidden.add(row.row_key.decode("utf-8"))
+            row = self._reader.read_row(layout.HIDDEN_INDEX_ROW, row_filter=rf.RowFilterChain([
+                rf.FamilyNameRegexFilter(layout.FAMILY_META), _LATEST]), operation_timeout=self._read_timeout * 5)
         except _UNAVAILABLE as e:
-            raise StoreUnavailable(f"Bigtable scan failed: {type(e).__name__}") from e
-        return frozenset(hidden)
+            raise StoreUnavailable(f"Bigtable read failed: {type(e).__name__}") from e
+        if row is None:
+            return frozenset()
+        return frozenset(c.qualifier.decode("utf-8") for c in row.cells if c.value == b"1")
 
     def ping(self) -> None:
         """Readiness: one tiny read of the table (a missing row is fine: the table answered).
@@ -714,5 +712,5 @@ class BigtableStore:
         written. A new cell per change: the newest one wins, earlier ones age out (meta keeps 1)."""
         if flags.changed_at is None:
             flags = dataclasses.replace(flags, changed_at=dt.datetime.now(dt.timezone.utc))
-        self.mutate([mutations.flags_row(key, flags)])
+        self.mutate([mutations.flags_row(key, flags), mutations.hidden_index_row(key, flags)])
         return flags

@@ -72,3 +72,11 @@ def flags_row(key: str, flags: layout.Flags) -> DirectRow:
     row.set_cell(layout.FAMILY_META, layout.COL_FLAGS, layout.encode_flags(flags),
                  timestamp=layout.cell_time(flags.changed_at))
     return row
+
+
+def hidden_index_row(key: str, flags: layout.Flags) -> DirectRow:
+    """The tag's entry in the hidden-tags index row (layout.HIDDEN_INDEX_ROW), at the flags' time."""
+    row = DirectRow(layout.HIDDEN_INDEX_ROW)
+    row.set_cell(layout.FAMILY_META, layout.row_key(key), b"1" if flags.hidden else b"0",
+                 timestamp=layout.cell_time(flags.changed_at))
+    return row

@@ -1,8 +1,9 @@
 """The ``post_state`` table's I/O (layout and encoding: hashtags/post_state.py).
 
-* :class:`PostStateReader` — the states of many posts as of BEFORE a midnight, in ONE ``ReadRows``
-  call per batch (row keys + a filter chain: column ``s:w``, timestamps in [0, M), the newest
-  cell). The same raw-gRPC reader as the page read (``hashtag_store.bigtable._RowReader``), not
+* :class:`PostStateReader` — the states of many posts as applied by the recorded runs
+  (``hashtags.post_state.Priors``), in ONE ``ReadRows`` call per batch (row keys + a filter chain:
+  column ``s:w``, timestamps up to the last recorded run's midnight, the kept versions; the newest
+  one a recorded run wrote is picked here). The same raw-gRPC reader as the page read (``hashtag_store.bigtable._RowReader``), not
   Beam's ``Enrichment`` (one ``read_row`` per element, values decoded as UTF-8: LOCAL-GCP.md).
 * :func:`state_row` / :func:`run_row` — the SetCells at the run's M (idempotent).
 * :func:`run_records`, :func:`last_run`, :func:`write_run` — the run records in the reserved row.
@@ -22,14 +23,15 @@ from hashtag_store.bigtable import BigtableStore, _RowReader
 from hashtags import layout, planning
 from hashtags import post_state as ps
 
-# The version a run at M reads: the newest one written before M (a rerun of M does not see its
-# own first attempt's writes, so it computes the same deltas again).
-def _state_filter(before: dt.datetime) -> rf.RowFilter:
+# The versions a run at M may read as applied: up to its last recorded run's midnight (so neither
+# its own first attempt's cells nor a failed night's), every kept version, since the newest of them
+# may be an unrecorded run's (picked in Python: ``Priors.newest_applied``).
+def _state_filter(priors: ps.Priors) -> rf.RowFilter:
     return rf.RowFilterChain([
         rf.FamilyNameRegexFilter(ps.FAMILY),
         rf.ColumnQualifierRegexFilter(b"^" + ps.COL_WINNER + b"$"),
-        rf.TimestampRangeFilter(start=layout.EPOCH, end=layout.cell_time(before)),
-        rf.CellsColumnLimitFilter(1),
+        rf.TimestampRangeFilter(start=layout.EPOCH, end=priors.end),
+        rf.CellsColumnLimitFilter(ps.STATE_VERSIONS_KEPT),
     ])
 
 
@@ -37,21 +39,27 @@ _RUNS_FILTER = rf.RowFilterChain([rf.FamilyNameRegexFilter(ps.FAMILY), rf.CellsC
 
 
 class PostStateReader:
-    """States of posts as of before ``before`` (a run's M). One per worker (DoFn setup); thread-safe."""
+    """States of posts as the recorded runs applied them (``priors``). One per worker (DoFn setup);
+    thread-safe. ``app_profile``: the writers' single-cluster profile in production (DESIGN.md
+    "Bigtable routing": read what the last run wrote); None locally."""
 
-    def __init__(self, project: str, instance: str, table: str, before: dt.datetime, *,
-                 operation_timeout: float = 120.0):
-        self._reader = _RowReader(project, instance, table, _state_filter(before), app_profile=None,
+    def __init__(self, project: str, instance: str, table: str, priors: ps.Priors, *,
+                 app_profile: str | None = None, operation_timeout: float = 120.0):
+        self._priors = priors
+        self._reader = _RowReader(project, instance, table, _state_filter(priors), app_profile=app_profile,
                                   operation_timeout=operation_timeout, attempt_timeout=operation_timeout / 4)
 
     def read_states(self, post_ids: Sequence[str]) -> dict[str, ps.PostState]:
-        """post_id → its state before M, for those of ``post_ids`` that have one (one RPC)."""
+        """post_id → its applied state, for those of ``post_ids`` that have one (one RPC)."""
+        if self._priors.last is None:
+            return {}
         rows = self._reader.read_many([ps.row_key(p) for p in post_ids])
         out = {}
         for key, cells in rows.items():
-            for family, qualifier, _ts, value in cells:
-                if family == ps.FAMILY and qualifier == ps.COL_WINNER:
-                    out[key.decode("utf-8")] = ps.decode_state(value)
+            cell = self._priors.newest_applied(
+                (c for c in cells if c[0] == ps.FAMILY and c[1] == ps.COL_WINNER), timestamp_ms=lambda c: c[2] // 1000)
+            if cell is not None:
+                out[key.decode("utf-8")] = ps.decode_state(cell[3])
         return out
 
     def close(self) -> None:
@@ -71,10 +79,10 @@ def run_row(record: ps.RunRecord) -> DirectRow:
     return row
 
 
-def run_records(project: str, instance: str, table: str) -> list[ps.RunRecord]:
+def run_records(project: str, instance: str, table: str, *, app_profile: str | None = None) -> list[ps.RunRecord]:
     """Every recorded run (one per as_of: a rerun overwrites its night's record). A missing table
     has none."""
-    reader = _RowReader(project, instance, table, _RUNS_FILTER, app_profile=None, operation_timeout=60.0,
+    reader = _RowReader(project, instance, table, _RUNS_FILTER, app_profile=app_profile, operation_timeout=60.0,
                         attempt_timeout=20.0)
     try:
         cells = reader.read(ps.RUN_ROW)

@@ -7,10 +7,12 @@ as primitives; :func:`to_date` turns them back into dates at the write.
 **Posts** (``p.<day>``, exact). A changed post moves one post between (tag, event day) cells: −1 on
 each (tag, day) of the old winner if it was published, +1 on each of the new winner's if it is
 (:func:`day_deltas`, the day-wise form of ``hashtags.post_state.tag_deltas``). The cell at M is the
-latest ``p.<day>`` cell before M (0 if none) + the run's Σ deltas, for every day a change touches
+latest ``p.<day>`` cell a recorded run wrote (0 if none; hashtags/post_state.py "What a run
+reads as applied") + the run's Σ deltas, for every day a change touches
 (a Σ of 0 included). A full rebuild (``fresh``) starts from 0 and also writes 0 to every ``p.`` cell
 of the horizon it did not touch, so the repair of last resort repairs these cells too. Reads are
-"latest before M", writes are at M: a rerun of the night rewrites the same cells.
+"as the recorded runs left them", writes are at M: a rerun of the night rewrites the same cells,
+and a column whose newest cell is a failed run's is rewritten too (from its applied prior).
 
 **The horizon.** Only days in [M − ``DAY_CELL_HORIZON_DAYS``, M − 1] are written (the page shows 7).
 It is what keeps ``p.`` exact under the family's GC (layout.DAY_CELL_MAX_AGE_DAYS = 35 on the cell
@@ -38,7 +40,7 @@ night's deltas as the count of the days it touches (until they leave the horizon
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable, Iterator, NamedTuple
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 from hashtags import layout
 from hashtags.layout import Cell, DayCounts
@@ -100,16 +102,21 @@ def day_deltas(old: PostState | None, new: PostState) -> Iterator[tuple[str, int
 
 
 class DayPriors(NamedTuple):
-    """A row's latest ``days`` cells before M: day → value, for posts and accounts."""
+    """A row's ``days`` cells as the recorded runs left them: day → value, for posts and accounts;
+    ``unapplied``: the (kind, day) columns whose newest cell before M no recorded run wrote (a
+    failed run's, or any cell in a full rebuild): the run rewrites them, so none stays on the page."""
 
     posts: dict[int, int]
     accounts: dict[int, int]
+    unapplied: frozenset[tuple[str, int]] = frozenset()
 
 
-def priors_from_cells(cells: Iterable[tuple[bytes, Cell]]) -> DayPriors:
-    """(qualifier, cell) pairs of the ``days`` family (already the versions before M) → the newest
-    value of each column; other or undecodable cells are skipped."""
+def priors_from_cells(cells: Iterable[tuple[bytes, Cell]], applied: Callable[[int], bool]) -> DayPriors:
+    """(qualifier, cell) pairs of the ``days`` family (versions before M) → per column, the newest
+    value a recorded run wrote (``applied(timestamp_ms)``, ``hashtags.post_state.Priors.applied``),
+    and the columns whose newest cell is not such a one; undecodable cells are skipped."""
     newest: dict[tuple[str, int], Cell] = {}
+    newest_applied: dict[tuple[str, int], Cell] = {}
     for qualifier, cell in cells:
         col = layout.parse_day_column(qualifier)
         if col is None or len(cell.value) != 8:
@@ -117,10 +124,13 @@ def priors_from_cells(cells: Iterable[tuple[bytes, Cell]]) -> DayPriors:
         k = (col.kind, day_number(col.day))
         if k not in newest or cell.timestamp_ms > newest[k].timestamp_ms:
             newest[k] = cell
-    out = DayPriors({}, {})
-    for (kind, day), cell in newest.items():
-        (out.posts if kind == "p" else out.accounts)[day] = layout.decode_count(cell.value)
-    return out
+        if applied(cell.timestamp_ms) and (k not in newest_applied or
+                                           cell.timestamp_ms > newest_applied[k].timestamp_ms):
+            newest_applied[k] = cell
+    posts, accounts = {}, {}
+    for (kind, day), cell in newest_applied.items():
+        (posts if kind == "p" else accounts)[day] = layout.decode_count(cell.value)
+    return DayPriors(posts, accounts, frozenset(k for k, c in newest.items() if newest_applied.get(k) is not c))
 
 
 _NO_PRIORS = DayPriors({}, {})
@@ -151,6 +161,9 @@ def day_cells(key: str, post_deltas: Iterable[tuple[int, int]], accounts: Iterab
     for day, n in post_deltas:
         if day in horizon:
             posts[day] = posts.get(day, 0) + n
+    for kind, day in prior.unapplied:  # rewritten from the applied prior (0 in a full rebuild)
+        if kind == "p" and day in horizon:
+            posts.setdefault(day, 0)
     if fresh:
         for day in prior.posts:
             if day in horizon:
@@ -161,6 +174,9 @@ def day_cells(key: str, post_deltas: Iterable[tuple[int, int]], accounts: Iterab
     for day in prior.accounts:
         if day in account_days:
             counted.setdefault(day, 0)
+    for kind, day in prior.unapplied:
+        if kind == "a" and day in horizon:
+            counted.setdefault(day, 0 if fresh or day in account_days else prior.accounts.get(day, 0))
     if not posts and not counted:
         return None
     return DayCells(key, posts, counted)

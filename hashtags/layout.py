@@ -54,13 +54,17 @@ COL_TOP_POSTS = b"posts"
 COL_DISPLAY = b"display"
 COL_RELATED = b"related"
 COL_FLAGS = b"flags"
+HIDDEN_INDEX_ROW = b"\x00hidden"
+"""A reserved row (NUL first: no tag key starts with it): ``meta:<tag key>`` = b"1" while the tag is
+hidden, b"0" once cleared, written with the tag's ``meta:flags`` at the same timestamp (newest wins;
+meta keeps one version). The nightly reads the hidden tags from this ONE row, not a table scan."""
 DAY_POSTS_PREFIX = b"p."
 DAY_ACCOUNTS_PREFIX = b"a."
 
 HOUR_CELL_MAX_AGE_DAYS = 14
 """``counts:h.<gen>`` cells older than this may be collected. Longer than the longest recount outage we
 tolerate (a week), because hour cells after the last base are part of the total."""
-BASE_VERSIONS_KEPT = 3
+BASE_VERSIONS_KEPT = 5  # a rerun after failed nights still finds its last recorded run's base (hashtags/post_state.py "What a run reads as applied")
 DAY_CELL_MAX_AGE_DAYS = 35
 """``days`` cells older than this may be collected: a cell is rewritten (at a newer as_of) whenever a
 night's changes touch its day, so only days untouched for five weeks age out; the page shows 7."""

@@ -2,16 +2,22 @@
 reconciliation applied for it, and the run records. Pure: encode/decode, the winner order, the
 per-tag deltas of a changed winner, and which range a run really reads.
 
-Row key = the post_id (UTF-8). One family, ``s``, GC = the last two versions of each column:
+Row key = the post_id (UTF-8). One family, ``s``, GC = the last ``STATE_VERSIONS_KEPT`` versions of each column:
 
 | row            | column          | cell timestamp | value                                              |
 |----------------|-----------------|----------------|----------------------------------------------------|
 | ``<post_id>``  | ``w``           | the run's M    | the winning event's order key + its distinct tags |
 | ``\\x00runs``  | ``run.<as_of>`` | the run's M    | the run record (mode, arrival range, finished at)  |
 
-Two versions are what a rerun needs: a rerun of night M reads the version BEFORE M, which the
-first attempt's version at M has not pushed out of the two kept. The run row's key starts with
-NUL, which no post_id can (``hashtags.messages`` rejects control characters in ids).
+**What a run reads as applied** (:class:`Priors`): the newest cell written at the midnight of a
+RECORDED run, up to the latest recorded run before M — never "the newest cell before M". A run that
+died after writing part of its cells left cells at its midnight (and no record): they are never read
+as applied, whichever night runs next, and the next successful run supersedes them. The versions a
+run needs are therefore its last recorded run's, under every version that unrecorded attempts and
+its own first attempt wrote since: ``STATE_VERSIONS_KEPT`` = 5 keeps them through three midnights
+in a row that failed after writing (a retry of the same night rewrites the same cells, no new
+version); beyond that, run a full rebuild. The run row's key starts with NUL, which no post_id can
+(``hashtags.messages`` rejects control characters in ids).
 
 **The winner order** (:func:`order_of`, the ONE helper for it): event time, then ``deleted``
 beats ``published``, then the event_id (missing = ""), then a digest of the event's fields. The
@@ -21,7 +27,9 @@ event_id (a producer bug): either may win, but always the same one, everywhere.
 
 A candidate travels through the job's shuffle as a plain tuple of primitives (Beam's
 FastPrimitivesCoder encodes it in ~1.5 µs; a NamedTuple or dataclass falls back to pickling, ~20x
-the cost), laid out as ``CANDIDATE_FIELDS``; its first four fields are its order key.
+the cost), laid out as ``CANDIDATE_FIELDS``; its first four fields are its order key. It carries
+the event's distinct tag KEYS (extracted and normalised before the shuffle), never its caption or
+image: what is grouped per post is a few dozen bytes, not a post.
 """
 from __future__ import annotations
 
@@ -34,13 +42,13 @@ from typing import Iterable, Iterator, NamedTuple
 
 from hashtags import layout, planning
 from hashtags.layout import GcRule
-from hashtags.messages import DELETED, PUBLISHED, PostEvent, post_event_from_fields
+from hashtags.messages import DELETED, PostEvent, post_event_from_fields
 
 FAMILY = "s"
 COL_WINNER = b"w"
 RUN_ROW = b"\x00runs"
 RUN_PREFIX = b"run."
-STATE_VERSIONS_KEPT = 2
+STATE_VERSIONS_KEPT = 5  # see "What a run reads as applied"
 COLUMN_FAMILIES: dict[str, GcRule] = {FAMILY: GcRule(max_versions=STATE_VERSIONS_KEPT)}
 _DIGEST_BYTES = 12
 _STATE_FORMAT = 1
@@ -59,9 +67,9 @@ class OrderKey(NamedTuple):
 
 
 Candidate = tuple
-"""(event_time_us, deleted, event_id or "", digest, event_id, user_id, caption, image_url, hashtags)"""
-CANDIDATE_FIELDS = ("event_time_us", "deleted", "order_event_id", "digest", "event_id", "user_id", "caption",
-                    "image_url", "hashtags")
+"""(event_time_us, deleted, event_id or "", digest, user_id, tags): ``tags`` = the event's distinct
+tag keys (``PostEvent.tags``, sorted), also for a delete (what a re-delivered delete touched)."""
+CANDIDATE_FIELDS = ("event_time_us", "deleted", "order_event_id", "digest", "user_id", "tags")
 
 
 def micros(t: dt.datetime) -> int:
@@ -78,12 +86,13 @@ def _digest(event: str, post_id: str, user_id: str, caption: str, image_url, eve
 
 
 def candidate_from_fields(f: tuple) -> Candidate:
-    """A candidate from a ``hashtags.messages.parse_post_event_fields`` tuple (no PostEvent built)."""
+    """A candidate from a ``hashtags.messages.parse_post_event_fields`` tuple."""
     event, post_id, user_id, caption, image_url, event_time, event_id, hashtags = f
     us = micros(event_time)
     deleted = 1 if event == DELETED else 0
+    tags = tuple(sorted(key for key, _ in post_event_from_fields(f).tags()))
     return (us, deleted, event_id or "", _digest(event, post_id, user_id, caption, image_url, us, event_id, hashtags),
-            event_id, user_id, caption, image_url, hashtags)
+            user_id, tags)
 
 
 def candidate(e: PostEvent) -> Candidate:
@@ -103,13 +112,6 @@ def later(a: Candidate | None, b: Candidate | None) -> Candidate | None:
     if b is None:
         return a
     return a if a[:4] >= b[:4] else b
-
-
-def event_of(post_id: str, c: Candidate) -> PostEvent:
-    us, deleted, _, _, event_id, user_id, caption, image_url, hashtags = c
-    return post_event_from_fields((DELETED if deleted else PUBLISHED, post_id, user_id, caption, image_url,
-                                   layout.EPOCH + dt.timedelta(microseconds=us), event_id,
-                                   tuple(hashtags) if hashtags is not None else None))
 
 
 def event_time_us(c: Candidate) -> int:
@@ -133,7 +135,7 @@ def state_of(post_id: str, c: Candidate) -> PostState:
     order = OrderKey(*c[:4])
     if order.deleted:
         return PostState(order, ())
-    return PostState(order, tuple(sorted(key for key, _ in event_of(post_id, c).tags())))
+    return PostState(order, tuple(c[5]))
 
 
 def changed(old: PostState | None, new: PostState) -> bool:
@@ -206,13 +208,45 @@ def latest_run(records: Iterable[RunRecord], before: dt.date | None = None) -> R
     return max(runs, key=lambda r: r.as_of, default=None)
 
 
+@dataclass(frozen=True, slots=True)
+class Priors:
+    """What a run at M reads as applied (module doc): cells at the midnight of a recorded run, up to
+    ``last`` (the latest recorded run before M; None: nothing applied yet, e.g. a full rebuild)."""
+    last: dt.date | None = None
+    recorded_ms: frozenset[int] = frozenset()  # the recorded runs' midnights up to ``last``, ms
+
+    @classmethod
+    def of(cls, records: Iterable[RunRecord], before: dt.date) -> "Priors":
+        last = latest_run(records, before=before)
+        if last is None:
+            return cls()
+        return cls(last.as_of, frozenset(layout.to_millis(layout.midnight_utc(r.as_of))
+                                          for r in records if r.as_of <= last.as_of))
+
+    @property
+    def end(self) -> dt.datetime:
+        """The exclusive end of the cell timestamps worth reading: just after ``last``'s midnight."""
+        if self.last is None:
+            return layout.EPOCH
+        return layout.midnight_utc(self.last) + dt.timedelta(milliseconds=1)
+
+    def applied(self, timestamp_ms: int) -> bool:
+        return timestamp_ms in self.recorded_ms
+
+    def newest_applied(self, cells: Iterable, timestamp_ms=lambda c: c.timestamp_ms):
+        """The newest of ``cells`` written by a recorded run (None if none)."""
+        return max((c for c in cells if timestamp_ms(c) in self.recorded_ms), key=timestamp_ms, default=None)
+
+
 # ---- what a run really covers ---------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """The plan a run executes, and whether it starts from empty prior state (a full rebuild)."""
+    """The plan a run executes, whether it starts from empty prior state (a full rebuild), and what
+    it reads as applied (empty for a full rebuild)."""
     plan: planning.RunPlan
     fresh: bool
     note: str = ""
+    priors: Priors = Priors()
 
 
 class PlanRefused(ValueError):
@@ -223,7 +257,7 @@ def resolve(plan: planning.RunPlan, records: Iterable[RunRecord]) -> Resolved:
     """Adjust a requested plan to the runs already recorded, so that every run stays exact:
 
     * a run at M when a later midnight has a record is refused: the version before M that it would
-      read may be collected already (two kept), and its base would be hidden by the later one;
+      read may be collected already (a few kept), and its base would be hidden by the later one;
     * a run at a midnight that a run already wrote reads the union (hull) of both arrival ranges
       (its base at M is rebuilt from the base before M, so it must re-apply what that run applied;
       re-reading more days is harmless). After a full rebuild at M, a run at M is a full rebuild;
@@ -250,11 +284,12 @@ def resolve(plan: planning.RunPlan, records: Iterable[RunRecord]) -> Resolved:
             notes.append(f"a run as of {m} is recorded: reads the union of its arrival days and these")
     if plan.mode == planning.FULL_REBUILD:
         return Resolved(plan, True, "; ".join(notes))
-    if latest_run(records, before=m) is None:
+    priors = Priors.of(records, before=m)
+    if priors.last is None:
         if plan.mode == planning.REAPPLY:
             raise PlanRefused(f"no run is recorded before {m}: there is no state to re-apply days onto "
                               "(run a full rebuild first)")
         plan = dataclasses.replace(plan, mode=planning.FULL_REBUILD, arrived_from=None)
         notes.append(f"no run recorded before {m}: this first run is a full rebuild")
         return Resolved(plan, True, "; ".join(notes))
-    return Resolved(plan, False, "; ".join(notes))
+    return Resolved(plan, False, "; ".join(notes), priors)

@@ -17,7 +17,8 @@
 * ``--full-rebuild``: every count and post state from the whole archive, as of ``--as-of``.
 * ``--dry-run``: plan, run and report drift, write nothing (no table is created, no run recorded).
 
-Missing tables (``hashtags``, ``post_state``) are created by the job. Before any run the CLI checks
+Against the emulator (BIGTABLE_EMULATOR_HOST, a local run) missing tables (``hashtags``,
+``post_state``) are created first; against Bigtable none is (terraform owns them). Before any run the CLI checks
 that the planned arrival partitions have files (``--allow-missing-days`` to go on). Exit code: 0 ok,
 2 bad input (nothing run), 3 drift over ``--drift-threshold`` (counts repaired; the alert), 1 failure.
 A failure or bad input stops a sequence of runs.

@@ -10,25 +10,31 @@ For ``as_of`` = M (a UTC midnight) and the arrival days of the plan:
    the plan's days, spread (``Reshuffle``) and read one file per unit of work, fused with the parse
    (the streaming job's validation: ``hashtags.messages.parse_post_event_fields``, no future check).
 2. **Winners**: per post, the latest event with event time < M (``hashtags.post_state.later``, THE
-   order). A ``CombinePerKey`` keyed by a stable bucket of the post_id (accumulator {post_id:
-   candidate}), so combiner lifting sends one dict per bucket and bundle through the shuffle.
-3. **Changes**: each winner against the post's state as of BEFORE M (``BatchElements`` → one
-   multi-key ``ReadRows`` per batch, ``hashtag_store.post_state.PostStateReader``); a full rebuild
-   starts from empty state and skips the lookups. A post changes when its winner is later than
-   the state (a duplicate or an older event changes nothing).
+   order). The parse extracts each event's distinct tag keys, so a candidate is the order key, the
+   user_id and the keys (never the caption); ``CombinePerKey`` by post_id holds ONE candidate per
+   post (combiner lifting sends at most one per post and bundle through the shuffle). The parse
+   also emits every event's tag keys: with the replaced states' tags, the tags the night touched.
+3. **Changes**: each winner against the post's state as the RECORDED runs applied it
+   (``hashtags.post_state.Priors``: the newest cell written at a recorded run's midnight, up to the
+   last recorded run before M; ``BatchElements`` → one multi-key ``ReadRows`` per batch,
+   ``hashtag_store.post_state.PostStateReader``); a full rebuild starts from empty state and skips
+   the lookups. A post changes when its winner is later than that state.
 4. **Deltas**: −1 for each tag of the old winner if it was published, +1 for each of the new one's
    (``hashtags.post_state.tag_deltas``; tags by the shared rule ``PostEvent.tags``), summed per tag
    by the streaming job's own combiner (``pipelines.transforms.TallyFn``).
-5. **Rows**: every count row of the ``hashtags`` table, read in parallel over key ranges
-   (``hashtag_store.scan``) → :class:`RowSnapshot`.
-6. **Bases**: ``base@M = latest base before M + Σ deltas`` for every tag with a delta AND every tag
-   whose row has hour cells in [that base, M) (a streaming over-count is reset); a full rebuild
+5. **Rows**: a nightly reads the rows of the touched tags and of the tags with hour cells since the
+   day before its last recorded run (keys only, ``hashtag_store.scan.CountRowsReader.pending_keys``),
+   by batched multi-key point reads (``hashtag_store.scan.TagRowsReader``) → :class:`RowSnapshot`;
+   never every row. A full rebuild reads every row (key ranges in parallel): it resets them all.
+6. **Bases**: ``base@M = the recorded base + Σ deltas`` for every tag with a delta, every tag whose
+   row has hour cells in [that base, M) (a streaming over-count is reset) and every tag whose newest
+   base before M is a failed run's (superseded); a full rebuild
    writes Σ deltas for every counted tag and 0 for every other row with count cells. The drift
    report covers exactly these tags (shown vs exact). The bases wait behind the join
    (``CoGroupByKey``, a barrier), so the rows are read before any base is written.
 7. **States**: the changed posts' new states at M.
-7b. **Days** (the rule: hashtags/day_cells.py): ``days:p.<day>`` = the row's latest ``p.<day>``
-   before M (read in the same range scan as step 5) + the changes' per-(tag, event day) deltas;
+7b. **Days** (the rule: hashtags/day_cells.py): ``days:p.<day>`` = the row's ``p.<day>`` as the
+   recorded runs left it (read with the rows of step 5) + the changes' per-(tag, event day) deltas;
    ``days:a.<day>`` = distinct ``user_id`` of the published winners per (tag, event day), for the
    run's arrival days (with the nightly's one-day overlap, day X's value comes from the run that
    read partitions X and X+1: the run at X+2); both within the horizon (28 days), behind the same
@@ -44,8 +50,10 @@ For ``as_of`` = M (a UTC midnight) and the arrival days of the plan:
    builds and submits the graph (it cannot wait for the job), and a job that failed in a write
    leaves neither a report nor a record.
 
-Every read is "as of before M" and every write a SetCell at M, so a rerun computes and writes the
-same cells: idempotent, and a run that died halfway is simply run again.
+Every read is "as the recorded runs applied it" and every write a SetCell at M, so a rerun computes
+and writes the same cells: idempotent. A run that died halfway left cells at its M and no record:
+no later run reads them as applied, whether the same night is rerun or the next night runs, and
+the next successful run rewrites every such base and day cell it reads (docs/RECONCILIATION.md).
 """
 from __future__ import annotations
 
@@ -53,7 +61,6 @@ import dataclasses
 import datetime as dt
 import gzip
 import json
-import zlib
 from typing import Iterable, Iterator, NamedTuple
 
 import apache_beam as beam
@@ -76,7 +83,9 @@ from pipelines.related import RelatedRowFn, RelatedTags
 from pipelines.transforms import TallyFn
 
 NAMESPACE = "recount"
-DEFAULT_POST_BUCKETS = 256
+_DELETED = ps.CANDIDATE_FIELDS.index("deleted")
+_USER_ID = ps.CANDIDATE_FIELDS.index("user_id")
+_TAGS = ps.CANDIDATE_FIELDS.index("tags")
 LOOKUP_BATCH = (100, 500)  # posts per state lookup RPC (min, max)
 
 
@@ -126,13 +135,9 @@ def related_plan(plan: RunPlan) -> RunPlan:
     return dataclasses.replace(plan, arrived_from=w.first_arrival, arrived_to=w.last_arrival)
 
 
-def post_bucket(post_id: str, buckets: int) -> int:
-    """A post's bucket: stable across processes and runs (unlike ``hash``, salted per process)."""
-    return zlib.crc32(post_id.encode("utf-8", "surrogatepass")) % buckets
-
-
 # ---- 1-2: read, parse, winners ---------------------------------------------------------------
 COUNTS = "counts"  # the tagged output / side input of the run's in-graph counts: (name, n) pairs
+TAGS = "tags"  # KeyedEventsFn's tagged output: the tag keys of every event before M (the touched tags)
 
 
 class _Tally:
@@ -145,12 +150,12 @@ class _Tally:
 
 
 class KeyedEventsFn(beam.DoFn):
-    """Archive line → (bucket, (post_id, candidate)) for events with event time before M. Parse,
-    filter and pack in one step: that is the per-event cost of the job."""
+    """Archive line → (post_id, candidate) for events with event time before M, and each of its tag
+    keys to the ``TAGS`` output. Parse, extract, filter and pack in one step: that is the per-event
+    cost of the job, and what leaves it is keys, never captions."""
 
-    def __init__(self, as_of: dt.datetime, buckets: int = DEFAULT_POST_BUCKETS):
+    def __init__(self, as_of: dt.datetime):
         self._as_of_us = ps.micros(as_of)
-        self._buckets = buckets
         self._valid = Metrics.counter("hashtags", "post_events_valid")
         self._rejected = Metrics.counter("hashtags", "post_events_rejected")
         self._kept = Metrics.counter(NAMESPACE, "events_before_as_of")
@@ -169,8 +174,9 @@ class KeyedEventsFn(beam.DoFn):
         c = ps.candidate_from_fields(f)
         if ps.event_time_us(c) < self._as_of_us:
             tally.kept += 1
-            post_id = f[1]
-            yield post_bucket(post_id, self._buckets), (post_id, c)
+            yield f[1], c
+            for key in c[_TAGS]:
+                yield pvalue.TaggedOutput(TAGS, key)
         else:
             tally.later += 1
 
@@ -188,8 +194,8 @@ class KeyedEventsOfFilesFn(KeyedEventsFn):
     record reader costs ~4 µs of Python per line). A file is one unit of work: the streaming job
     cuts the archive into files bounded by time and size."""
 
-    def __init__(self, as_of: dt.datetime, buckets: int = DEFAULT_POST_BUCKETS):
-        super().__init__(as_of, buckets)
+    def __init__(self, as_of: dt.datetime):
+        super().__init__(as_of)
         self._files = Metrics.counter(NAMESPACE, "archive_files_read")
 
     def process(self, path):
@@ -218,65 +224,52 @@ def open_archive_file(path: str):
     return gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
 
 
-class LatestPerPostFn(beam.CombineFn):
-    """The winner of every post of one bucket: accumulator = {post_id: candidate}.
-
-    Keyed by bucket rather than by post_id, so Beam's combiner lifting batches a bundle's per-post
-    winners into one dict per bucket before the shuffle: it moves (buckets × bundles) elements
-    instead of one per event. Merging is ``hashtags.post_state.later`` per post (a total order), so
-    the result does not depend on the split."""
+class LatestFn(beam.CombineFn):
+    """The winner of one post's candidates (``hashtags.post_state.later``, a total order, so the
+    result does not depend on the split). Keyed by post_id: an accumulator is ONE candidate, and
+    combiner lifting sends at most one per post and bundle through the shuffle."""
 
     def create_accumulator(self):
-        return {}
+        return None
 
-    def add_input(self, acc, kv):
-        post_id, c = kv
-        acc[post_id] = ps.later(acc.get(post_id), c)
-        return acc
+    def add_input(self, acc, c):
+        return ps.later(acc, c)
 
     def merge_accumulators(self, accs):
-        accs = iter(accs)
-        out = next(accs, None)
-        if out is None:
-            return {}
+        out = None
         for acc in accs:
-            if len(acc) > len(out):
-                out, acc = acc, out
-            get = out.get
-            for post_id, c in acc.items():
-                out[post_id] = ps.later(get(post_id), c)
+            out = ps.later(out, acc)
         return out
-
-    def compact(self, acc):
-        return acc
 
     def extract_output(self, acc):
         return acc
 
 
-def _winners(kv) -> Iterator[tuple[str, ps.Candidate]]:
-    _, winners = kv
-    yield from winners.items()
+class ParseEvents(beam.PTransform):
+    """Archive file paths (or FileMetadata) → a dict of PCollections: ``events`` (post_id, candidate)
+    of every event before M, ``tags`` (the tag keys of those events, repeats included: what the
+    night touched) and ``counts`` (name, n): archive files, events read / rejected / before M."""
 
-
-class Winners(beam.PTransform):
-    """Archive file paths (or FileMetadata) → (post_id, winning candidate before M).
-
-    ``counts``: if given, a list that gets this step's in-graph counts (a PCollection of (name, n):
-    archive files, events read / rejected / before M) when the transform is applied."""
-
-    def __init__(self, as_of: dt.datetime, buckets: int = DEFAULT_POST_BUCKETS, *, counts: list | None = None):
+    def __init__(self, as_of: dt.datetime):
         super().__init__()
-        self.as_of, self.buckets, self.counts = as_of, buckets, counts
+        self.as_of = as_of
 
     def expand(self, files):
         parsed = files | "ParseBeforeAsOf" >> beam.ParDo(
-            KeyedEventsOfFilesFn(self.as_of, self.buckets)).with_outputs(COUNTS, main="events")
-        if self.counts is not None:
-            self.counts.append(parsed[COUNTS])
-        return (parsed.events
-                | "LatestPerPost" >> beam.CombinePerKey(LatestPerPostFn())
-                | "PerPost" >> beam.FlatMap(_winners))
+            KeyedEventsOfFilesFn(self.as_of)).with_outputs(COUNTS, TAGS, main="events")
+        return {"events": parsed.events, "tags": parsed[TAGS], "counts": parsed[COUNTS]}
+
+
+class Winners(beam.PTransform):
+    """Archive file paths → (post_id, winning candidate before M): ``ParseEvents`` then the latest
+    per post."""
+
+    def __init__(self, as_of: dt.datetime):
+        super().__init__()
+        self.as_of = as_of
+
+    def expand(self, files):
+        return (files | "Parse" >> ParseEvents(self.as_of))["events"] | "LatestPerPost" >> beam.CombinePerKey(LatestFn())
 
 
 # ---- 3-4: changes and deltas ----------------------------------------------------------------
@@ -306,11 +299,11 @@ class FreshChangesFn(beam.DoFn):
 
 
 class PriorStateChangesFn(beam.DoFn):
-    """A batch of (post_id, winner) → the posts whose winner is later than their state before M:
+    """A batch of (post_id, winner) → the posts whose winner is later than their applied state:
     ONE multi-key read per batch (``hashtag_store.post_state.PostStateReader``)."""
 
-    def __init__(self, project: str, instance: str, table: str, as_of: dt.datetime):
-        self._args = (project, instance, table, as_of)
+    def __init__(self, tables: "Tables", priors: ps.Priors):
+        self._tables, self._priors = tables, priors
         self._reader = None
         self._n = _ChangeCounters()
         self._lookups = Metrics.counter(NAMESPACE, "state_lookup_rpcs")
@@ -319,7 +312,8 @@ class PriorStateChangesFn(beam.DoFn):
     def setup(self):
         from hashtag_store.post_state import PostStateReader
 
-        self._reader = PostStateReader(*self._args)
+        t = self._tables
+        self._reader = PostStateReader(t.project, t.instance, t.post_state, self._priors, app_profile=t.app_profile)
 
     def process(self, batch):
         prior = self._reader.read_states([post_id for post_id, _ in batch])
@@ -339,14 +333,14 @@ class PriorStateChangesFn(beam.DoFn):
 
 
 class Changes(beam.PTransform):
-    """(post_id, winner) → PostChange for every post whose winner is later than its state before M
-    (``tables`` None or ``fresh``: from empty state, no lookups). ``counts``: as ``Winners``'
-    (state lookup RPCs = batches)."""
+    """(post_id, winner) → PostChange for every post whose winner is later than its state as the
+    recorded runs applied it (``priors``; ``fresh``: from empty state, no lookups). ``counts``: as
+    ``Winners``' (state lookup RPCs = batches)."""
 
-    def __init__(self, as_of: dt.datetime, *, fresh: bool, tables: "Tables | None" = None,
+    def __init__(self, priors: ps.Priors, *, fresh: bool, tables: "Tables | None" = None,
                  counts: list | None = None):
         super().__init__()
-        self.as_of, self.fresh, self.tables, self.counts = as_of, fresh, tables, counts
+        self.priors, self.fresh, self.tables, self.counts = priors, fresh, tables, counts
 
     def expand(self, winners):
         if self.fresh:
@@ -356,8 +350,7 @@ class Changes(beam.PTransform):
                                                            max_batch_size=LOOKUP_BATCH[1])
         if self.counts is not None:
             self.counts.append(batches | "CountLookups" >> beam.Map(lambda _: ("state_lookup_rpcs", 1)))
-        return batches | "AgainstPriorState" >> beam.ParDo(PriorStateChangesFn(t.project, t.instance,
-                                                                                 t.post_state, self.as_of))
+        return batches | "AgainstPriorState" >> beam.ParDo(PriorStateChangesFn(t, self.priors))
 
 
 _NO_SPELLING = float("inf")
@@ -379,8 +372,6 @@ class SumTagDeltas(beam.PTransform):
 
 
 # ---- 7b: per-day cells (hashtags/day_cells.py) ------------------------------------------------
-_DELETED = ps.CANDIDATE_FIELDS.index("deleted")
-_USER_ID = ps.CANDIDATE_FIELDS.index("user_id")
 
 
 def change_day_deltas(change: PostChange, days: DaySpan) -> Iterator[tuple[tuple[str, int], int]]:
@@ -444,23 +435,29 @@ class RowSnapshot(NamedTuple):
     """What one row of the ``hashtags`` table holds, seen from a run at M."""
 
     shown: int  # the page's total now (newest base + hour cells at/after it)
-    base_before: int  # the newest base before M (0 if none): what the deltas apply to
+    base_before: int  # the newest base a recorded run wrote (0 if none): what the deltas apply to
     hours_pending: bool  # an hour cell in [that base, M): a streaming count to reset
     hours_from_as_of: int  # Σ hour cells at/after M (they count on top of the new base)
     newest_base_ms: int | None
+    unapplied_base: bool = False  # the newest base before M is a failed run's: superseded at M
 
 
-def snapshot_row(bases: list[Cell], hours: list[Cell], as_of_ms: int) -> RowSnapshot:
+def snapshot_row(bases: list[Cell], hours: list[Cell], as_of_ms: int, priors: ps.Priors) -> RowSnapshot:
+    """A row seen from a run at M that reads what the recorded runs applied (``priors``; empty in a
+    full rebuild, which does not use ``base_before``)."""
     newest = max(bases, key=lambda c: c.timestamp_ms, default=None)
-    before = max((c for c in bases if c.timestamp_ms < as_of_ms), key=lambda c: c.timestamp_ms, default=None)
-    since = before.timestamp_ms if before is not None else None
+    before = [c for c in bases if c.timestamp_ms < as_of_ms]
+    applied = priors.newest_applied(before)
+    newest_before = max(before, key=lambda c: c.timestamp_ms, default=None)
+    since = applied.timestamp_ms if applied is not None else None
     pending = any((since is None or c.timestamp_ms >= since) and c.timestamp_ms < as_of_ms for c in hours)
     return RowSnapshot(
         shown=layout.total_posts(newest, hours),
-        base_before=layout.decode_count(before.value) if before is not None else 0,
+        base_before=layout.decode_count(applied.value) if applied is not None else 0,
         hours_pending=pending,
         hours_from_as_of=sum(layout.decode_count(c.value) for c in hours if c.timestamp_ms >= as_of_ms),
         newest_base_ms=newest.timestamp_ms if newest is not None else None,
+        unapplied_base=newest_before is not None and newest_before is not applied,
     )
 
 
@@ -480,16 +477,40 @@ class KeyRangesFn(beam.DoFn):
             reader.close()
 
 
-DAYS = "days"  # ReadRowsFn's tagged output: (key, DayPriors) of the rows with ``days`` cells before M
+class PendingKeysFn(beam.DoFn):
+    """A key range → the keys of its rows with an hour cell in [since, M) (keys only)."""
+
+    def __init__(self, tables: "Tables", since: dt.datetime, as_of: dt.datetime):
+        self._tables, self._since, self._as_of = tables, since, as_of
+        self._reader = None
+
+    def setup(self):
+        from hashtag_store.scan import CountRowsReader
+
+        t = self._tables
+        self._reader = CountRowsReader(t.project, t.instance, t.counts, app_profile=t.app_profile)
+
+    def process(self, key_range):
+        yield from self._reader.pending_keys(key_range, self._since, self._as_of)
+
+    def teardown(self):
+        if self._reader is not None:
+            self._reader.close()
+
+
+TAG_ROWS_BATCH = (50, 500)  # touched tags per multi-key read (min, max)
+
+
+DAYS = "days"  # ReadRowsFn's / ReadTagRowsFn's tagged output: (key, DayPriors) of the rows with ``days`` cells before M
 
 
 class ReadRowsFn(beam.DoFn):
     """A key range → (key, RowSnapshot) of each row with count cells in it, and to the ``DAYS``
     output (key, DayPriors) of each row with ``days`` cells before M (one scan for both)."""
 
-    def __init__(self, project: str, instance: str, table: str, as_of: dt.datetime):
+    def __init__(self, project: str, instance: str, table: str, as_of: dt.datetime, priors: ps.Priors):
         self._args = (project, instance, table)
-        self._as_of = as_of
+        self._as_of, self._priors = as_of, priors
         self._as_of_ms = layout.to_millis(as_of)
         self._reader = None
         self._rows = Metrics.counter(NAMESPACE, "table_rows")
@@ -501,15 +522,44 @@ class ReadRowsFn(beam.DoFn):
 
     def process(self, key_range):
         for row in self._reader.read_range(key_range):
-            if row.bases or row.hours:
-                self._rows.inc()
-                yield row.key, snapshot_row(row.bases, row.hours, self._as_of_ms)
-            if row.days:
-                yield pvalue.TaggedOutput(DAYS, (row.key, day_cells.priors_from_cells(row.days)))
+            yield from row_outputs(row, self._as_of_ms, self._priors)
 
     def teardown(self):
         if self._reader is not None:
             self._reader.close()
+
+
+class ReadTagRowsFn(beam.DoFn):
+    """A batch of touched tag keys → (key, RowSnapshot) of each that has a row with count cells,
+    and to ``DAYS`` (key, DayPriors): ONE multi-key read per batch (``hashtag_store.scan.TagRowsReader``)."""
+
+    def __init__(self, tables: "Tables", as_of: dt.datetime, priors: ps.Priors):
+        self._tables, self._as_of, self._priors = tables, as_of, priors
+        self._as_of_ms = layout.to_millis(as_of)
+        self._reader = None
+        self._rows = Metrics.counter(NAMESPACE, "table_rows")
+
+    def setup(self):
+        from hashtag_store.scan import TagRowsReader
+
+        t = self._tables
+        self._reader = TagRowsReader(t.project, t.instance, t.counts, before=self._as_of, app_profile=t.app_profile)
+
+    def process(self, keys):
+        for row in self._reader.read_rows(keys):
+            yield from row_outputs(row, self._as_of_ms, self._priors)
+
+    def teardown(self):
+        if self._reader is not None:
+            self._reader.close()
+
+
+def row_outputs(row, as_of_ms: int, priors: ps.Priors):
+    """A CountRow → (key, RowSnapshot) if it has count cells, and (key, DayPriors) to ``DAYS`` if it has day cells."""
+    if row.bases or row.hours:
+        yield row.key, snapshot_row(row.bases, row.hours, as_of_ms, priors)
+    if row.days:
+        yield pvalue.TaggedOutput(DAYS, (row.key, day_cells.priors_from_cells(row.days, priors.applied)))
 
 
 # ---- 6: bases and drift ----------------------------------------------------------------------
@@ -523,7 +573,7 @@ def tag_result(key: str, deltas: Iterable, snapshots: Iterable[RowSnapshot], *, 
     """The new base of a tag, or None when the run does not touch it (see the module doc, 6)."""
     deltas, snaps = list(deltas), list(snapshots)
     snap = snaps[0] if snaps else None
-    if not deltas and (snap is None or not (fresh or snap.hours_pending)):
+    if not deltas and (snap is None or not (fresh or snap.hours_pending or snap.unapplied_base)):
         return None
     start = 0 if fresh or snap is None else snap.base_before
     return TagResult(key, start + sum(t.count for t in deltas), snap)
@@ -623,7 +673,7 @@ def report_paths(root: str, day: dt.date) -> tuple[str, str]:
 
 
 COUNT_NAMES = ("archive_files", "events_read", "events_rejected", "events_before_as_of", "posts",
-               "posts_changed", "state_lookup_rpcs", "table_rows", "related_posts")
+               "posts_changed", "state_lookup_rpcs", "tags_touched", "table_rows", "related_posts")
 # Cells the run computes for the table besides the bases and states (written unless a dry run).
 WRITTEN_NAMES = ("day_post_cells", "day_account_cells", "related_cells")
 
@@ -696,22 +746,42 @@ class Tables(NamedTuple):
     counts: str  # the hashtags table
     post_state: str
     counts_exist: bool = True  # False: a dry run before the table was ever created (nothing to read)
-
-    def bigtable(self, table: str) -> dict:
-        return dict(project_id=self.project, instance_id=self.instance, table_id=table)
+    app_profile: str | None = None  # reads of priors and writes: settings.WRITER_APP_PROFILE in production
 
 
-def _table_rows(p: beam.Pipeline, tables: Tables, as_of: dt.datetime):
-    """Every row's RowSnapshot (main) and DayPriors (``DAYS``), read in parallel over key ranges."""
+def write_rows(tables: Tables, table: str) -> beam.PTransform:
+    """THE write of the job's DirectRows to ``table`` (every Bigtable write of the recount goes
+    through here, so the writers' app profile is set in one place): the prior reads' profile, the
+    single-cluster ``writer`` in production (pipelines/bigtable_write.py: Beam's WriteToBigTable
+    takes no app profile)."""
+    from pipelines.bigtable_write import WriteRows
+
+    return WriteRows(tables.project, tables.instance, table, app_profile_id=tables.app_profile)
+
+
+def _table_rows(p: beam.Pipeline, tables: Tables, as_of: dt.datetime, priors: ps.Priors, *, fresh: bool, touched):
+    """RowSnapshot (main) and DayPriors (``DAYS``) of the rows the run reads. A nightly: the
+    ``touched`` tags (every tag of the night's events and of the states its changes replace) and the rows with hour cells since the day
+    before its last recorded run, by batched point reads; a full rebuild: every row (key ranges in
+    parallel), since it resets every row with count cells."""
     if not tables.counts_exist:
         empty = p | "NoTable" >> beam.Create([])
         return empty, empty
-    rows = (p
-            | "Once" >> beam.Create([None])
-            | "KeyRanges" >> beam.ParDo(KeyRangesFn(tables.project, tables.instance, tables.counts))
-            | "SpreadRanges" >> beam.Reshuffle()
-            | "ReadRows" >> beam.ParDo(ReadRowsFn(tables.project, tables.instance, tables.counts, as_of)
-                                       ).with_outputs(DAYS, main="rows"))
+    ranges = (p
+              | "Once" >> beam.Create([None])
+              | "KeyRanges" >> beam.ParDo(KeyRangesFn(tables.project, tables.instance, tables.counts))
+              | "SpreadRanges" >> beam.Reshuffle())
+    if fresh:
+        rows = ranges | "ReadRows" >> beam.ParDo(ReadRowsFn(tables.project, tables.instance, tables.counts,
+                                                            as_of, priors)).with_outputs(DAYS, main="rows")
+        return rows.rows, rows[DAYS]
+    since = layout.midnight_utc(priors.last) - dt.timedelta(days=1) if priors.last else layout.EPOCH
+    pending = ranges | "PendingHours" >> beam.ParDo(PendingKeysFn(tables, since, as_of))
+    rows = ((touched, pending)
+            | "TagsToRead" >> beam.Flatten()
+            | "DistinctTags" >> beam.Distinct()  # a touched tag may also have pending hours
+            | "BatchTags" >> beam.BatchElements(min_batch_size=TAG_ROWS_BATCH[0], max_batch_size=TAG_ROWS_BATCH[1])
+            | "ReadTagRows" >> beam.ParDo(ReadTagRowsFn(tables, as_of, priors)).with_outputs(DAYS, main="rows"))
     return rows.rows, rows[DAYS]
 
 
@@ -721,28 +791,32 @@ def _day_cell_counts(cells: DayCells):
 
 
 def build_recount(p: beam.Pipeline, *, archive_root: str, plan: RunPlan, fresh: bool, tables: Tables,
-                  report: ReportSpec, list_limit: int = DEFAULT_LIST_LIMIT,
-                  post_buckets: int = DEFAULT_POST_BUCKETS, hidden: frozenset[str] = frozenset()) -> dict:
+                  report: ReportSpec, list_limit: int = DEFAULT_LIST_LIMIT, hidden: frozenset[str] = frozenset(),
+                  priors: ps.Priors = ps.Priors()) -> dict:
     """The reconciliation graph for ``plan`` (already resolved: ``hashtags.post_state.resolve``).
-    ``fresh``: empty prior state (a full rebuild). ``hidden``: the tags never related (step 7c).
+    ``fresh``: empty prior state (a full rebuild); ``priors``: what the recorded runs applied. ``hidden``: the tags never related (step 7c).
     Writes nothing to the tables when ``plan.dry_run``. Its last step writes the drift report under
     ``report.root`` and then records the run (step 8 of the module doc)."""
-    from apache_beam.io.gcp.bigtableio import WriteToBigTable
     from apache_beam.transforms.util import WaitOn
 
     as_of = layout.midnight_utc(plan.as_of)
     horizon, account_days = day_cells.horizon(plan.as_of), day_cells.account_days(plan)
     counts: list = []  # PCollections of (name, n), summed into the report's figures
     files = p | "Files" >> ArchiveFiles(archive_root, plan)
-    winners = files | "Winners" >> Winners(as_of, post_buckets, counts=counts)
-    changes = winners | "Changes" >> Changes(as_of, fresh=fresh, tables=tables, counts=counts)
+    read = files | "Parse" >> ParseEvents(as_of)
+    winners = read["events"] | "LatestPerPost" >> beam.CombinePerKey(LatestFn())
+    counts.append(read["counts"])
+    changes = winners | "Changes" >> Changes(priors, fresh=fresh, tables=tables, counts=counts)
     counts += [winners | "CountPosts" >> beam.Map(_count_as("posts")),
                changes | "CountChanged" >> beam.Map(_count_as("posts_changed"))]
     deltas = changes | "Deltas" >> SumTagDeltas()
     day_deltas = changes | "DayDeltas" >> SumDayDeltas(horizon)
     accounts = winners | "Accounts" >> DayAccounts(account_days)
-    rows, day_priors = _table_rows(p, tables, as_of)
-    counts.append(rows | "CountRows" >> beam.Map(_count_as("table_rows")))
+    touched = ((read["tags"], deltas | "DeltaTags" >> beam.Keys())  # + the old winners' tags (edits, deletes)
+               | "Touched" >> beam.Flatten() | "DistinctTouched" >> beam.Distinct())
+    rows, day_priors = _table_rows(p, tables, as_of, priors, fresh=fresh, touched=touched)
+    counts += [rows | "CountRows" >> beam.Map(_count_as("table_rows")),
+               touched | "CountTouched" >> beam.Map(_count_as("tags_touched"))]
     joined = ({"delta": deltas, "row": rows, "day_delta": day_deltas, "accounts": accounts, "day_prior": day_priors}
               | "Join" >> beam.CoGroupByKey())
     results = joined | "Bases" >> beam.FlatMapTuple(lambda key, g: filter(None, [
@@ -752,7 +826,7 @@ def build_recount(p: beam.Pipeline, *, archive_root: str, plan: RunPlan, fresh: 
     counts.append(days | "CountDayCells" >> beam.FlatMap(_day_cell_counts))
     related_lists = (p
                      | "RelatedFiles" >> ArchiveFiles(archive_root, related_plan(plan))
-                     | "RelatedWinners" >> Winners(as_of, post_buckets)
+                     | "RelatedWinners" >> Winners(as_of)
                      | "Related" >> RelatedTags(plan.as_of, hidden, counts=counts))
     counts.append(related_lists | "CountRelated" >> beam.Map(_count_as("related_cells")))
     drift_summary = results | "Drift" >> beam.CombineGlobally(DriftCombineFn(as_of, list_limit))
@@ -765,16 +839,16 @@ def build_recount(p: beam.Pipeline, *, archive_root: str, plan: RunPlan, fresh: 
         # every row of the write is flushed.
         written.append(results
                        | "BaseRows" >> beam.ParDo(_BaseRow(as_of))
-                       | "WriteBase" >> WriteToBigTable(**tables.bigtable(tables.counts)))
+                       | "WriteBase" >> write_rows(tables, tables.counts))
         written.append(changes
                        | "StateRows" >> beam.ParDo(_StateRow(as_of))
-                       | "WriteStates" >> WriteToBigTable(**tables.bigtable(tables.post_state)))
+                       | "WriteStates" >> write_rows(tables, tables.post_state))
         written.append(days
                        | "DayRows" >> beam.ParDo(_DayRow(as_of))
-                       | "WriteDays" >> WriteToBigTable(**tables.bigtable(tables.counts)))
+                       | "WriteDays" >> write_rows(tables, tables.counts))
         written.append(related_lists
                        | "RelatedRows" >> beam.ParDo(RelatedRowFn(as_of))
-                       | "WriteRelated" >> WriteToBigTable(**tables.bigtable(tables.counts)))
+                       | "WriteRelated" >> write_rows(tables, tables.counts))
     # The barrier: Beam's WaitOn (transforms/util.py, 2.77) takes each waited-on PCollection as a
     # side input (AsIter after a GroupByKey), and in a batch pipeline a side input is materialized
     # completely before its consumer runs ("would ensure that PCollections Y and Z (and hence their

@@ -17,10 +17,11 @@ report: dict | None, report_files: list[str], message: str, plan: RunPlan | None
 * The plan is then adjusted to the recorded runs (``hashtags.post_state.resolve``): a run at a
   midnight a run already wrote reads the union of both ranges; the first run is a full rebuild; a
   run before the latest recorded midnight is refused.
-* The tags hidden by moderation (``BigtableStore.hidden_tags()``, their ``meta:flags``) are read at
+* The tags hidden by moderation (``BigtableStore.hidden_tags()``, one index row) are read at
   launch and built into the graph: the job leaves them out of every related list.
-* Missing tables (``hashtags`` and ``post_state``) are created first, except in a dry run
-  (``--report_only``: compute and report, write nothing, record nothing).
+* Against the emulator (BIGTABLE_EMULATOR_HOST) missing tables (``hashtags`` and ``post_state``)
+  are created first, except in a dry run (``--report_only``: compute and report, write nothing,
+  record nothing). Against Bigtable the run calls no table admin: terraform creates the tables.
 * The JOB writes the drift report (``<report_path>/drift-<as_of>.json`` / ``.md``) and then the run
   record (as_of, mode, arrival range, finished time) as its LAST step, behind a barrier on every
   Bigtable write (``pipelines.recount.FinishRunFn``): a run that died left no record and is simply
@@ -111,9 +112,9 @@ class RecountOptions(PipelineOptions):
         parser.add_argument("--report_only", nargs="?", const=True, default=False, type=_flag,
                             help="Dry run: compute and report, write nothing to the tables "
                                  "(Beam's own --dry_run means something else)")
-        parser.add_argument("--post_buckets", type=int, default=recount.DEFAULT_POST_BUCKETS,
-                            help="Buckets of posts for the latest-event-per-post step: its parallelism after "
-                                 "the shuffle; each bucket's posts are merged in one worker's memory")
+        parser.add_argument("--app_profile", default=None,
+                            help="Bigtable app profile of the reads of the run's priors (production: "
+                                 f"{settings.WRITER_APP_PROFILE!r}, single-cluster; none locally)")
         parser.add_argument("--allow_empty_archive", nargs="?", const=True, default=False, type=_flag,
                             help="Run even when the planned arrival days hold no archive file")
 
@@ -200,18 +201,28 @@ def _prepare(options: PipelineOptions) -> _Job:
         raise BadInput("--archive_path is required")
     project = shared.bigtable_project or options.view_as(GoogleCloudOptions).project
     instance = shared.bigtable_instance
-    if not opts.report_only:
-        store.create_table(project, instance, shared.bigtable_table)
-        store.create_post_state_table(project, instance, opts.post_state_table)
-    counts_exist = True if not opts.report_only else store.table_exists(project, instance, shared.bigtable_table)
-    records = state_store.run_records(project, instance, opts.post_state_table)
+    counts_exist = True
+    if local_tables():  # production tables come from terraform: a job never needs table admin
+        if not opts.report_only:
+            store.create_table(project, instance, shared.bigtable_table)
+            store.create_post_state_table(project, instance, opts.post_state_table)
+        else:
+            counts_exist = store.table_exists(project, instance, shared.bigtable_table)
+    records = state_store.run_records(project, instance, opts.post_state_table, app_profile=opts.app_profile)
     as_of = planning.parse_day(opts.as_of) if opts.as_of else dt.datetime.now(layout.UTC).date()
     prior = ps.latest_run(records, before=as_of)
     plan = requested_plan(opts, prior.last_run() if prior else None)
     resolved = ps.resolve(plan, records)
-    tables = recount.Tables(project, instance, shared.bigtable_table, opts.post_state_table, counts_exist)
+    tables = recount.Tables(project, instance, shared.bigtable_table, opts.post_state_table, counts_exist,
+                            opts.app_profile or None)
     hidden = _hidden_tags(project, instance, shared.bigtable_table) if counts_exist else frozenset()
     return _Job(resolved, tables, shared.archive_path, opts.report_path.rstrip("/"), hidden)
+
+
+def local_tables() -> bool:
+    """The Bigtable emulator (BIGTABLE_EMULATOR_HOST): the run creates missing tables (the local stack
+    and tests); against Bigtable it calls no table admin at all."""
+    return bool(os.environ.get("BIGTABLE_EMULATOR_HOST"))
 
 
 def _hidden_tags(project: str, instance: str, table: str) -> frozenset[str]:
@@ -257,8 +268,8 @@ def run_recount(argv: list[str]) -> RecountOutcome:
     spec = recount.ReportSpec(job.report_root, opts.drift_threshold, opts.worst_n, job.resolved.note)
     recount.build_recount(p, archive_root=job.archive_root, plan=plan, fresh=job.resolved.fresh,
                           tables=job.tables, report=spec,
-                          list_limit=max(opts.list_limit, opts.worst_n), post_buckets=opts.post_buckets,
-                          hidden=job.hidden)
+                          list_limit=max(opts.list_limit, opts.worst_n),
+                          hidden=job.hidden, priors=job.resolved.priors)
     json_path, md_path = recount.report_paths(job.report_root, plan.as_of)
     try:
         result = p.run()

@@ -34,6 +34,7 @@ PROD = {
     "hashtags_sdk_container_image": "europe-west1-docker.pkg.dev/prod-proj/hashtags/streaming:v42",
     "hashtags_report_location": "gs://prod-proj-hashtags-reports/drift",
     "hashtags_drift_threshold": "0.05",
+    "hashtags_bigtable_app_profile": "writer",
 }
 
 
@@ -119,6 +120,7 @@ def test_post_state_table_default_is_the_settings_name(h):
     from hashtags import settings
 
     assert h.VARIABLE_DEFAULTS["hashtags_post_state_table"] == settings.POST_STATE_TABLE
+    assert h.VARIABLE_DEFAULTS["hashtags_bigtable_app_profile"] == ""  # locally: no profile (emulator)
 
 
 # ---- the production launch, as rendered for a run ---------------------------------------------
@@ -159,7 +161,9 @@ def test_production_nightly_launch_is_the_recount_flex_template(h, dag, monkeypa
     assert spec["dataflow"] is True and "pipeline_options" not in spec
     op = rendered(dag, "recount_dataflow", spec)
     assert isinstance(op, h.DataflowStartFlexTemplateOperator)
-    assert op.append_job_name is False and op.wait_until_finished is True and op.deferrable is False
+    # deferrable: the triggerer waits for the job (the operator sets wait_until_finished False with it)
+    assert op.append_job_name is False and op.deferrable is True and op.wait_until_finished is False
+    assert op.cancel_on_kill is True
     assert (op.project_id, op.location, op.night_prefix) == ("prod-proj", "europe-west1", "hashtag-recount-20261123")
     launch = op.body["launchParameter"]
     assert launch["jobName"] == "hashtag-recount-20261123-nightly"
@@ -176,7 +180,7 @@ def test_production_nightly_launch_is_the_recount_flex_template(h, dag, monkeypa
         "mode": "nightly", "as_of": "2026-11-23",
         "archive_path": PROD["hashtags_archive"], "report_path": "gs://prod-proj-hashtags-reports/drift",
         "bigtable_project": "prod-proj", "bigtable_instance": "hashtags-prod", "bigtable_table": "hashtags",
-        "post_state_table": "post_state",
+        "post_state_table": "post_state", "app_profile": "writer",  # the prior reads' single-cluster profile
     }
     assert all(isinstance(v, str) for v in launch["parameters"].values())  # template parameters are strings
     assert spec["report_path"] == "gs://prod-proj-hashtags-reports/drift"  # where publish_drift_report reads
@@ -201,7 +205,7 @@ def test_production_job_name_is_per_night_and_plan(h, dag, monkeypatch):
 
 
 def test_local_launch_renders_the_job_flags(h, dag, monkeypatch):
-    local = {k: v for k, v in PROD.items() if k != "hashtags_runner"}
+    local = {k: v for k, v in PROD.items() if k not in ("hashtags_runner", "hashtags_bigtable_app_profile")}
     local.update(hashtags_archive="/data/archive", hashtags_report_location="/data/drift")
     spec = planned_spec(h, monkeypatch, {"dry_run": True}, variables=local)
     assert spec["dataflow"] is False and "flex" not in spec
@@ -271,6 +275,9 @@ class FakeDataflow:
         return None
 
     # DataflowHook
+    def launch_job_with_flex_template(self, body, location, project_id):  # the deferrable launch
+        return self.start_flex_template(body, location, project_id)
+
     def start_flex_template(self, body, location, project_id, on_new_job_callback=None):
         job = {"id": f"job-{len(self.launched) + 1}", "name": body["launchParameter"]["jobName"],
                "projectId": project_id, "location": location, "currentState": "JOB_STATE_DONE"}
@@ -299,22 +306,34 @@ def job(name, state="JOB_STATE_RUNNING", id_="old-1"):
     return {"id": id_, "name": name, "currentState": state, "projectId": "prod-proj", "location": "europe-west1"}
 
 
+def deferred(op, ctx):
+    """execute → the TaskDeferred it raises (the launch returns at once; the triggerer waits)."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    with pytest.raises(TaskDeferred) as e:
+        op.execute(ctx)
+    return e.value
+
+
 def test_first_attempt_launches_once_with_the_exact_name(h, dag, monkeypatch):
     fake = FakeDataflow(active=[job("hashtag-recount-20261122-nightly")])  # yesterday's, still running: not ours
     op, ctx = launcher_for(h, dag, monkeypatch, fake)
-    result = op.execute(ctx)
+    d = deferred(op, ctx)
     assert [b["launchParameter"]["jobName"] for b in fake.launched] == ["hashtag-recount-20261123-nightly"]
+    assert d.trigger.job_id == "job-1" and d.trigger.cancel_on_kill is True and d.method_name == "execute_complete"
+    result = op.execute_complete(ctx, {"status": "success", "job_id": "job-1", "message": "done"})
     assert result["id"] == "job-1" and ctx["ti"].pushed["job_id"] == "job-1"
 
 
 def test_retry_adopts_its_running_job_instead_of_launching_a_second(h, dag, monkeypatch):
     fake = FakeDataflow(active=[job("hashtag-recount-20261123-nightly", id_="first-attempt")])
     op, ctx = launcher_for(h, dag, monkeypatch, fake)
-    result = op.execute(ctx)
-    assert fake.launched == []
-    assert fake.waited == [("hashtag-recount-20261123-nightly", "first-attempt")]
-    assert ctx["ti"].pushed["job_id"] == "first-attempt" and result["id"] == "first-attempt"
+    d = deferred(op, ctx)
+    assert fake.launched == [] and fake.waited == []  # waits in the triggerer, on the adopted job
+    assert d.trigger.job_id == "first-attempt" and ctx["ti"].pushed["job_id"] == "first-attempt"
     assert op.job["id"] == "first-attempt"  # on_kill cancels the adopted job
+    result = op.execute_complete(ctx, {"status": "success", "job_id": "first-attempt", "message": "done"})
+    assert result["id"] == "first-attempt"
 
 
 def test_another_job_of_the_same_night_blocks_the_launch(h, dag, monkeypatch):

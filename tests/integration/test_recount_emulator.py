@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from hashtag_store import post_state as state_store
+from hashtag_store import mutations, post_state as state_store
 from hashtags import archive, layout, planning
 from hashtags.messages import PostEvent
 from pipelines import recount_main
@@ -146,14 +146,23 @@ def test_nightly_repairs_drift_is_idempotent_and_reads_only_new_days(store, tabl
                      dt.datetime(2031, 3, 21, 9, tzinfo=UTC), event_id="late-1")
     day3 = [e for e in events if arrival_day(e) == AS_OF.date()] + [late, before_as_of[0]]
     write_archive(tmp_path / "archive", day3, day_of=lambda e: AS_OF.date(), name="day3")
+    # 300 older tags, each with a base at the recorded run, that no event of the night touches
+    old = [mutations.base_count_row(f"old{i}", AS_OF, 7) for i in range(300)]
+    store.mutate(old)
     out3 = recount_main.run_recount(argv_for(tmp_path, table_name, "2031-03-24", "--mode=nightly"))
     assert out3.exit_code == 0, out3.message
+    # a night reads the rows of the tags it touched (point reads), never the older ones
+    touched = {k for e in day3 + [e for e in events + duplicates if arrival_day(e) == dt.date(2031, 3, 22)]
+               if e.event_time < AS_OF + dt.timedelta(days=1) for k, _ in e.tags()}
+    assert len(touched) <= out3.report["tags_touched"] <= len(TAGS) + 1 < 300
+    assert out3.report["table_rows"] <= out3.report["tags_touched"]
+    assert all(totals(store)[f"old{i}"] == 7 for i in range(300))
     assert (out3.plan.mode, out3.plan.arrived_from, out3.plan.arrived_to) == (
         planning.NIGHTLY, dt.date(2031, 3, 22), dt.date(2031, 3, 23))  # one day of overlap
     assert out3.report["events_read"] == len(day3) + sum(
         1 for e in events + duplicates if arrival_day(e) == dt.date(2031, 3, 22))
     want = exact_totals(events + [late])
-    assert {k: v for k, v in totals(store).items() if v} == dict(want)
+    assert {k: v for k, v in totals(store).items() if v and not k.startswith("old")} == dict(want)
     # tags "late" (no row) and "cat" (+1 from the late post) are the drifted ones
     assert {t["tag"]: t["diff"] for t in out3.report["drifted_tags"]} == {"late": -1, "cat": -1}
 

@@ -85,8 +85,8 @@ def run_days(tmp_path, lines, plan):
     as_of = layout.midnight_utc(plan.as_of)
     as_dates = beam.MapTuple(lambda key, dn: ((key, day_cells.to_date(dn[0])), dn[1]))
     with TestPipeline(runner="FnApiRunner", options=PipelineOptions([])) as p:
-        winners = p | beam.Create(archive_files(tmp_path, lines)) | recount.Winners(as_of, buckets=5)
-        posts = (winners | "Fresh" >> recount.Changes(as_of, fresh=True)
+        winners = p | beam.Create(archive_files(tmp_path, lines)) | recount.Winners(as_of)
+        posts = (winners | "Fresh" >> recount.Changes(ps.Priors(), fresh=True)
                  | recount.SumDayDeltas(day_cells.horizon(plan.as_of)) | "PostDates" >> as_dates)
         accounts = winners | recount.DayAccounts(day_cells.account_days(plan)) | "AccountDates" >> as_dates
         want_posts, want_accounts = reference_days(lines, as_of, first_day=plan.as_of - dt.timedelta(days=28))
@@ -112,7 +112,7 @@ def test_accounts_only_for_the_arrival_days_of_a_nightly(tmp_path):
     assert (plan.arrived_from, plan.arrived_to) == (dt.date(2031, 3, 22), dt.date(2031, 3, 22))
     as_of = AS_OF
     with TestPipeline(runner="FnApiRunner", options=PipelineOptions([])) as p:
-        out = (p | beam.Create(archive_files(tmp_path, SCENARIO)) | recount.Winners(as_of, buckets=3)
+        out = (p | beam.Create(archive_files(tmp_path, SCENARIO)) | recount.Winners(as_of)
                | recount.DayAccounts(day_cells.account_days(plan))
                | beam.MapTuple(lambda key, dn: (key, day_cells.to_date(dn[0]), dn[1])))
         d22 = dt.date(2031, 3, 22)
@@ -168,7 +168,15 @@ def test_priors_take_the_newest_cell_of_each_column_and_skip_others():
     c = lambda n, ms: Cell(encode_count(n), ms)  # noqa: E731
     cells = [(b"p.20310320", c(4, 10)), (b"p.20310320", c(6, 20)), (b"a.20310320", c(2, 5)),
              (b"p.2031032", c(9, 30)), (b"x.20310320", c(9, 30)), (b"p.20310321", Cell(b"bad", 1))]
-    assert day_cells.priors_from_cells(cells) == DayPriors({D(dt.date(2031, 3, 20)): 6}, {D(dt.date(2031, 3, 20)): 2})
+    every = lambda ms: True  # noqa: E731
+    assert day_cells.priors_from_cells(cells, every) == DayPriors({D(dt.date(2031, 3, 20)): 6},
+                                                                  {D(dt.date(2031, 3, 20)): 2})
+    # the cell at 20 is a failed run's: the prior is the recorded one at 10, and the column is rewritten
+    assert day_cells.priors_from_cells(cells, lambda ms: ms != 20) == DayPriors(
+        {D(dt.date(2031, 3, 20)): 4}, {D(dt.date(2031, 3, 20)): 2}, frozenset({("p", D(dt.date(2031, 3, 20)))}))
+    stale = DayPriors({105: 4}, {}, frozenset({("p", 105), ("p", 106), ("a", 105)}))
+    assert day_cells.day_cells("t", [], [], stale, fresh=False, horizon=H, account_days=DaySpan(120, 121)) == \
+        DayCells("t", {105: 4, 106: 0}, {105: 0})
     assert DayCells("t", {D(dt.date(2031, 3, 20)): 6}, {D(dt.date(2031, 3, 21)): 1}).by_date() == {
         dt.date(2031, 3, 20): layout.DayCounts(6, None), dt.date(2031, 3, 21): layout.DayCounts(None, 1)}
 

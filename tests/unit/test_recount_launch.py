@@ -8,9 +8,10 @@ from types import SimpleNamespace
 
 import apache_beam as beam
 
-from hashtags import planning
+from hashtags import layout, planning
 from hashtags import post_state as ps
 from pipelines import recount, recount_main
+from tests.unit.test_production_graph import no_gcs  # noqa: F401 (fixture: building a Dataflow graph contacts no GCS)
 
 AS_OF = dt.date(2031, 3, 23)
 
@@ -134,3 +135,71 @@ def test_report_extra_counts_no_written_cells_in_a_dry_run():
     assert (wet["events_read"], wet["archive_files"], wet["state_lookup_rpcs"]) == (7, 2, 0)
     assert wet["mode"] == planning.FULL_REBUILD and wet["generated_at"] == "2031-03-23T01:00:00Z"
     assert "note" not in wet
+
+
+def test_a_production_run_calls_no_table_admin(monkeypatch):
+    """Against Bigtable (no emulator) the launcher reads the run records and the hidden-tags index
+    through the data API (with the writers' app profile) and never creates or inspects a table:
+    terraform owns the tables, and the recount identity has no table-admin role."""
+    from hashtag_store import bigtable as store, post_state as state_store
+
+    def admin(*args, **kwargs):
+        raise AssertionError("table admin called in a production run")
+
+    for name in ("create_table", "create_post_state_table", "table_exists"):
+        monkeypatch.setattr(store, name, admin)
+    monkeypatch.delenv("BIGTABLE_EMULATOR_HOST", raising=False)
+    profiles = []
+    monkeypatch.setattr(state_store, "run_records", lambda *a, app_profile=None: profiles.append(app_profile) or [
+        ps.RunRecord(AS_OF - dt.timedelta(days=1), planning.NIGHTLY, dt.date(2031, 3, 20), dt.date(2031, 3, 21),
+                     dt.datetime(2031, 3, 22, 3, tzinfo=dt.timezone.utc))])
+    monkeypatch.setattr(recount_main, "_hidden_tags", lambda *a: frozenset({"spam"}))
+    for report_only in ("false", "true"):
+        options = recount_main._pipeline_options([
+            "--mode=nightly", f"--as_of={AS_OF}", "--archive_path=gs://b/a", "--project=prod",
+            "--bigtable_instance=i", "--bigtable_table=hashtags", "--app_profile=writer",
+            f"--report_only={report_only}"])
+        job = recount_main._prepare(options)
+        assert job.tables == recount.Tables("prod", "i", "hashtags", "post_state", True, "writer")
+        assert job.resolved.priors.recorded_ms == {layout.to_millis(layout.midnight_utc(AS_OF - dt.timedelta(days=1)))}
+        assert job.resolved.priors.last == AS_OF - dt.timedelta(days=1) and not job.resolved.fresh
+        assert job.hidden == frozenset({"spam"})
+    assert profiles == ["writer", "writer"]
+
+
+def test_a_local_run_creates_its_tables(monkeypatch):
+    from hashtag_store import bigtable as store, post_state as state_store
+
+    created = []
+    monkeypatch.setattr(store, "create_table", lambda p, i, t: created.append(t))
+    monkeypatch.setattr(store, "create_post_state_table", lambda p, i, t: created.append(t))
+    monkeypatch.setenv("BIGTABLE_EMULATOR_HOST", "localhost:1")
+    monkeypatch.setattr(state_store, "run_records", lambda *a, app_profile=None: [])
+    monkeypatch.setattr(recount_main, "_hidden_tags", lambda *a: frozenset())
+    job = recount_main._prepare(recount_main._pipeline_options([
+        "--mode=nightly", f"--as_of={AS_OF}", "--archive_path=/tmp/a", "--bigtable_table=t1", "--post_state_table=t2"]))
+    assert created == ["t1", "t2"] and job.resolved.fresh  # no record yet: the first run is a full rebuild
+
+
+def test_the_production_nightly_graph_writes_through_the_single_cluster_profile(monkeypatch, no_gcs):
+    """DESIGN.md "Bigtable routing": the nightly's graph, built (not run) with DataflowRunner options,
+    writes every table through the app profile its prior reads use (``--app_profile=writer``)."""
+    from hashtag_store import post_state as state_store
+    from hashtags import settings
+    from tests.unit.test_production_graph import DATAFLOW_ARGS, bigtable_writes
+
+    monkeypatch.delenv("BIGTABLE_EMULATOR_HOST", raising=False)
+    monkeypatch.setattr(state_store, "run_records", lambda *a, app_profile=None: [
+        ps.RunRecord(AS_OF - dt.timedelta(days=1), planning.NIGHTLY, dt.date(2031, 3, 20), dt.date(2031, 3, 21),
+                     dt.datetime(2031, 3, 22, 3, tzinfo=dt.timezone.utc))])
+    monkeypatch.setattr(recount_main, "_hidden_tags", lambda *a: frozenset())
+    options = recount_main._pipeline_options([a for a in DATAFLOW_ARGS if a != "--streaming"] + [
+        "--mode=nightly", f"--as_of={AS_OF}", "--archive_path=gs://b/a", "--report_path=gs://b/r",
+        "--bigtable_instance=i", "--bigtable_table=hashtags", f"--app_profile={settings.WRITER_APP_PROFILE}"])
+    job = recount_main._prepare(options)
+    p = beam.Pipeline(options=options)
+    recount.build_recount(p, archive_root=job.archive_root, plan=job.resolved.plan, fresh=job.resolved.fresh,
+                          tables=job.tables, report=recount.ReportSpec(job.report_root, None, 10, None),
+                          list_limit=10, hidden=job.hidden, priors=job.resolved.priors)
+    writes = bigtable_writes(p)
+    assert sorted(writes.values()) == [("hashtags", "writer")] * 3 + [("post_state", "writer")]

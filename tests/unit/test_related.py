@@ -71,7 +71,7 @@ def test_scenario_exact_lists(tmp_path):
         "t": r, **{f"r{i:02}": [RelatedTag("t", 3)] for i in range(1, 13)},
     }
     with TestPipeline(runner="FnApiRunner", options=PipelineOptions([])) as p:
-        out = (p | beam.Create(files_of(tmp_path, SCENARIO)) | recount.Winners(AS_OF, buckets=4)
+        out = (p | beam.Create(files_of(tmp_path, SCENARIO)) | recount.Winners(AS_OF)
                | RelatedTags(M, frozenset({"h"}))
                | beam.MapTuple(lambda key, cands: (key, related.to_related(cands))))
         assert_that(out, equal_to(sorted(want.items())))
@@ -79,7 +79,7 @@ def test_scenario_exact_lists(tmp_path):
 
 def test_without_hidden_tags_h_leads(tmp_path):
     with TestPipeline(runner="FnApiRunner", options=PipelineOptions([])) as p:
-        out = (p | beam.Create(files_of(tmp_path, SCENARIO)) | recount.Winners(AS_OF, buckets=2)
+        out = (p | beam.Create(files_of(tmp_path, SCENARIO)) | recount.Winners(AS_OF)
                | RelatedTags(M) | beam.Filter(lambda kv: kv[0] in ("a", "h")))
         assert_that(out, equal_to([("a", [(5, "b"), (5, "h"), (3, "c")]), ("h", [(5, "a")])]))
 
@@ -121,7 +121,7 @@ def test_random_posts_equal_the_reference(tmp_path):
     want = reference(lines, hidden)
     assert sum(len(v) for v in want.values()) > 50 and want["k3"] == []
     with TestPipeline(runner="FnApiRunner", options=PipelineOptions([])) as p:
-        out = (p | beam.Create(files_of(tmp_path, lines)) | recount.Winners(AS_OF, buckets=7)
+        out = (p | beam.Create(files_of(tmp_path, lines)) | recount.Winners(AS_OF)
                | RelatedTags(M, hidden) | beam.MapTuple(lambda key, cands: (key, related.to_related(cands))))
         assert_that(out, equal_to(sorted(want.items())))
 

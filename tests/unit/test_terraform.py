@@ -27,6 +27,7 @@ DAG_VARIABLES = {
     "hashtags_table", "hashtags_region", "hashtags_temp_location", "hashtags_drift_threshold",
     "hashtags_post_state_table", "hashtags_staging_location", "hashtags_service_account",
     "hashtags_recount_template", "hashtags_sdk_container_image", "hashtags_report_location",
+    "hashtags_bigtable_app_profile",
 }
 
 

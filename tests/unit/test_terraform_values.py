@@ -145,8 +145,9 @@ def test_the_tables_take_their_families_and_gc_rules_from_the_file(model):
     assert block(rules["max_version"], "content") == {"number": "${max_version.value}"}
     assert "bigtable_gc_policies" in model["locals"] and "merge(rule, {table = table})" in model["locals"]["bigtable_gc_policies"]
     families = VALUES["bigtable"]["column_families"]
-    assert families["hashtags"]["counts"] == {"max_versions": 3, "max_age_hours": 336, "mode": "INTERSECTION"}
-    assert families["post_state"] == {"s": {"max_versions": 2, "max_age_hours": None, "mode": None}}
+    # 5 versions: a rerun after failed nights still finds the last recorded run's cells (issue 18)
+    assert families["hashtags"]["counts"] == {"max_versions": 5, "max_age_hours": 336, "mode": "INTERSECTION"}
+    assert families["post_state"] == {"s": {"max_versions": 5, "max_age_hours": None, "mode": None}}
     assert set(families["hashtags"]) == {"counts", "top", "meta", "days"}
 
 
