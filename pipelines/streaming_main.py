@@ -28,6 +28,7 @@ from apache_beam.transforms import trigger, window
 
 from hashtags import settings
 from pipelines.options import StreamingOptions, event_bounds
+from pipelines import trends
 from pipelines.archive import ArchiveEvents
 from pipelines.streaming import HourCountRow, TopPostsRow, WindowedTagCounts
 from pipelines.transforms import DEAD, ParsePostEvents, ParseTopPosts, dead_letter
@@ -138,7 +139,7 @@ def build_post_events(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> Non
         | "HourRows" >> beam.ParDo(HourCountRow(opts.count_generation)).with_outputs(DEAD, main="rows")
     )
     rows.rows | "WriteCounts" >> WriteToBigTable(**bt)
-    dead = [*posts.dead, rows[DEAD]]
+    dead = [*posts.dead, rows[DEAD], *trends.build(posts.events, opts, bt)]
     if opts.archive_path:
         archived = posts.events | "Archive" >> ArchiveEvents(
             opts.archive_path, opts.archive_window_seconds, shards=opts.archive_shards,
