@@ -104,6 +104,9 @@ class Settings:
     # row open it; then no read for the cool-down, one probe read, closed again if that succeeds.
     breaker_failures: int = 5
     breaker_cool_down_seconds: float = 5.0
+    # Whether a tag not yet reviewed (trend review "pending") may trend (serving/trends.py): on
+    # locally; production sets HASHTAGS_TRENDS_WITHOUT_REVIEW=false (Mastodon's default: review first).
+    trends_without_review: bool = True
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     ENV_PREFIX = "HASHTAGS_"
