@@ -33,6 +33,7 @@ from apache_beam.runners.dataflow.internal import apiclient
 
 from pipelines import streaming_main
 from pipelines.streaming import HourCountRow
+from pipelines.trends import HourAccountsRow, ReviewTrends, ScoreTags
 from pipelines.transforms import ParsePostEventsFn
 
 PROJECT = "hashtags-prod"
@@ -109,8 +110,11 @@ def test_production_graph_reads_event_time_and_event_id(no_gcs):
     # no re-stamping after the read, and the attributes are required (dead letter otherwise)
     (parse,) = dofns(p, ParsePostEventsFn)
     assert (parse._stamp, parse._require) == (False, True)
-    # the hour rows carry the job's count generation
+    # the hour rows carry the job's count generation, and so do the live-accounts rows (issue 19)
     assert [fn.generation for fn in dofns(p, HourCountRow)] == [7]
+    assert [fn.generation for fn in dofns(p, HourAccountsRow)] == [7]
+    # the trends branch: one scoring step and one review step, both reading the job's table
+    assert [fn._bigtable["table_id"] for fn in dofns(p, ScoreTags) + dofns(p, ReviewTrends)] == ["hashtags", "hashtags"]
 
     # the workers run the given image and install nothing at start-up
     assert p.options.view_as(WorkerOptions).sdk_container_image == IMAGE
