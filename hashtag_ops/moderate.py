@@ -70,10 +70,11 @@ def changed(action: str, current: Flags, *, reason: str, by: str, now: dt.dateti
 
 def describe(key: str, flags: Flags) -> str:
     """One line: the tag's state as ``show`` prints it."""
-    if flags.changed_at is None and not (flags.hidden or flags.sensitive):
+    if flags.changed_at is None and not (flags.hidden or flags.sensitive) and flags.trend == trends.PENDING:
         return f"#{key}: no moderation flags"
     state = ", ".join(n for n, on in (("hidden", flags.hidden), ("sensitive", flags.sensitive)) if on) or "clear"
-    state += f"; trend {flags.trend}"
+    if flags.trend != trends.PENDING:
+        state += f", trend {flags.trend}"
     when = rfc3339(flags.changed_at) if flags.changed_at else "?"
     return f"#{key}: {state} (by {flags.by or '?'} at {when}: {flags.reason!r})"
 

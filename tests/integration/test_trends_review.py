@@ -32,7 +32,7 @@ def candidate(tag: str, score: float, accounts: int) -> trends.TrendEntry:
 @pytest.fixture
 def env(store, table_name, monkeypatch):
     for name, value in {"HASHTAGS_PROJECT": PROJECT, "HASHTAGS_BIGTABLE_INSTANCE": INSTANCE,
-                        "HASHTAGS_TABLE": table_name}.items():
+                        "HASHTAGS_TABLE": table_name, "HASHTAGS_LOG_FORMAT": "json"}.items():
         monkeypatch.setenv(name, value)
     hour = NOW.replace(minute=0)
     store.write_hour_counts([(t, hour, 40, t.title()) for t in ("alpha", "beta", "gamma", "hidden", "spam")])
@@ -64,8 +64,14 @@ def test_review_flow_end_to_end(env, table_name, capsys):
     store = env
     assert moderate.main(["hide", "hidden", "--reason", "abuse"]) == 0
     assert moderate.main(["reject", "#Spam", "--reason", "bot wave"]) == 0
-    assert moderate.main(["approve", "gamma", "--reason", "news"]) == 0
-    capsys.readouterr()
+    assert moderate.main(["approve", "gamma", "--reason", "news", "--by", "carol"]) == 0
+    err = capsys.readouterr().err
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    decisions = [(e["action"], e["tag"], e["trend"], e["was_trend"], e["reason"]) for e in events
+                 if e.get("event") == "moderation"]
+    assert decisions == [("hide", "hidden", "pending", "pending", "abuse"),
+                         ("reject", "spam", "rejected", "pending", "bot wave"),
+                         ("approve", "gamma", "allowed", "pending", "news")]
     review_step(store, table_name, [candidate("spam", 900, 50), candidate("alpha", 400, 30),
                                     candidate("hidden", 300, 25), candidate("beta", 100, 12),
                                     candidate("gamma", 50, 8)])
