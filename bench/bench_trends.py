@@ -7,8 +7,9 @@ cost, ~5 ms, would hide both): the same parsed events (devstack.loadgen.generate
 event time) go, pass by pass interleaved,
   (a) "counts only": ``tag_deltas`` + ``TallyFn.add_input`` per (tag, hour) — what the job did before;
   (b) "+ live accounts + trends": (a) + ``account_uses`` + ``DistinctAccountsFn`` per (tag, hour)
-      + ``MinuteUseFn`` per (tag, minute) + per tag-minute ``trends.add`` + ``trends.evaluate`` of every
-      active tag once a minute (what ScoreTags' timers do).
+      + ``MinuteUseFn`` per (tag, minute) + per tag-minute ``trends.add`` + ``trends.evaluate`` when
+      ScoreTags' timers would fire (after a minute the tag was used in, every minute while listed,
+      at hour boundaries).
 CPU per event = process time / events (median of the passes). State: the pickled size of each
 active tag's TagState at the end of the hour (what Beam keeps per key; PickleCoder) and of the hour's
 account set, for the median tag and the hottest; plus one synthetic hot tag with 100,000 accounts.
@@ -73,12 +74,18 @@ def with_trends(evs):
 
 
 def _flush(minute_fn, minute_acc, states, minute):
+    """The minute's panes, then the timers that fire at its end: ScoreTags evaluates a tag after a
+    minute it was used in, every minute while it is listed, and at hour boundaries."""
+    touched = set()
     for (key, m), acc in minute_acc.items():
         accounts, posts, display = minute_fn.extract_output(acc)
         trends.add(states.setdefault(key, trends.TagState()), m, accounts, posts, display)
+        touched.add(key)
     minute_acc.clear()
-    for st in states.values():
-        trends.evaluate(st, minute + trends.MINUTE_MS)
+    now = minute + trends.MINUTE_MS
+    for key, st in states.items():
+        if key in touched or st.listed or now % trends.HOUR_MS == 0:
+            st.listed = trends.evaluate(st, now).score > 0
 
 
 def cpu(fn, evs) -> float:

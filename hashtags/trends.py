@@ -137,7 +137,9 @@ def evaluate(state: TagState, now: int) -> Evaluation:
         state.hours[hour] = max(state.hours.get(hour, 0), len(state.open_hours.pop(hour)))
     oldest = hour_floor(start) - (BASELINE_HOURS + 1) * HOUR_MS
     state.hours = {h: n for h, n in state.hours.items() if h >= oldest}
-    observed, uses = len(state.seen), sum(state.uses.values())
+    # only minutes before now: a timer catching up behind the data must not count later minutes
+    observed = sum(1 for m in state.seen.values() if m < now)
+    uses = sum(n for m, n in state.uses.items() if m < now)
     exp = expected(state, now)
     score = raw_score(observed, exp)
     current = decayed(state.peak, state.peak_at, now)

@@ -9,7 +9,7 @@ per hot tag is measured in docs/BENCHMARKS.md "Trends".
 ``TrendScores``: post events → per tag per minute (accounts, posts), combined before the shuffle
 (combiner lifting: a hot tag is one accumulator per bundle, not one element per post) → a stateful
 DoFn per tag (``ScoreTags``: at most one input per tag-minute, so a hot tag is not a hot key) that
-evaluates hashtags.trends every minute of event time on a timer → each minute's scores in a
+evaluates hashtags.trends on event-time timers (every minute while the tag is listed) → each minute's scores in a
 1-minute window → ``CombineGlobally`` (with fan-out) keeps the best ``CANDIDATES`` → ``ReviewTrends``
 reads those tags' rows in ONE ReadRows (flags: hidden and rejected tags are dropped, the review state
 is kept; the 7-day history the tag page shows) → ONE SetCell of the reserved ``\\x00trends`` row at
@@ -167,9 +167,11 @@ class _WithMinute(beam.DoFn):
 
 
 class ScoreTags(beam.DoFn):
-    """Per tag: the TagState (hashtags.trends) in keyed state; an event-time timer at every minute
-    boundary evaluates it and emits the tag's TrendEntry, timestamped at that minute, while it scores
-    (and once with score 0 when it stops, so the minute's list is still written when it empties).
+    """Per tag: the TagState (hashtags.trends) in keyed state; an event-time timer at a minute
+    boundary (after a minute the tag was used in, every minute while it is listed, at hour
+    boundaries otherwise) evaluates it and emits the tag's TrendEntry, timestamped at that minute,
+    while it scores (and once with score 0 when it stops, so the minute's list is still written
+    when it empties).
 
     ``bigtable`` (project_id/instance_id/table_id): where a tag's stored hour accounts are read the
     first time this job's state sees it, so a relaunch (empty state) keeps each tag's baseline.
@@ -217,8 +219,10 @@ class ScoreTags(beam.DoFn):
         if not st.seeded:
             self._seed(key, st, trends.hour_floor(use.minute_ms))
         trends.add(st, use.minute_ms, use.accounts, use.posts, use.display)
-        due = max(use.minute_ms + trends.MINUTE_MS, st.next_evaluation)
-        if due != st.next_evaluation:
+        # evaluate at the end of this minute (never before the last evaluation: late data counts at
+        # the next one), unless the pending timer comes sooner
+        due = max(use.minute_ms, st.evaluated_at) + trends.MINUTE_MS
+        if st.next_evaluation <= st.evaluated_at or due < st.next_evaluation:
             st.next_evaluation = due
             timer.set(Timestamp(micros=due * 1000))
         state.write(st)
@@ -236,7 +240,10 @@ class ScoreTags(beam.DoFn):
             yield window.TimestampedValue(
                 trends.TrendEntry(key, st.display or key, ev.score, ev.accounts, ev.uses), now / 1000)
         if st.alive():
-            st.next_evaluation = now + trends.MINUTE_MS
+            # a listed tag every minute (its peak decays); a tag that does not score can only start
+            # to with new data (which sets its own timer) or when its baseline hour changes
+            st.next_evaluation = (now + trends.MINUTE_MS if st.listed
+                                  else trends.hour_floor(now) + trends.HOUR_MS)
             timer.set(Timestamp(micros=st.next_evaluation * 1000))
             state.write(st)
         else:
