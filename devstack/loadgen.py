@@ -2,6 +2,8 @@
 
     python -m devstack.loadgen --count 5000 --rate 300 --expected-out .run/expected.json
     python -m devstack.loadgen --count 2000 --malformed 0.02 --deletes 0.05 --duplicates 0.03 --print-expected 20
+    python -m devstack.loadgen --count 0 --burst eclipse:40      # 40 distinct accounts post #eclipse: it trends
+    python -m devstack.loadgen --count 0 --flood spam:300         # one account posts #spam 300 times: it does not
 
 Tags are Zipf-distributed over a mixed-script vocabulary (Latin with case/width variants, Cyrillic,
 Greek, Arabic, Hebrew, Devanagari, CJK, Hangul), 1–10 per caption, some repeated within a caption.
@@ -184,6 +186,38 @@ def generate(count: int, *, seed: int = 1, deletes: float = 0.05, malformed: flo
         yield last
 
 
+def burst(tag: str, accounts: int, *, now: dt.datetime | None = None, seed: int = 1) -> list[Message]:
+    """``accounts`` distinct accounts each publish one post with ``#tag`` within the last minute:
+    the shape that trends (docs/TRENDS.md)."""
+    return _posts(tag, [f"burst-{tag}-{i}" for i in range(accounts)], now, seed)
+
+
+def flood(tag: str, posts: int, *, now: dt.datetime | None = None, seed: int = 1) -> list[Message]:
+    """ONE account publishes ``posts`` posts with ``#tag`` within the last minute: one account, so
+    it never passes the trends floor."""
+    return _posts(tag, [f"flood-{tag}"] * posts, now, seed)
+
+
+def _posts(tag: str, users: list[str], now: dt.datetime | None, seed: int) -> list[Message]:
+    rng = random.Random(seed)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    run = uuid.UUID(int=rng.getrandbits(128)).hex[:8]
+    out = []
+    for i, user in enumerate(users):
+        t = now - dt.timedelta(seconds=rng.uniform(0, 60))
+        post_id = f"{run}-{tag.encode('utf-8').hex()[:12]}-{i}"
+        body = {"event": "published", "post_id": post_id, "user_id": user, "caption": f"#{tag}",
+                "image_url": f"{DEV_IMAGE_ORIGIN}/{post_id}.png", "event_time": _time(t)}
+        out.append(Message("published", json.dumps(body, ensure_ascii=False).encode(),
+                           {"event_time": body["event_time"], "event_id": f"{run}-b{i}"}, user))
+    return out
+
+
+def _tag_and_count(value: str) -> tuple[str, int]:
+    tag, _, n = value.partition(":")
+    return tag.lstrip("#"), int(n) if n else 30
+
+
 def top_posts_messages(expected: Expected, tags: list[str], *, computed_at: dt.datetime | None = None,
                        n: int = 100) -> list[bytes]:
     """A top-posts list per tag: its posts (padded with synthetic ids) with dev image URLs."""
@@ -242,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--expected-out", help="write the exact expected counts (JSON) here")
     ap.add_argument("--print-expected", type=int, default=0, metavar="N", help="print the N biggest tags")
     ap.add_argument("--dry-run", action="store_true", help="generate only, publish nothing")
+    ap.add_argument("--burst", action="append", default=[], metavar="TAG[:N]",
+                    help="N (default 30) distinct accounts post #TAG once each, now: makes it trend")
+    ap.add_argument("--flood", action="append", default=[], metavar="TAG[:N]",
+                    help="one account posts #TAG N (default 30) times, now: must not trend")
     args = ap.parse_args(argv)
     s = settings.Settings.from_env(os.environ)
     exp = Expected()
@@ -252,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
             pass
     else:
         publish(msgs, s.project, s.post_events_topic, rate=args.rate, total=args.count)
+        for option, make in ((args.burst, burst), (args.flood, flood)):
+            for value in option:
+                tag, n = _tag_and_count(value)
+                publish(make(tag, n, seed=args.seed), s.project, s.post_events_topic, rate=args.rate, total=n)
         top = [k for k, _ in exp.counts.most_common(args.top_posts)]
         if top:
             publish(top_posts_messages(exp, top), s.project, s.top_posts_topic, total=len(top))

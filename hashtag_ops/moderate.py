@@ -4,6 +4,9 @@
     python -m hashtag_ops.moderate sensitive <tag> --reason TEXT [--by NAME]
     python -m hashtag_ops.moderate clear <tag> --reason TEXT [--by NAME]
     python -m hashtag_ops.moderate show <tag>
+    python -m hashtag_ops.moderate approve <tag> --reason TEXT [--by NAME]   (may trend)
+    python -m hashtag_ops.moderate reject <tag> --reason TEXT [--by NAME]    (never trends)
+    python -m hashtag_ops.moderate pending [--rank N]   (trend candidates not reviewed, best first)
 
 The tag is given as written (``Love``, ``#love``) and normalised to its key
 (hashtags.normalize_tag); a name no hashtag can have is refused with exit code 2 before anything is
@@ -30,14 +33,15 @@ import sys
 
 from hashtag_ops import logs
 from hashtag_store import BigtableStore, StoreUnavailable
-from hashtags import is_valid_key, normalize_tag
+from hashtags import is_valid_key, normalize_tag, trends
 from hashtags.layout import Flags, rfc3339
 from hashtags.settings import Settings
 
 log = logging.getLogger("hashtags.moderation")
 
 HIDE, SENSITIVE, CLEAR, SHOW = "hide", "sensitive", "clear", "show"
-CHANGES = (HIDE, SENSITIVE, CLEAR)
+APPROVE, REJECT, PENDING = "approve", "reject", "pending"
+CHANGES = (HIDE, SENSITIVE, CLEAR, APPROVE, REJECT)
 
 
 def tag_key(name: str) -> str | None:
@@ -49,6 +53,10 @@ def tag_key(name: str) -> str | None:
 
 def changed(action: str, current: Flags, *, reason: str, by: str, now: dt.datetime) -> Flags:
     """The flags after ``action`` on ``current`` (pure)."""
+    trend = current.trend
+    if action in (APPROVE, REJECT):
+        return Flags(hidden=current.hidden, sensitive=current.sensitive, reason=reason, by=by, changed_at=now,
+                     trend=trends.ALLOWED if action == APPROVE else trends.REJECTED)
     if action == HIDE:
         hidden, sensitive = True, current.sensitive
     elif action == SENSITIVE:
@@ -57,14 +65,16 @@ def changed(action: str, current: Flags, *, reason: str, by: str, now: dt.dateti
         hidden, sensitive = False, False
     else:
         raise ValueError(f"not a change: {action!r}")
-    return Flags(hidden=hidden, sensitive=sensitive, reason=reason, by=by, changed_at=now)
+    return Flags(hidden=hidden, sensitive=sensitive, reason=reason, by=by, changed_at=now, trend=trend)
 
 
 def describe(key: str, flags: Flags) -> str:
     """One line: the tag's state as ``show`` prints it."""
-    if flags.changed_at is None and not (flags.hidden or flags.sensitive):
+    if flags.changed_at is None and not (flags.hidden or flags.sensitive) and flags.trend == trends.PENDING:
         return f"#{key}: no moderation flags"
     state = ", ".join(n for n, on in (("hidden", flags.hidden), ("sensitive", flags.sensitive)) if on) or "clear"
+    if flags.trend != trends.PENDING:
+        state += f", trend {flags.trend}"
     when = rfc3339(flags.changed_at) if flags.changed_at else "?"
     return f"#{key}: {state} (by {flags.by or '?'} at {when}: {flags.reason!r})"
 
@@ -77,17 +87,29 @@ def moderate(store: BigtableStore, action: str, key: str, *, reason: str, by: st
                                            now=now or dt.datetime.now(dt.timezone.utc)))
     logs.log_event(log, logs.MODERATION, f"moderation {action} #{key}: {reason}", action=action, tag=key,
                    hidden=after.hidden, sensitive=after.sensitive, reason=reason, by=by,
-                   changed_at=rfc3339(after.changed_at), was_hidden=before.hidden, was_sensitive=before.sensitive)
+                   changed_at=rfc3339(after.changed_at), was_hidden=before.hidden, was_sensitive=before.sensitive,
+                   trend=after.trend, was_trend=before.trend)
     return before, after
+
+
+def pending(store: BigtableStore, rank: int) -> list[tuple[int, trends.TrendEntry]]:
+    """(rank, entry) of the current trends row's candidates up to ``rank`` that no one reviewed."""
+    listed = store.read_trends().entries
+    return [(i, e) for i, e in enumerate(listed[:rank], 1) if e.review == trends.PENDING]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m hashtag_ops.moderate", description=__doc__.splitlines()[0])
-    p.add_argument("action", choices=(*CHANGES, SHOW))
-    p.add_argument("tag", help="the tag as written (Love, #love): normalised to its key")
+    p.add_argument("action", choices=(*CHANGES, SHOW, PENDING))
+    p.add_argument("tag", nargs="?", default=None, help="the tag as written (Love, #love): normalised to its key")
+    p.add_argument("--rank", type=int, default=trends.LIST_MAX, help="pending: candidates up to this rank")
     p.add_argument("--reason", default="", help="why (required for hide, sensitive, clear; logged and kept in the row)")
     p.add_argument("--by", default=None, help="who decided (default: the login name)")
     args = p.parse_args(argv)
+    if args.action == PENDING:
+        return args
+    if args.tag is None:
+        p.error(f"{args.action} needs a tag")
     args.key = tag_key(args.tag)
     if args.key is None:
         p.error(f"{args.tag!r} is not a valid hashtag")
@@ -113,6 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     # the default app profile (HASHTAGS_APP_PROFILE is the web tier's read-only one)
     store = BigtableStore(settings.project, settings.bigtable_instance, settings.table, read_timeout=10.0)
     try:
+        if args.action == PENDING:
+            rows = pending(store, args.rank)
+            for rank, e in rows:
+                print(f"{rank}\t#{e.tag}\tscore {e.score:.1f}\t{e.accounts} accounts\t{e.uses} posts")
+            if not rows:
+                print(f"no pending trend candidates in the top {args.rank}")
+            return 0
         if args.action == SHOW:
             print(describe(args.key, store.read_flags(args.key)))
             return 0

@@ -37,7 +37,7 @@ from google.cloud.bigtable_v2.services.bigtable.transports.grpc import BigtableG
 from google.cloud.bigtable_v2.types import ReadRowsRequest, ReadRowsResponse, RowFilter
 
 from hashtag_store import mutations
-from hashtags import layout, post_state
+from hashtags import layout, post_state, trends
 from hashtags.layout import Cell, GcRule, PageDocument
 from hashtags.messages import TopPostsUpdate
 
@@ -102,10 +102,10 @@ def _column(family: str, qualifier: bytes) -> rf.ColumnRangeFilter:
     return rf.ColumnRangeFilter(family, start_qualifier=qualifier, end_qualifier=qualifier)
 
 
-def _hour_columns() -> rf.ColumnRangeFilter:
+def _hour_columns(prefix: bytes = layout.HOUR_PREFIX) -> rf.ColumnRangeFilter:
     """Every ``counts:h.<gen>`` column, whatever the generation: qualifiers in [``h.``, ``h/``)
-    (``/`` is the byte after ``.``). Anything else in that range is dropped by is_hour_column."""
-    prefix = layout.HOUR_PREFIX
+    (``/`` is the byte after ``.``). Anything else in that range is dropped by is_hour_column.
+    With ``prefix=ACCOUNTS_PREFIX``, the live-accounts columns ``counts:u.<gen>`` the same way."""
     end = prefix[:-1] + bytes([prefix[-1] + 1])
     return rf.ColumnRangeFilter(layout.FAMILY_COUNTS, start_qualifier=prefix, end_qualifier=end,
                                 inclusive_end=False)
@@ -119,6 +119,7 @@ _LATEST = rf.CellsColumnLimitFilter(1)
 PAGE_FILTER = rf.RowFilterUnion([
     rf.RowFilterChain([_column(layout.FAMILY_COUNTS, layout.COL_BASE), _LATEST]),
     _hour_columns(),
+    _hour_columns(layout.ACCOUNTS_PREFIX),
     rf.RowFilterChain([_column(layout.FAMILY_TOP, layout.COL_TOP_POSTS), _LATEST]),
     rf.RowFilterChain([_column(layout.FAMILY_META, layout.COL_DISPLAY), _LATEST]),
     rf.RowFilterChain([rf.ColumnRangeFilter(layout.FAMILY_DAYS), _LATEST]),  # the whole family
@@ -126,6 +127,7 @@ PAGE_FILTER = rf.RowFilterUnion([
     rf.RowFilterChain([_column(layout.FAMILY_META, layout.COL_FLAGS), _LATEST]),
 ])
 FLAGS_FILTER = rf.RowFilterChain([_column(layout.FAMILY_META, layout.COL_FLAGS), _LATEST])
+TRENDS_FILTER = rf.RowFilterChain([_column(layout.FAMILY_META, layout.COL_TRENDS), _LATEST])
 COUNTS_FILTER = rf.RowFilterUnion([
     rf.RowFilterChain([_column(layout.FAMILY_COUNTS, layout.COL_BASE), _LATEST]),
     _hour_columns(),
@@ -168,6 +170,8 @@ def document_from_row(key: str, row: Row) -> PageDocument:
               if c.family == layout.FAMILY_DAYS],
         related=_first(_cells(row, layout.FAMILY_META, layout.COL_RELATED)),
         flags=_first(_cells(row, layout.FAMILY_META, layout.COL_FLAGS)),
+        accounts=[Cell(c.value, c.timestamp_micros // 1000) for c in row.cells
+                  if c.family == layout.FAMILY_COUNTS and layout.is_accounts_column(c.qualifier)],
     )
 
 
@@ -548,15 +552,19 @@ def document_from_cells(key: str, cells: Cells) -> PageDocument:
     read with PAGE_FILTER (same result as :func:`document_from_row` on the data client's Row)."""
     base = top = display = related = flags = None
     hours: list[Cell] = []
+    accounts: list[Cell] = []
     days: list[tuple[bytes, Cell]] = []
-    seen_qualifier, is_hour = None, False
+    seen_qualifier, is_hour, is_accounts = None, False, False
     for family, qualifier, ts, value in cells:
         cell = Cell(value, ts // 1000)
         if family == layout.FAMILY_COUNTS:
             if qualifier != seen_qualifier:  # a column's versions arrive together: classify it once
                 seen_qualifier, is_hour = qualifier, layout.is_hour_column(qualifier)
+                is_accounts = not is_hour and layout.is_accounts_column(qualifier)
             if is_hour:
                 hours.append(cell)
+            elif is_accounts:
+                accounts.append(cell)
             elif qualifier == layout.COL_BASE:
                 base = _newer(base, cell)
         elif family == layout.FAMILY_DAYS:
@@ -572,7 +580,7 @@ def document_from_cells(key: str, cells: Cells) -> PageDocument:
             elif qualifier == layout.COL_FLAGS:
                 flags = _newer(flags, cell)
     return layout.page_document(key, base=base, hours=hours, top=top, display=display,
-                                days=days, related=related, flags=flags)
+                                days=days, related=related, flags=flags, accounts=accounts)
 
 
 def _newer(seen: Cell | None, cell: Cell) -> Cell:
@@ -602,6 +610,7 @@ class BigtableStore:
         # readiness: a point read (no tag has this key); a missing row is an answer too
         self._ping_reader = _RowReader(project, instance, table, _PING_FILTER, **timeouts)
         self.channel.warm = lambda ch: self._ping_reader.read_many([_PING_KEY], channel=ch)
+        self._trends_reader = _RowReader(project, instance, table, TRENDS_FILTER, **timeouts)
         self._data_client: BigtableDataClient | None = None
         self._data_lock = threading.Lock()
         self._writer = None  # classic client, created on first write
@@ -631,6 +640,25 @@ class BigtableStore:
         except _UNAVAILABLE as e:
             raise StoreUnavailable(f"Bigtable read failed: {type(e).__name__}") from e
         return document_from_cells(key, cells) if cells is not None and is_page(cells) else None
+
+    def read_pages(self, keys: Sequence[str]) -> dict[str, PageDocument]:
+        """The page documents of several tags in ONE ReadRows call (the trends step's review and
+        history of its candidates; a relaunched job's hour accounts of a tag it first sees)."""
+        try:
+            rows = self._page_reader.read_many([layout.row_key(k) for k in keys])
+        except _UNAVAILABLE as e:
+            raise StoreUnavailable(f"Bigtable read failed: {type(e).__name__}") from e
+        return {k.decode("utf-8"): document_from_cells(k.decode("utf-8"), cells)
+                for k, cells in rows.items() if is_page(cells)}
+
+    def read_trends(self) -> trends.TrendList:
+        """The newest ranked list of the reserved trends row (ONE row read); empty when none."""
+        try:
+            cells = self._trends_reader.read(layout.TRENDS_ROW)
+        except _UNAVAILABLE as e:
+            raise StoreUnavailable(f"Bigtable read failed: {type(e).__name__}") from e
+        newest = max(cells or [], key=lambda c: c[2], default=None)
+        return trends.decode_trends(newest[3]) if newest is not None else trends.TrendList(None)
 
     def read_flags(self, key: str) -> layout.Flags:
         """The tag's newest moderation flags (Flags() when it has none)."""

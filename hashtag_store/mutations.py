@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 from google.cloud.bigtable.row import DirectRow
 
-from hashtags import layout
+from hashtags import layout, trends
 from hashtags.messages import TopPostsUpdate
 
 
@@ -24,6 +24,23 @@ def hour_count_row(key: str, window_start: dt.datetime, count: int, display: str
     row.set_cell(layout.FAMILY_COUNTS, layout.hour_column(generation), layout.encode_count(count), timestamp=ts)
     if display:
         row.set_cell(layout.FAMILY_META, layout.COL_DISPLAY, display.encode("utf-8"), timestamp=ts)
+    return row
+
+
+def hour_accounts_row(key: str, window_start: dt.datetime, accounts: int, *, generation: int) -> DirectRow:
+    """``counts:u.<generation>`` at the window start: distinct accounts in that hour seen by that
+    generation's job (the whole window's figure, rewritten at each firing, like the hour count)."""
+    row = DirectRow(layout.row_key(key))
+    row.set_cell(layout.FAMILY_COUNTS, layout.accounts_column(generation), layout.encode_count(accounts),
+                 timestamp=layout.cell_time(window_start))
+    return row
+
+
+def trends_row(computed_at: dt.datetime, entries: Sequence[trends.TrendEntry]) -> DirectRow:
+    """The ranked list in the reserved row's ``meta:trends`` at the minute it was computed."""
+    row = DirectRow(layout.TRENDS_ROW)
+    row.set_cell(layout.FAMILY_META, layout.COL_TRENDS, trends.encode_trends(computed_at, entries),
+                 timestamp=layout.cell_time(computed_at))
     return row
 
 

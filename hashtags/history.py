@@ -8,7 +8,10 @@
   writes a cell for every day its changes touch, so a day without one had no posts it counted).
   Any later day, a day the base's as_of falls inside, and every day of a tag with no base yet sum
   the hour cells (every generation) that start in it: ``exact=False``, the streaming count.
-- ``accounts``: the day's ``a.`` cell where one exists, None otherwise (hour cells carry no accounts).
+- ``accounts``: the day's ``a.`` cell where one exists; otherwise, for a day the streaming job saw,
+  the live distinct accounts per hour (``counts:u.<gen>``) summed over the day's hours and capped at
+  its posts (an upper bound: an account active in two hours counts twice until the nightly's exact
+  cell replaces it); None when neither exists.
 - ``hours``: 24 :class:`HourPoint`, oldest first, the last one the hour ``now`` is in; posts = the
   hour cells of every generation starting at that hour, 0 where there is none.
 - ``as_of`` = ``doc.base_as_of``.
@@ -42,6 +45,7 @@ class DayPoint:
 class HourPoint:
     start: dt.datetime
     posts: int
+    accounts: int | None = None  # live distinct accounts in that hour (counts:u.), None without a cell
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,9 @@ def usage_history(doc: PageDocument, now: dt.datetime) -> History:
 
 def _days(doc: PageDocument, starts: list[dt.datetime], today: dt.date) -> tuple[DayPoint, ...]:
     cells = {d.day: d for d in doc.days}
+    live: dict[dt.date, int] = {}
+    for h in doc.accounts:
+        live[h.start.date()] = live.get(h.start.date(), 0) + max(h.posts, 0)
     points = []
     end = midnight_utc(today) + _DAY
     hi = bisect_left(starts, end)
@@ -75,8 +82,10 @@ def _days(doc: PageDocument, starts: list[dt.datetime], today: dt.date) -> tuple
         if doc.base_as_of is not None and end <= doc.base_as_of:
             points.append(DayPoint(day, max(cell.posts, 0) if cell is not None else 0, accounts, True))
         else:
-            posts = sum([h.posts for h in doc.hours[lo:hi]])
-            points.append(DayPoint(day, max(posts, 0), accounts, False))
+            posts = max(sum([h.posts for h in doc.hours[lo:hi]]), 0)
+            if accounts is None and day in live:
+                accounts = min(live[day], posts)
+            points.append(DayPoint(day, posts, accounts, False))
         end, hi = start, lo
     return tuple(points)
 
@@ -84,4 +93,6 @@ def _days(doc: PageDocument, starts: list[dt.datetime], today: dt.date) -> tuple
 def _hours(doc: PageDocument, starts: list[dt.datetime], current: dt.datetime) -> tuple[HourPoint, ...]:
     first = current - _HOUR * (HOURS - 1)
     per_hour = {h.start: h.posts for h in doc.hours[bisect_left(starts, first):]}
-    return tuple([HourPoint(s, max(per_hour.get(s, 0), 0)) for s in (first + _HOUR * i for i in range(HOURS))])
+    accounts = {h.start: h.posts for h in doc.accounts if h.start >= first}
+    return tuple([HourPoint(s, max(per_hour.get(s, 0), 0), accounts.get(s))
+                  for s in (first + _HOUR * i for i in range(HOURS))])

@@ -6,6 +6,9 @@ One row per hashtag, row key = the normalised tag (UTF-8).
 |----------|------------|---------------------------|------------------------------------------------|
 | counts   | h.<gen>    | start of the hour window  | posts in that hour counted by count generation  |
 |          |            |                           | <gen>, signed int64 big-endian                  |
+| counts   | u.<gen>    | start of the hour window  | distinct accounts (user_id) that published with |
+|          |            |                           | the tag in that hour, counted by generation     |
+|          |            |                           | <gen> (exact; int64 BE): live accounts          |
 | counts   | base       | as_of (midnight UTC)      | exact count of posts with event time < as_of    |
 | days     | p.YYYYMMDD | as_of of the run          | exact posts published that UTC day (int64 BE)   |
 | days     | a.YYYYMMDD | as_of of the run          | distinct accounts (user_id) that published that |
@@ -14,8 +17,12 @@ One row per hashtag, row key = the normalised tag (UTF-8).
 | meta     | display    | start of the hour window  | display spelling (UTF-8)                        |
 | meta     | related    | as_of of the run          | JSON list of {"tag", "posts"}, at most 10,      |
 |          |            |                           | best first (tags on the same posts, last 7 days)|
-| meta     | flags      | time of the change        | JSON {"hidden", "sensitive", "reason", "by",    |
-|          |            |                           | "changed_at"} (moderation, operator command)    |
+| meta     | flags      | time of the change        | JSON {"hidden", "sensitive", "trend", "reason", |
+|          |            |                           | "by", "changed_at"} (moderation, operator       |
+|          |            |                           | command; trend: allowed / rejected / pending)   |
+
+One reserved row, ``\\x00trends`` (NUL first, like the run records: no tag has that key), holds the
+ranked trending tags in ``meta:trends`` at the minute they were computed (hashtags.trends).
 
 Readers take the newest version of every column except the hour cells (all versions, see below).
 The nightly run writes ``days`` and ``meta:related`` at its as_of M, after reading the latest version
@@ -49,6 +56,9 @@ FAMILY_META = "meta"
 FAMILY_DAYS = "days"
 
 HOUR_PREFIX = b"h."
+ACCOUNTS_PREFIX = b"u."
+TRENDS_ROW = b"\x00trends"
+COL_TRENDS = b"trends"
 COL_BASE = b"base"
 COL_TOP_POSTS = b"posts"
 COL_DISPLAY = b"display"
@@ -113,6 +123,28 @@ def hour_column(generation: int) -> bytes:
     if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
         raise ValueError(f"a count generation is a non-negative int, got {generation!r}")
     return HOUR_PREFIX + str(generation).encode("ascii")
+
+
+def accounts_column(generation: int) -> bytes:
+    """The live-accounts qualifier of count generation ``generation``: ``u.<gen>``."""
+    return ACCOUNTS_PREFIX + hour_column(generation)[len(HOUR_PREFIX):]
+
+
+def is_accounts_column(qualifier: bytes) -> bool:
+    return qualifier.startswith(ACCOUNTS_PREFIX) and qualifier[len(ACCOUNTS_PREFIX):].isdigit()
+
+
+def hour_accounts(cells: Iterable[Cell]) -> dict[int, int]:
+    """Hour start (ms) → distinct accounts, from ``counts:u.<gen>`` cells of any generations. Two
+    generations' sets for one hour (a relaunch inside it) may overlap, so the larger one is taken:
+    a lower bound for that hour, exact for every other."""
+    out: dict[int, int] = {}
+    for c in cells:
+        if len(c.value) == 8:
+            n = decode_count(c.value)
+            if n > out.get(c.timestamp_ms, -1):
+                out[c.timestamp_ms] = n
+    return out
 
 
 def is_hour_column(qualifier: bytes) -> bool:
@@ -249,6 +281,7 @@ class Flags:
     reason: str = ""
     by: str = ""
     changed_at: dt.datetime | None = None
+    trend: str = "pending"  # trend review: "allowed", "rejected" or "pending" (never reviewed)
 
 
 def encode_flags(flags: Flags) -> bytes:
@@ -258,6 +291,7 @@ def encode_flags(flags: Flags) -> bytes:
         "reason": flags.reason,
         "by": flags.by,
         "changed_at": rfc3339(flags.changed_at) if flags.changed_at else None,
+        "trend": flags.trend,
     }, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -268,10 +302,13 @@ def decode_flags(value: bytes) -> Flags:
         return Flags()
     hidden, sensitive = raw.get("hidden", False), raw.get("sensitive", False)
     reason, by = raw.get("reason", ""), raw.get("by", "")
+    trend = raw.get("trend", "pending")  # cells written before trend review have no "trend"
     if not (isinstance(hidden, bool) and isinstance(sensitive, bool)
             and isinstance(reason, str) and isinstance(by, str)):
         return Flags()
-    return Flags(hidden, sensitive, reason, by, parse_rfc3339(raw.get("changed_at")))
+    if trend not in ("allowed", "rejected", "pending"):
+        trend = "pending"
+    return Flags(hidden, sensitive, reason, by, parse_rfc3339(raw.get("changed_at")), trend)
 
 
 def rfc3339(ts: dt.datetime) -> str:
@@ -353,6 +390,7 @@ class PageDocument:
     related: tuple[RelatedTag, ...] = ()
     related_as_of: dt.datetime | None = None
     flags: Flags = Flags()
+    accounts: tuple[HourUse, ...] = ()  # live distinct accounts per hour (counts:u.), oldest first
 
     def to_json(self) -> dict:
         return {
@@ -376,6 +414,7 @@ def page_document(
     days: Sequence[tuple[bytes, Cell]] = (),
     related: Cell | None = None,
     flags: Cell | None = None,
+    accounts: Sequence[Cell] = (),
 ) -> PageDocument:
     """Assemble the page document from the cells of one row (the adapter does the I/O).
 
@@ -407,6 +446,7 @@ def page_document(
         related=decode_related(related.value) if related is not None else (),
         related_as_of=from_millis(related.timestamp_ms) if related is not None else None,
         flags=decode_flags(flags.value) if flags is not None else Flags(),
+        accounts=tuple(HourUse(_shared_time(ms), n) for ms, n in sorted(hour_accounts(accounts).items())),
     )
 
 

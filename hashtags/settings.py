@@ -114,6 +114,9 @@ class Settings:
     # so a slow ReadRows delays only its own batch; few, so that batches stay large under load
     # (docs/BENCHMARKS.md "Web tier, long tail (issue 21)").
     read_batches_in_flight: int = 2
+    # Whether a tag not yet reviewed (trend review "pending") may trend (serving/trends.py): on
+    # locally; production sets HASHTAGS_TRENDS_WITHOUT_REVIEW=false (Mastodon's default: review first).
+    trends_without_review: bool = True
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     ENV_PREFIX = "HASHTAGS_"

@@ -32,7 +32,7 @@ from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
 from apache_beam.transforms import trigger, window
 
 from hashtags import settings
-from pipelines import local_reader
+from pipelines import local_reader, trends
 from pipelines.options import StreamingOptions, event_bounds
 from pipelines.archive import ArchiveEvents
 from pipelines.bigtable_write import WriteRows
@@ -145,7 +145,7 @@ def build_post_events(p: beam.Pipeline, opts: StreamingOptions, bt: dict) -> Non
         | "HourRows" >> beam.ParDo(HourCountRow(opts.count_generation)).with_outputs(DEAD, main="rows")
     )
     rows.rows | "WriteCounts" >> WriteRows(**bt)
-    dead = [*posts.dead, rows[DEAD]]
+    dead = [*posts.dead, rows[DEAD], *trends.build(posts.events, opts, bt)]
     if opts.archive_path:
         archived = posts.events | "Archive" >> ArchiveEvents(
             opts.archive_path, opts.archive_window_seconds, shards=opts.archive_shards,

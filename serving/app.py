@@ -11,7 +11,7 @@ from typing import Callable
 from flask import Response, request
 
 from hashtags.settings import Settings
-from serving import views
+from serving import trends, views
 from serving.access_log import AccessLog
 from serving.breaker import Breaker, Bulkhead
 from serving.cache import PageCache
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, store=None, *, clock: Callable[
         return resp
 
     views.register(app, svc)
+    trends.register(app, svc)
     app.wsgi_app = views.TagRouter(app.wsgi_app, svc)
     if settings.access_log:  # outermost: every response, the router's included
         app.wsgi_app = AccessLog(app.wsgi_app, settings.project)

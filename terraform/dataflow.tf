@@ -52,7 +52,6 @@ resource "google_dataflow_flex_template_job" "streaming" {
     allowed_lateness_seconds           = tostring(var.streaming_allowed_lateness_seconds)
     early_firing_seconds               = tostring(var.streaming_early_firing_seconds)
     count_generation                   = local.new_job_count_generation
-    trends_without_review              = "false" # only moderator-approved tags trend (Mastodon's default)
     sdk_container_image                = local.streaming_image
   }
 

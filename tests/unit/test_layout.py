@@ -77,7 +77,7 @@ def test_flags_round_trip():
                   changed_at=dt.datetime(2026, 12, 1, 11, 40, 0, 123456, tzinfo=UTC))
     encoded = layout.encode_flags(flags)
     assert encoded == (b'{"hidden":true,"sensitive":false,"reason":"spam wave","by":"ops@example",'
-                       b'"changed_at":"2026-12-01T11:40:00.123Z"}')
+                       b'"changed_at":"2026-12-01T11:40:00.123Z","trend":"pending"}')
     assert layout.decode_flags(encoded) == Flags(True, False, "spam wave", "ops@example",
                                                  dt.datetime(2026, 12, 1, 11, 40, 0, 123000, tzinfo=UTC))
     assert layout.decode_flags(layout.encode_flags(Flags())) == Flags()

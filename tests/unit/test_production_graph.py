@@ -36,6 +36,7 @@ from pipelines import streaming_main
 from pipelines.archive import _ToArchiveLine, _WriteArchiveFile
 from pipelines.bigtable_write import _WriteRowsFn
 from pipelines.streaming import HourCountRow
+from pipelines.trends import HourAccountsRow, ReviewTrends, ScoreTags
 from pipelines.transforms import ParsePostEventsFn
 
 PROJECT = "hashtags-prod"
@@ -113,8 +114,11 @@ def test_production_graph_reads_event_time_and_event_id(no_gcs):
     # no re-stamping after the read, and the attributes are required (dead letter otherwise)
     (parse,) = dofns(p, ParsePostEventsFn)
     assert (parse._stamp, parse._require) == (False, True)
-    # the hour rows carry the job's count generation
+    # the hour rows carry the job's count generation, and so do the live-accounts rows (issue 19)
     assert [fn.generation for fn in dofns(p, HourCountRow)] == [7]
+    assert [fn.generation for fn in dofns(p, HourAccountsRow)] == [7]
+    # the trends branch: one scoring step and one review step, both reading the job's table
+    assert [fn._bigtable["table_id"] for fn in dofns(p, ScoreTags) + dofns(p, ReviewTrends)] == ["hashtags", "hashtags"]
     # the archive goes straight to its final gs:// names, 8 shards (pipelines/archive.py)
     (write,) = dofns(p, _WriteArchiveFile)
     assert write._in_place and write._root == "gs://hashtags-prod-hashtags-archive/post-events"
@@ -152,7 +156,11 @@ def test_production_graph_writes_bigtable_through_the_single_cluster_writer_prof
     p = streaming_main.make_pipeline(DATAFLOW_ARGS + JOB_ARGS)
     assert settings.WRITER_APP_PROFILE == "writer"
     assert bigtable_writes(p) == {"WriteCounts/Mutate": ("hashtags", "writer"),
+                                  "WriteAccounts/Mutate": ("hashtags", "writer"),
+                                  "WriteTrends/Mutate": ("hashtags", "writer"),
                                   "WriteTopPosts/Mutate": ("hashtags", "writer")}
+    # the trends branch reads what the job wrote (relaunch seeds, review flags) on the same cluster
+    assert [fn._app_profile for fn in dofns(p, ScoreTags) + dofns(p, ReviewTrends)] == ["writer", "writer"]
 
 
 def test_local_graph_writes_through_the_default_profile():
