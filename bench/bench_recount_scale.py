@@ -43,6 +43,8 @@ PROJECT, INSTANCE = "bench-project", "bench"
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
 SECTION = "## Nightly at scale (issue 18)"
 
+from bench_recount import write_partition  # noqa: E402 (bench/ is sys.path[0]: the 30-night bench's archive layout)
+
 
 def night_lines(seed: int, events: int, vocab: int, day: dt.date, prefix: str) -> list[str]:
     """One night's arrivals (deterministic for a seed): Zipf(1) over ``vocab`` tags."""
@@ -70,15 +72,6 @@ def night_lines(seed: int, events: int, vocab: int, day: dt.date, prefix: str) -
                  "image_url": f"https://img.example/{n}.jpg", "event_time": t, "event_id": f"{prefix}e{n}"}
         out.append(json.dumps(d, separators=(",", ":")))
     return out
-
-
-def write_partition(root: Path, day: dt.date, lines: list[str], files: int = 8) -> None:
-    from hashtags import archive
-
-    folder = root / archive.partition_name(day)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(files):
-        (folder / f"part-{i:03d}.jsonl").write_text("".join(x + "\n" for x in lines[i::files]), encoding="utf-8")
 
 
 def seed_old_tags(table: str, n: int, as_of: dt.date) -> float:
