@@ -77,6 +77,26 @@ def get(conn: http.client.HTTPConnection, path: str, encoding: str = "identity")
     return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
 
 
+def connections_on_every_worker(port: int, pids: list[int]) -> list[http.client.HTTPConnection]:
+    """CLIENTS keep-alive connections, CLIENTS / len(pids) on each worker: which worker accepts a
+    connection is the kernel's choice, and on a loaded machine one worker can take them all (seen:
+    the other worker then crawled nothing and its empty cache proved nothing)."""
+    per_worker = CLIENTS // len(pids)
+    kept: dict[int, list] = {pid: [] for pid in pids}
+    for _ in range(500):
+        if all(len(c) == per_worker for c in kept.values()):
+            break
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        pid = json.loads(get(conn, "/test/cache")[2])["pid"]
+        if len(kept[pid]) < per_worker:
+            kept[pid].append(conn)
+        else:
+            conn.close()
+    assert all(len(c) == per_worker for c in kept.values()), {pid: len(c) for pid, c in kept.items()}
+    # interleaved, so that the crawl's threads (tags i, i + CLIENTS, ...) load both workers alike
+    return [conn for group in zip(*kept.values()) for conn in group]
+
+
 def stats_of_every_worker(port: int, conns: list[http.client.HTTPConnection], workers: int) -> dict[int, dict]:
     """/test/cache of each worker: through the crawl's connections (spread over the workers), then
     new connections until every worker answered."""
@@ -105,7 +125,7 @@ def test_a_crawl_of_12000_tags_keeps_every_worker_within_its_budget(bigtable_emu
                         log=tmp_path / "server.log") as srv:
         pids = worker_pids(srv)
         assert len(pids) == 2, pids
-        conns = [http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30) for _ in range(CLIENTS)]
+        conns = connections_on_every_worker(srv.port, pids)
         for conn in conns:  # warm: every connection's worker has imported and rendered once
             assert get(conn, f"/tags/{tag(0)}")[0] == 200
         before = {pid: rss_bytes(pid) for pid in pids}
