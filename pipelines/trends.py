@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from typing import NamedTuple
 
 import apache_beam as beam
@@ -30,7 +31,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from hashtag_store import mutations
-from hashtags import history, layout, trends
+from hashtags import history, layout, settings, trends
 from pipelines.transforms import DEAD, dead_letter
 
 
@@ -239,15 +240,27 @@ class ScoreTags(beam.DoFn):
             st.listed = ev.score > 0
             yield window.TimestampedValue(
                 trends.TrendEntry(key, st.display or key, ev.score, ev.accounts, ev.uses), now / 1000)
-        if st.alive():
+        if st.alive() and not _past_the_clock(now):
             # a listed tag every minute (its peak decays); a tag that does not score can only start
             # to with new data (which sets its own timer) or when its baseline hour changes
             st.next_evaluation = (now + trends.MINUTE_MS if st.listed
                                   else trends.hour_floor(now) + trends.HOUR_MS)
             timer.set(Timestamp(micros=st.next_evaluation * 1000))
             state.write(st)
+        elif st.alive():
+            state.write(st)  # the end of time: no more minutes to evaluate (see _past_the_clock)
         else:
             state.clear()  # nothing in the window, no peak: a later use reseeds from the table
+
+
+def _past_the_clock(now_ms: int) -> bool:
+    """Whether an evaluation time is beyond any event the job can still receive (events more than
+    settings.MAX_FUTURE_SKEW after the clock are dead letters). The watermark gets there only when
+    it jumps to the end of time: a Dataflow drain, or the local job's stop (pipelines/local_reader.py).
+    A listed tag's minute timer would then loop through every minute until its peak decays (about a
+    day of minutes per tag, which kept the local job from stopping within 90 s): it stops instead."""
+    horizon = settings.MAX_FUTURE_SKEW.total_seconds() * 1000 + trends.MINUTE_MS
+    return now_ms > time.time() * 1000 + horizon
 
 
 class TopTrendsFn(beam.CombineFn):
