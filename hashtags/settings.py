@@ -117,6 +117,9 @@ class Settings:
     # Whether a tag not yet reviewed (trend review "pending") may trend (serving/trends.py): on
     # locally; production sets HASHTAGS_TRENDS_WITHOUT_REVIEW=false (Mastodon's default: review first).
     trends_without_review: bool = True
+    # How long a web process reuses its read of the trends row for the tag pages' "Trending" mark
+    # (serving/trends.py TrendingTags; the list changes once a minute, a page body is cached 5 s more).
+    trends_cache_seconds: float = 10.0
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     ENV_PREFIX = "HASHTAGS_"

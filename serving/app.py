@@ -18,6 +18,7 @@ from serving.cache import PageCache
 from serving.devimages import DEV_IMAGE_ORIGIN
 from serving.server import server_config
 from serving.services import HashtagsApp, Services, StoreHolder
+from serving.trends import TrendingTags
 
 # Threads of the server's pool that store reads may not take while the store is slow (Bulkhead):
 # /healthz and cached pages always find one.
@@ -55,7 +56,7 @@ def security_headers(settings: Settings) -> tuple[tuple[str, str], ...]:
 
 def create_app(settings: Settings | None = None, store=None, *, clock: Callable[[], float] | None = None) -> HashtagsApp:
     """The web service. ``settings`` default to ``Settings.from_env(os.environ)``; ``store`` is
-    anything with ``read_page(key)`` and ``ping()`` (default: a BigtableStore built lazily per
+    anything with ``read_page(key)`` and ``ping()``, and ``read_trends()`` for the trends (default: a BigtableStore built lazily per
     process); ``clock`` (monotonic seconds) drives the page cache and the circuit breaker."""
     settings = settings or Settings.from_env(os.environ)
     timing = {"clock": clock} if clock else {}
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, store=None, *, clock: Callable[
         cache=PageCache(settings.page_cache_bytes, settings.cache_ttl_seconds, **timing),
         breaker=Breaker(settings.breaker_failures, settings.breaker_cool_down_seconds, **timing),
         bulkhead=Bulkhead(server_config(os.environ).threads - RESERVED_THREADS, **timing),
+        trending=TrendingTags(lambda: _trending_entries(svc), settings.trends_cache_seconds, **timing),
         static_version=hashlib.blake2b(css, digest_size=6).hexdigest(),
         security_headers=security_headers(settings),
         page_template=app.jinja_env.get_template("tag.html"),
@@ -95,6 +97,12 @@ def create_app(settings: Settings | None = None, store=None, *, clock: Callable[
     if settings.access_log:  # outermost: every response, the router's included
         app.wsgi_app = AccessLog(app.wsgi_app, settings.project)
     return app
+
+
+def _trending_entries(svc: Services) -> tuple:
+    """The shown trends for the tag pages' mark; none from a store that has no trends (a store
+    with only ``read_page`` and ``ping``, as benches and outage tests pass)."""
+    return trends.shown_entries(svc) if hasattr(svc.store.get(), "read_trends") else ()
 
 
 def tune_gc() -> None:

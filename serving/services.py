@@ -12,6 +12,7 @@ from jinja2 import Template
 from hashtags.settings import Settings
 from serving.breaker import Breaker, Bulkhead
 from serving.cache import PageCache
+from serving.trends import TrendingTags
 
 
 class StoreHolder:
@@ -45,6 +46,7 @@ class Services:
     cache: PageCache
     breaker: Breaker
     bulkhead: Bulkhead  # the threads store reads may hold while the store is slow
+    trending: TrendingTags  # serving/trends.py: the tag pages' "Trending" mark
     static_version: str  # content hash of site.css, for its versioned URL
     security_headers: tuple[tuple[str, str], ...]
     page_template: Template

@@ -11,6 +11,9 @@ edge (``s-maxage``)."""
 from __future__ import annotations
 
 import calendar
+import threading
+import time
+from typing import Callable
 
 from flask import Flask, Response, render_template, request
 
@@ -38,6 +41,33 @@ def shown_entries(svc) -> tuple[trends.TrendEntry, ...]:
     """The trending entries, best first. Raises StoreUnavailable."""
     listed = svc.breaker.call(svc.store.get().read_trends)
     return tuple(e for e in listed.entries if trends.shown(e, svc.settings.trends_without_review))
+
+
+class TrendingTags:
+    """The keys of the trending tags for the tag pages' "Trending" mark, from one read of the
+    trends row shared by every page of this process for ``ttl`` seconds (the list changes once a
+    minute; a page stays ONE read of its own row). One request refreshes an expired set while the
+    others keep the previous one; a failed read keeps it too (no mark is better than no page)."""
+
+    def __init__(self, read: Callable[[], tuple[trends.TrendEntry, ...]], ttl: float,
+                 clock: Callable[[], float] = time.monotonic):
+        self._read = read
+        self._ttl = ttl
+        self._clock = clock
+        self._tags: frozenset[str] = frozenset()
+        self._expires = float("-inf")
+        self._refreshing = threading.Lock()
+
+    def get(self) -> frozenset[str]:
+        if self._clock() >= self._expires and self._refreshing.acquire(blocking=False):
+            try:
+                self._tags = frozenset(e.tag for e in self._read())
+            except StoreUnavailable:
+                pass
+            finally:
+                self._expires = self._clock() + self._ttl
+                self._refreshing.release()
+        return self._tags
 
 
 def tag_entity(entry: trends.TrendEntry, public_url: str) -> dict:

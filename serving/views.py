@@ -100,6 +100,8 @@ def render_html(svc: Services, doc: PageDocument, stale: bool) -> bytes:
         count_label=posts_label(doc.total_posts),
         count_exact=exact_posts_label(doc.total_posts),
         stale=stale,
+        # a stale copy is served because the store does not answer: no second read for the mark
+        trending=not stale and doc.hashtag in svc.trending.get(),
         static_version=svc.static_version,
         **documents.page_context(doc, _now(), public_url=svc.settings.public_url, noindex=svc.settings.noindex,
                                  renderable=lambda url: not svc.settings.dev_images and is_https_url(url)),

@@ -7,6 +7,7 @@ import random
 
 from hashtag_store import StoreUnavailable
 from hashtags.layout import PageDocument, TopPost
+from hashtags.trends import TrendList
 
 
 class FakeStore:
@@ -15,12 +16,21 @@ class FakeStore:
         self.reads: list[str] = []
         self.pings = 0
         self.down = False
+        self.trends = TrendList(None)
+        self.trends_reads = 0
+        self.trends_down = False  # only the trends row fails
 
     def read_page(self, key: str) -> PageDocument | None:
         self.reads.append(key)
         if self.down:
             raise StoreUnavailable("fake outage")
         return self.docs.get(key)
+
+    def read_trends(self) -> TrendList:
+        self.trends_reads += 1
+        if self.down or self.trends_down:
+            raise StoreUnavailable("fake outage")
+        return self.trends
 
     def ping(self) -> None:
         self.pings += 1
