@@ -128,8 +128,14 @@ def _time(t: dt.datetime) -> str:
 def generate(count: int, *, seed: int = 1, deletes: float = 0.05, malformed: float = 0.02,
              duplicates: float = 0.0, vocabulary: Vocabulary | None = None,
              now: dt.datetime | None = None, spread_minutes: float = 20.0,
+             history_days: int = 0, history_fraction: float = 0.0,
              expected: Expected | None = None) -> Iterator[Message]:
-    """Yield ``count`` messages; ``expected`` (if given) is filled with the exact counts."""
+    """Yield ``count`` messages; ``expected`` (if given) is filled with the exact counts.
+
+    Event times fall in the last ``spread_minutes``; with ``history_days``, a ``history_fraction``
+    of them falls instead in the ``history_days`` whole UTC days before today's midnight. The
+    streaming job archives those but does not count them (they are later than its allowed
+    lateness): only a reconciliation counts them, into ``base`` and the day cells (history)."""
     rng = random.Random(seed)
     vocab = vocabulary or Vocabulary.build()
     exp = expected if expected is not None else Expected()
@@ -137,8 +143,12 @@ def generate(count: int, *, seed: int = 1, deletes: float = 0.05, malformed: flo
     live: list[tuple[str, str, str, list[str], dt.datetime]] = []  # post_id, user, caption, keys, time
     run = uuid.UUID(int=rng.getrandbits(128)).hex[:8]
     last: Message | None = None
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     for i in range(count):
-        t = now - dt.timedelta(seconds=rng.uniform(0, spread_minutes * 60))
+        if history_days and rng.random() < history_fraction:
+            t = midnight - dt.timedelta(seconds=rng.uniform(1, history_days * 86400))
+        else:
+            t = now - dt.timedelta(seconds=rng.uniform(0, spread_minutes * 60))
         r = rng.random()
         if last is not None and r < duplicates:
             exp.duplicates += 1

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -138,6 +139,103 @@ def status() -> int:
     return 0
 
 
+# Part of the sample is stamped over the 7 days before today (history): the streaming job archives
+# those events but does not count them (older than its allowed lateness), so start-up runs one
+# reconciliation over the archive, which writes their base counts, day cells and related tags.
+HISTORY_DAYS, HISTORY_FRACTION = 7, 0.5
+# Tags made to trend at start-up, each used once by BURST_ACCOUNTS new accounts (docs/TRENDS.md:
+# the floor is 5 distinct accounts in the trailing hour, and a tag never used before expects ~0).
+BURST_TAGS = ("eclipse", "meteorshower", "northernlights")
+BURST_ACCOUNTS = 40
+
+
+def _publish_sample(s: hs.Settings, args) -> tuple[loadgen.Expected, list[str]]:
+    """The sample post events (half of them over the past days) and top-posts lists for the 20
+    biggest tags; the exact expected counts go to .run/expected.json. Returns them and those tags."""
+    _say(f"publishing {args.events} sample post events ({HISTORY_FRACTION:.0%} over the past {HISTORY_DAYS} days) "
+         "and top-posts lists")
+    exp = loadgen.Expected()
+    msgs = loadgen.generate(args.events, seed=args.seed, expected=exp, deletes=0.05, malformed=0.02,
+                            history_days=HISTORY_DAYS, history_fraction=HISTORY_FRACTION)
+    loadgen.publish(msgs, s.project, s.post_events_topic, rate=args.rate, total=args.events)
+    top = [k for k, _ in exp.counts.most_common(20)]
+    loadgen.publish(loadgen.top_posts_messages(exp, top), s.project, s.top_posts_topic, total=len(top),
+                    progress=False)
+    (RUN / "expected.json").write_text(json.dumps(exp.to_json(), ensure_ascii=False, indent=1))
+    return exp, top
+
+
+def _archived_lines() -> int:
+    """Events in the archive's closed files (the job writes a temp file, then renames it)."""
+    return sum(sum(1 for _ in f.open("rb")) for f in ARCHIVE.glob("arrived=*/*.jsonl"))
+
+
+def _fresh_archive() -> None:
+    """The emulators start empty, so the archive starts empty too: a previous stack's archive
+    would make start-up's reconciliation count posts the sample does not have."""
+    if ARCHIVE.exists():
+        _say(f"removing the previous stack's archive ({ARCHIVE.relative_to(ROOT)})")
+        shutil.rmtree(ARCHIVE)
+
+
+def _wait_archived(valid_events: int, stall: float) -> None:
+    """Until the job has archived every valid sample event: the local job closes its archive
+    files every 10 s of processing time (devstack/resources.py --archive_window_seconds). A loaded
+    machine is slow, so this gives up only when nothing more was archived for ``stall`` seconds."""
+    _say(f"waiting for the {valid_events} valid sample events to be archived")
+    archived, progress_at = 0, time.monotonic()
+    while archived < valid_events:
+        time.sleep(2)
+        now_archived = _archived_lines()
+        if now_archived > archived:
+            archived, progress_at = now_archived, time.monotonic()
+        elif time.monotonic() - progress_at > stall:
+            raise RuntimeError(f"only {archived} of {valid_events} sample events archived, none for {stall:.0f}s; "
+                               f"see {LOGS}/streaming-post-events.log")
+
+
+def _reconcile(env: dict) -> None:
+    """One full rebuild as of today's midnight (pipelines.backfill, the nightly job on the local
+    runner): base counts, day cells and related tags for the sample's past days."""
+    _say("running the reconciliation over the archive (full rebuild as of today; log .run/logs/recount.log)")
+    with open(LOGS / "recount.log", "ab") as log:
+        rc = subprocess.call([sys.executable, "-m", "pipelines.backfill", "--archive", str(ARCHIVE),
+                              "--full-rebuild", "--no-progress", "--report-path", str(RUN / "drift")],
+                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if rc != 0:  # no --drift-threshold, so drift (the past days the stream never counted) is not an error
+        raise RuntimeError(f"the reconciliation failed (exit {rc}); see {LOGS}/recount.log")
+
+
+def _wait_for_page(s: hs.Settings, tag: str, expected: int, jobs, wait: float) -> None:
+    _say(f"waiting for #{tag} to reach its exact count ({expected}) on the page")
+    from hashtag_store import BigtableStore
+    store = BigtableStore(s.project, s.bigtable_instance, s.table)
+    deadline = time.monotonic() + wait
+    shown = None
+    try:
+        while time.monotonic() < deadline:
+            for name, job in zip(JOBS, jobs):
+                if job.poll() is not None:
+                    raise RuntimeError(f"streaming job ({name}) exited; see {LOGS}/streaming-{name}.log")
+            doc = store.read_page(tag)
+            shown = doc.total_posts if doc else None
+            if doc and shown == expected and len(doc.top_posts) == 100:
+                return
+            time.sleep(2)
+        _say(f"still converging (#{tag} shows {shown}); the page will catch up")
+    finally:
+        store.close()
+
+
+def _publish_bursts(s: hs.Settings, seed: int) -> tuple[str, ...]:
+    """Make BURST_TAGS trend now (loadgen.burst: many accounts, one post each)."""
+    _say(f"publishing bursts ({BURST_ACCOUNTS} accounts each) for {', '.join('#' + t for t in BURST_TAGS)}")
+    for tag in BURST_TAGS:
+        loadgen.publish(loadgen.burst(tag, BURST_ACCOUNTS, seed=seed), s.project, s.post_events_topic,
+                        total=BURST_ACCOUNTS, progress=False)
+    return BURST_TAGS
+
+
 def up(args) -> int:
     ok, why = emulators.emulators_available()
     if not ok:
@@ -168,6 +266,7 @@ def up(args) -> int:
         _say(f"creating topics, subscriptions and table {s.table!r} in project {s.project!r}")
         ensure_all(s)
 
+        _fresh_archive()
         _say("starting the streaming job (BundleBasedDirectRunner; one process per subscription)")
         jobs = processes.start_streaming_jobs(s, ARCHIVE, LOGS, env, early_firing_seconds=5)
         for job, read in zip(jobs, JOBS):
@@ -185,33 +284,12 @@ def up(args) -> int:
         _save_pids(pids)
         processes.wait_http(f"{hs.LOCAL_WEB_URL}/healthz", 60)
 
-        _say(f"publishing {args.events} sample post events and top-posts lists")
-        exp = loadgen.Expected()
-        msgs = loadgen.generate(args.events, seed=args.seed, expected=exp, deletes=0.05, malformed=0.02)
-        loadgen.publish(msgs, s.project, s.post_events_topic, rate=args.rate, total=args.events)
-        top = [k for k, _ in exp.counts.most_common(20)]
-        loadgen.publish(loadgen.top_posts_messages(exp, top), s.project, s.top_posts_topic, total=len(top),
-                        progress=False)
-        (RUN / "expected.json").write_text(json.dumps(exp.to_json(), ensure_ascii=False, indent=1))
-
+        exp, top = _publish_sample(s, args)
+        _wait_archived(exp.published + exp.deleted, stall=60)
+        _reconcile(env)
         tag = top[0]
-        _say(f"waiting for #{tag} to reach its exact count ({exp.counts[tag]}) on the page")
-        from hashtag_store import BigtableStore
-        store = BigtableStore(s.project, s.bigtable_instance, s.table)
-        deadline = time.monotonic() + args.wait
-        shown = None
-        while time.monotonic() < deadline:
-            for name, job in zip(("post-events", "top-posts"), jobs):
-                if job.poll() is not None:
-                    raise RuntimeError(f"streaming job ({name}) exited; see {LOGS}/streaming-{name}.log")
-            doc = store.read_page(tag)
-            shown = doc.total_posts if doc else None
-            if doc and shown == exp.counts[tag] and len(doc.top_posts) == 100:
-                break
-            time.sleep(2)
-        else:
-            _say(f"still converging (#{tag} shows {shown}); the page will catch up")
-        store.close()
+        _wait_for_page(s, tag, exp.counts[tag], jobs, args.wait)
+        bursts = _publish_bursts(s, args.seed)
     except BaseException:
         _say("start-up failed: stopping what was started")
         down()
@@ -222,9 +300,11 @@ def up(args) -> int:
     print(f"  Open:  {url}")
     print(f"  API:   {hs.LOCAL_WEB_URL}/api/tags/{tag}")
     print(f"  Other populated tags: {', '.join('#' + t for t in top[1:6])}")
+    print(f"  Trending (a burst of {BURST_ACCOUNTS} accounts each for {', '.join('#' + b for b in bursts)}; "
+          f"listed within a minute or two): {hs.LOCAL_WEB_URL}/trends  {hs.LOCAL_WEB_URL}/api/v1/trends/tags")
     print(f"  More traffic: PUBSUB_EMULATOR_HOST={hs.LOCAL_PUBSUB_HOST} .venv/bin/python -m devstack.loadgen "
           f"--count 5000 --rate 200 --print-expected 10")
-    print(f"  Recount (nightly job) over the archive: BIGTABLE_EMULATOR_HOST={hs.LOCAL_BIGTABLE_HOST} "
+    print(f"  Recount again (nightly job) over the archive: BIGTABLE_EMULATOR_HOST={hs.LOCAL_BIGTABLE_HOST} "
           f".venv/bin/python -m pipelines.backfill --full-rebuild --archive {ARCHIVE.relative_to(ROOT)}")
     print(f"  Logs: {LOGS.relative_to(ROOT)}/   Expected counts: .run/expected.json")
     print()
