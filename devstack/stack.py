@@ -22,6 +22,7 @@ lost from the counts and the archive alike, and only a re-publish brings it back
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -194,6 +195,20 @@ def _wait_archived(valid_events: int, stall: float) -> None:
                                f"see {LOGS}/streaming-post-events.log")
 
 
+def _archive_history_as_arrived_yesterday() -> None:
+    """A midnight run reads only arrival days that have ended (hashtags/planning.py), and the job
+    archived the whole sample under today: copy its events stamped before today into yesterday's
+    folder, as if they had arrived then. The originals stay in today's folder, so the next nightly
+    reads them again, which changes nothing (a post's latest event wins: DESIGN.md "post_state")."""
+    today = dt.datetime.now(dt.timezone.utc).date()
+    past = [line for f in sorted(ARCHIVE.glob(f"arrived={today.isoformat()}/*.jsonl")) for line in f.open("rb")
+            if json.loads(line)["event_time"][:10] < today.isoformat()]
+    folder = ARCHIVE / f"arrived={(today - dt.timedelta(days=1)).isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "events-sample-history.jsonl").write_bytes(b"".join(past))
+    _say(f"copied the sample's {len(past)} past events to {folder.relative_to(ROOT)}")
+
+
 def _reconcile(env: dict) -> None:
     """One full rebuild as of today's midnight (pipelines.backfill, the nightly job on the local
     runner): base counts, day cells and related tags for the sample's past days."""
@@ -286,6 +301,7 @@ def up(args) -> int:
 
         exp, top = _publish_sample(s, args)
         _wait_archived(exp.published + exp.deleted, stall=60)
+        _archive_history_as_arrived_yesterday()
         _reconcile(env)
         tag = top[0]
         _wait_for_page(s, tag, exp.counts[tag], jobs, args.wait)
