@@ -28,6 +28,10 @@ HOUR_MS = 3_600_000
 WINDOW_MS = HOUR_MS  # observation window: the trailing hour
 BASELINE_HOURS = 24  # expected: mean hourly accounts over this many hours before the window
 HOUR_CLOSE_MS = HOUR_MS  # an hour's distinct count is final this long after it ends (late data)
+# A minute's pane arriving this long behind the watermark changes nothing for a tag evaluated on
+# schedule: it is out of the observed window and its hour is final (``add``). The job's minute
+# windows allow no more lateness (their state would only cost memory).
+USEFUL_LATENESS_MS = WINDOW_MS + HOUR_CLOSE_MS
 FLOOR = 5  # distinct accounts a tag needs in the window to score at all (Mastodon's threshold)
 HALF_LIFE_MS = 4 * HOUR_MS  # of the peak score
 CLEAR_AFTER_MS = 2 * 24 * HOUR_MS  # a peak older than this is cleared (Mastodon's cooldown)

@@ -11,8 +11,8 @@ one cell can land on different clusters and the older one can win (DESIGN.md "Bi
 
 This DoFn is that writer with the profile passed: the classic client's
 ``instance.table(table_id, app_profile_id=…)`` (google-cloud-bigtable, table.py: the profile is
-given to the data client's ``get_table`` and so to every MutateRows request) and its
-``MutationsBatcher``, one per bundle, closed in ``finish_bundle``. ``MutationsBatcher.close()``
+given to the data client's ``get_table`` and so to every MutateRows request; one client per process,
+pipelines/clients.py) and its ``MutationsBatcher``, one per bundle, closed in ``finish_bundle``. ``MutationsBatcher.close()``
 raises ``MutationsBatchError`` when any mutation failed after the client's retries (batcher.py), so
 a failed write fails the bundle and the runner retries it (every write here is an idempotent
 SetCell at a fixed timestamp), as with Beam's writer. Counters: ``hashtags/bigtable_rows_written``
@@ -43,10 +43,9 @@ class _WriteRowsFn(beam.DoFn):
         self._batcher = None
 
     def setup(self):
-        from google.cloud import bigtable
+        from pipelines.clients import bigtable_table  # one client per process (its module doc)
 
-        client = bigtable.Client(project=self.project_id)
-        self._table = client.instance(self.instance_id).table(self.table_id, app_profile_id=self.app_profile_id)
+        self._table = bigtable_table(self.project_id, self.instance_id, self.table_id, self.app_profile_id)
 
     def start_bundle(self):
         from google.cloud.bigtable.batcher import MutationsBatcher

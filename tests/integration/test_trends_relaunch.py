@@ -38,6 +38,6 @@ def test_relaunch_does_not_make_a_steady_tag_look_new(store, table_name):
 
     with streaming_pipeline() as p:
         out = ((p | stream | ParsePostEvents()).events
-               | RankedTrends(bigtable, late_trigger=trigger.AfterCount(1), fanout=None)
+               | RankedTrends(bigtable, late_trigger=trigger.AfterCount(1))
                | beam.ParDo(At()))
         assert_that(out, equal_to([[("fresh", 20)]]))
