@@ -425,7 +425,11 @@ def report(run: Run, args: argparse.Namespace, html: bytes, gz: bytes, load: tup
         f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/bench_http.py` "
         f"(reproduce: `.venv/bin/python bench/bench_http.py "
         + " ".join(f"--variant {v.label}={v.source}" for v in run.variants)
-        + f"{' --rounds ' + str(args.rounds) if args.rounds > 1 else ''}`).", "",
+        + f"{' --rounds ' + str(args.rounds) if args.rounds > 1 else ''}"
+        + f"{' --duration ' + str(args.duration) if args.duration != 10 else ''}"
+        + f" --section {json.dumps(args.section)}"
+        + (f" --notes {os.path.relpath(args.notes, ROOT)}" if args.notes != str(ROOT / 'bench' / 'bench_http_notes.md') else "")
+        + "`).", "",
         f"- Machine: {machine()}; load average before the runs {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, "
         f"after {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} (the benchmark's own processes "
         "count in it; the machine is shared: other work running at the same time lowers every figure).",
