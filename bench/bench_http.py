@@ -9,7 +9,20 @@ of REV in a temp dir), optionally followed by ``,VAR=VALUE`` settings for its se
 ``t4=.,WEB_THREADS=4`` to compare server settings on the same tree). Each is served the way its own tree says: ``python -m serving.server``
 (granian, serving/server.py) when the tree has it, else gunicorn with the tree's
 serving/gunicorn.conf.py (the server before issue 12), so an old revision is measured as it ran.
+``,server=gunicorn:REV`` serves the tree with gunicorn and REV's serving/gunicorn.conf.py instead:
+the issue-12 baseline server (``gunicorn:b6c28cb``) on a newer app, so that both sides of a
+comparison render the same page (the report says whether the page bytes are equal).
 Without ``--variant``: this checkout alone.
+
+The fair uncached baseline (issue 21). Issue 12 and 21 ask for "uncached >= 1.3 x the gunicorn
+baseline". ``b6c28cb`` run as it was renders page v1 (no sparklines, history, related tags, link
+previews, trending mark): about half of an uncached request's CPU is rendering, so against it a
+server change is measured together with a lighter page. The baseline used since is the issue-12
+gunicorn configuration (``server=gunicorn:b6c28cb``: 2 workers x 8 gthread threads, keepalive 5 s,
+its GC settings) serving the app as it was when this was decided (``git:d874a08``: page v2 + the
+trending mark, issue 21's read path) with the production environment (JSON request log): the same
+page bytes, so the ratio is what the production server and the miss path changed since, not the
+page. docs/BENCHMARKS.md "Web tier, long tail (issue 21)" has the figures.
 
 1. starts a Bigtable emulator on a free port, creates the table, writes ``--tags`` tags with 100 top
    posts each (production-shaped ids and image URLs) and an hour count;
@@ -98,16 +111,23 @@ class Variant:
     tree: Path
     source: str  # as given: a directory or git:REV, then any ,VAR=VALUE
     env: dict[str, str] = field(default_factory=dict)
+    gunicorn_conf: Path | None = None  # server=gunicorn:REV: that revision's config, on this tree
 
     @property
     def server_kind(self) -> str:
+        if self.gunicorn_conf is not None:
+            return "gunicorn"
         return "granian" if (self.tree / "serving" / "server.py").exists() else "gunicorn"
+
+    @property
+    def conf(self) -> str:
+        return str(self.gunicorn_conf or "serving/gunicorn.conf.py")
 
     def command(self, port: int) -> tuple[list[str], dict[str, str]]:
         """How this tree starts its production server on ``port`` (argv, extra environment)."""
         if self.server_kind == "granian":
             return ([sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--port", str(port)], {})
-        return ([sys.executable, "-m", "gunicorn", "-c", "serving/gunicorn.conf.py", "serving.wsgi:app"],
+        return ([sys.executable, "-m", "gunicorn", "-c", self.conf, "serving.wsgi:app"],
                 {"GUNICORN_BIND": f"127.0.0.1:{port}"})
 
     def describe(self) -> str:
@@ -116,12 +136,15 @@ class Variant:
                     "{c.threads} threads, backpressure {c.backpressure}/worker, header read timeout "
                     "{c.header_read_timeout_ms / 1000:g} s, HTTP/1 buffer {c.http1_buffer // 1024} KiB')")
         else:
-            code = ("import runpy; c = runpy.run_path('serving/gunicorn.conf.py'); "
+            code = (f"import runpy; c = runpy.run_path({self.conf!r}); "
                     "print(f\"gunicorn {c['worker_class']}, {c['workers']} workers x {c['threads']} threads, "
                     "keepalive {c['keepalive']} s\")")
         out = subprocess.run([sys.executable, "-c", code], cwd=self.tree,
                              env=dict(os.environ, PYTHONPATH=str(self.tree), **self.env), capture_output=True, text=True)
-        return out.stdout.strip() or self.server_kind
+        text = out.stdout.strip() or self.server_kind
+        if self.gunicorn_conf is not None:
+            text += f" (serving/gunicorn.conf.py of {self.gunicorn_conf.name.split('-', 1)[1].removesuffix('.conf.py')})"
+        return text
 
 
 def parse_variant(spec: str, work: Path) -> Variant:
@@ -130,6 +153,15 @@ def parse_variant(spec: str, work: Path) -> Variant:
     if not sep or not label or not source or not all("=" in s for s in settings):
         raise SystemExit(f"--variant wants LABEL=DIR or LABEL=git:REV (then ,VAR=VALUE...), got {spec!r}")
     env = dict(s.split("=", 1) for s in settings)
+    gunicorn_conf = None
+    if "server" in env:
+        server = env.pop("server")
+        if not server.startswith("gunicorn:"):
+            raise SystemExit(f"--variant {label}: server=gunicorn:REV is the one server setting, got {server!r}")
+        rev = server[len("gunicorn:"):]
+        gunicorn_conf = work / f"gunicorn-{rev}.conf.py"
+        gunicorn_conf.write_bytes(subprocess.run(["git", "show", f"{rev}:serving/gunicorn.conf.py"], cwd=ROOT,
+                                                 check=True, capture_output=True).stdout)
     if source.startswith("git:"):
         tree = work / f"tree-{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}"
         tree.mkdir(parents=True)
@@ -138,7 +170,7 @@ def parse_variant(spec: str, work: Path) -> Variant:
         tree = Path(source).resolve()
         if not (tree / "serving").is_dir():
             raise SystemExit(f"--variant {label}: {tree} has no serving/ package")
-    return Variant(label, tree, rest, env)
+    return Variant(label, tree, rest, env, gunicorn_conf)
 
 
 def start_server(variant: Variant, port: int, env_extra: dict, log: Path) -> subprocess.Popen:
@@ -375,6 +407,7 @@ class Run:
     results: list[dict] = field(default_factory=list)
     nginx: list[dict] = field(default_factory=list)
     slow: dict[str, dict] = field(default_factory=dict)
+    pages: dict[str, bytes] = field(default_factory=dict)  # an uncached page as each variant renders it
 
 
 def report(run: Run, args: argparse.Namespace, html: bytes, gz: bytes, load: tuple, load_after: tuple) -> str:
@@ -392,7 +425,11 @@ def report(run: Run, args: argparse.Namespace, html: bytes, gz: bytes, load: tup
         f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/bench_http.py` "
         f"(reproduce: `.venv/bin/python bench/bench_http.py "
         + " ".join(f"--variant {v.label}={v.source}" for v in run.variants)
-        + f"{' --rounds ' + str(args.rounds) if args.rounds > 1 else ''}`).", "",
+        + f"{' --rounds ' + str(args.rounds) if args.rounds > 1 else ''}"
+        + f"{' --duration ' + str(args.duration) if args.duration != 10 else ''}"
+        + f" --section {json.dumps(args.section)}"
+        + (f" --notes {os.path.relpath(args.notes, ROOT)}" if args.notes != str(ROOT / 'bench' / 'bench_http_notes.md') else "")
+        + "`).", "",
         f"- Machine: {machine()}; load average before the runs {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, "
         f"after {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} (the benchmark's own processes "
         "count in it; the machine is shared: other work running at the same time lowers every figure).",
@@ -400,6 +437,10 @@ def report(run: Run, args: argparse.Namespace, html: bytes, gz: bytes, load: tup
         f"- Data: Bigtable emulator with {args.tags:,} tags × 100 top posts (production-shaped ids and "
         "image URLs) + an hour count each.",
         *[f"- Variant **{v.label}** (`{v.source}`): {run.descriptions[v.label]}." for v in run.variants],
+        f"- The uncached page each variant renders (`/tags/{tag_name(1)}`): "
+        + "; ".join(f"{v.label} {len(run.pages[v.label]):,} bytes"
+                    + ("" if v.label == base else " (same bytes as " + base + ")" if run.pages[v.label] == run.pages[base]
+                       else " (**differs** from " + base + ")") for v in run.variants) + ".",
         "- Client, servers, emulator and nginx all on the same machine; nginx serves a saved copy of the "
         f"same page as a static file in the same run (the ceiling). Load: `{run.nginx[0]['cmd']}` each.",
         "",
@@ -509,7 +550,8 @@ def main(argv: list[str] | None = None) -> None:
         nginx_pid = start_nginx(work / "nginx", ngx_port, html)
         assert fetch(ngx_port, f"/tags/{HOT}") == html
 
-        run = Run(variants, {v.label: v.describe() for v in variants})
+        run = Run(variants, {v.label: v.describe() for v in variants},
+                  pages={v.label: fetch(ports[v.label, "cold"], f"/tags/{tag_name(1)}") for v in variants})
         load = os.getloadavg()
         for _ in range(args.rounds):
             run.nginx.append(run_wrk(f"http://127.0.0.1:{ngx_port}/tags/{HOT}", args))

@@ -1,5 +1,5 @@
 """App factory: the services (serving/services.py: settings, store, breaker, cache, templates, headers) built once, the
-tag routes (serving/views.py) in front of Flask, and the security headers on every response."""
+tag routes (serving/views.py) in front of Flask; views.TagRouter adds the security headers to every response."""
 from __future__ import annotations
 
 import gc
@@ -85,8 +85,9 @@ def create_app(settings: Settings | None = None, store=None, *, clock: Callable[
     )
 
     @app.after_request
-    def _headers(resp: Response) -> Response:
-        resp.headers.update(svc.security_headers)
+    def _static_cache(resp: Response) -> Response:
+        # the static route's own policy (versioned URLs); the headers every response carries are
+        # added by the router's one header step (views.TagRouter.shared_headers)
         if request.path.startswith("/static/"):
             resp.headers["Cache-Control"] = f"public, max-age={STATIC_MAX_AGE}, immutable"
         return resp

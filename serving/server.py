@@ -45,7 +45,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 def server_config(env: Mapping[str, str] = os.environ) -> ServerConfig:
     return ServerConfig(
         workers=_int(env, "WEB_CONCURRENCY", multiprocessing.cpu_count()),
-        threads=_int(env, "WEB_THREADS", 8),
+        threads=_int(env, "WEB_THREADS", 16),
         backlog=_int(env, "WEB_BACKLOG", 2048),
         backpressure=_int(env, "WEB_BACKPRESSURE", 1024),
         header_read_timeout_ms=_int(env, "WEB_HEADER_READ_TIMEOUT_MS", 10_000),

@@ -21,6 +21,7 @@ from hashtag_store import StoreUnavailable
 from hashtags import trends
 from serving.documents import tag_path, tag_url
 from serving.sparkline import SparkPoint, sparkline
+from serving.views import unavailable  # the app's one 503 (body: JSON under /api/, else the HTML error page)
 
 DEFAULT_LIMIT, MAX_LIMIT = 10, 20
 PAGE_MAX = trends.LIST_MAX
@@ -87,13 +88,6 @@ def _link(offset: int, limit: int, total: int) -> str | None:
     return ", ".join(links) or None
 
 
-def _unavailable(svc, json_body: bool) -> Response:
-    headers = {"Cache-Control": "no-store", "Retry-After": str(svc.settings.retry_after_seconds)}
-    if json_body:
-        return Response('{"error":"Service unavailable"}', status=503, mimetype="application/json", headers=headers)
-    return Response("Trends are unavailable just now.\n", status=503, mimetype="text/plain", headers=headers)
-
-
 def register(app: Flask, svc) -> None:
     import json
 
@@ -104,11 +98,11 @@ def register(app: Flask, svc) -> None:
         try:
             entries = shown_entries(svc)
         except StoreUnavailable:
-            return _unavailable(svc, True)
+            return unavailable(svc)
         body = json.dumps([tag_entity(e, svc.settings.public_url) for e in entries[offset:offset + limit]],
                           ensure_ascii=False, separators=(",", ":"))
         resp = Response(body, mimetype="application/json",
-                        headers={"Cache-Control": CACHE_CONTROL, "Access-Control-Allow-Origin": "*"})
+                        headers={"Cache-Control": CACHE_CONTROL})
         link = _link(offset, limit, len(entries))
         if link:
             resp.headers["Link"] = link
@@ -119,7 +113,7 @@ def register(app: Flask, svc) -> None:
         try:
             entries = shown_entries(svc)
         except StoreUnavailable:
-            return _unavailable(svc, False)
+            return unavailable(svc)
         rows = [{"entry": e, "path": tag_path(e.tag),
                  "figure": sparkline([SparkPoint(d.day.strftime("%a %-d %b"), d.day.isoformat(), d.uses)
                                       for d in reversed(e.history)], id_prefix=f"t{i}",

@@ -1,7 +1,9 @@
 """The tag routes: ONE handler (:func:`answer`) over a table of representations (HTML, JSON,
 Mastodon's Tag entity), mounted by :class:`TagRouter` as WSGI in front of Flask, which serves the
-rest (health, static files, dev images, the API document) with the same error bodies and headers.
-What each URL answers: docs/SERVING.md.
+rest (health, static files, dev images, the API document, trends). Every response of the app gets
+its error body from :func:`error_body` (the representation of its path: JSON under /api/, else the
+HTML page) and its shared headers from :class:`TagRouter`'s one header step (the security headers,
+and CORS under /api/). What each URL answers: docs/SERVING.md.
 """
 from __future__ import annotations
 
@@ -159,6 +161,23 @@ def json_error(svc: Services, status: int, key: str | None) -> bytes:
     return _json({"error": code, "hashtag": key} if status == 404 and key is not None else {"error": code})
 
 
+def error_body(svc: Services, path: str, status: int, key: str | None = None) -> tuple[bytes, str]:
+    """(body, content type) of an error answered on ``path``: THE error body of every route."""
+    rep = representation_for(path)
+    return rep.error(svc, status, key), rep.mimetype
+
+
+def flask_error(svc: Services, status: int, headers: dict[str, str] | None = None) -> Response:
+    """An error from a Flask route (its handlers and the routes' own 503s), with :func:`error_body`."""
+    body, mimetype = error_body(svc, request.path, status)
+    return Response(body, status=status, content_type=mimetype, headers=headers)
+
+
+def unavailable(svc: Services) -> Response:
+    """503 from a Flask route whose store read failed (as the tag routes' :func:`_unavailable`)."""
+    return flask_error(svc, 503, {"Retry-After": str(svc.settings.retry_after_seconds), "Cache-Control": "no-store"})
+
+
 @dataclass(frozen=True, slots=True)
 class Representation:
     kind: str  # names the rendered body in the cache entry
@@ -285,7 +304,8 @@ def query_as_sent(query: str) -> str:
 
 
 class TagRouter:
-    """WSGI in front of the Flask app: the tag routes go to :func:`answer`, the rest to Flask."""
+    """WSGI in front of the Flask app: the tag routes go to :func:`answer`, the rest to Flask; the
+    ONE header step of every response (:meth:`shared_headers`), the router's and Flask's."""
 
     def __init__(self, flask_wsgi: Callable, svc: Services):
         self.flask_wsgi = flask_wsgi
@@ -293,6 +313,18 @@ class TagRouter:
         self._security = list(svc.security_headers)
         # public, read-only, no credentials: readable from any origin, as Mastodon's own /api/*
         self._api = self._security + [("Access-Control-Allow-Origin", "*")]
+
+    def shared_headers(self, path: str) -> list[tuple[str, str]]:
+        """The headers every response on ``path`` carries (no route sets any of them itself)."""
+        return self._api if path.startswith("/api/") else self._security
+
+    def _flask(self, environ: dict, start_response: Callable, path: str) -> Iterable[bytes]:
+        shared = self.shared_headers(path)
+
+        def with_shared(status, headers, exc_info=None):
+            return start_response(status, headers + shared, exc_info)
+
+        return self.flask_wsgi(environ, with_shared)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -308,14 +340,13 @@ class TagRouter:
                 if path.startswith(rep.prefix):
                     break
             else:
-                return self.flask_wsgi(environ, start_response)
+                return self._flask(environ, start_response, path)
             try:
                 reply = answer(self._svc, rep, path[len(rep.prefix):], environ)
             except Exception:  # never a stack trace to the client; the log has it
                 log.exception("unhandled error on %s", path)
                 reply = _error(self._svc, rep, 500, None, [("Cache-Control", "no-store")])
-        return reply.send(start_response, self._api if path.startswith("/api/") else self._security,
-                          environ.get("REQUEST_METHOD") == "HEAD")
+        return reply.send(start_response, self.shared_headers(path), environ.get("REQUEST_METHOD") == "HEAD")
 
 
 # ---- Flask: health, dev images, errors --------------------------------------------------------
@@ -338,8 +369,7 @@ def register(app: Flask, svc: Services) -> None:
     @app.get("/api/openapi.json")
     def openapi_document():
         """serving/openapi.json as written (kept true by tests/unit/test_openapi.py and schemathesis)."""
-        return Response(OPENAPI_DOCUMENT, mimetype="application/json", headers={
-            "Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"})  # as the tag APIs
+        return Response(OPENAPI_DOCUMENT, mimetype="application/json", headers={"Cache-Control": "public, max-age=300"})
 
     if svc.settings.dev_images:
         from devstack.devimages import render_png  # dev tooling: not in the production image
@@ -350,19 +380,14 @@ def register(app: Flask, svc: Services) -> None:
                 abort(404)
             return Response(render_png(name), mimetype="image/png", headers={"Cache-Control": "public, max-age=3600"})
 
-    def _error_response(status: int, extra: dict | None = None) -> Response:
-        rep = representation_for(request.path)
-        return Response(rep.error(svc, status, None), status=status, mimetype=rep.mimetype.split(";")[0],
-                        headers=extra)
-
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException):
         extra = {k: v for k, v in e.get_headers() if k != "Content-Type"}
         if e.code == 404:
             extra["Cache-Control"] = f"public, max-age={NOT_FOUND_MAX_AGE}"
-        return _error_response(e.code or 500, extra)
+        return flask_error(svc, e.code or 500, extra)
 
     @app.errorhandler(Exception)
     def _crash(e: Exception):
         log.exception("unhandled error on %s", request.path)  # never a stack trace to the client
-        return _error_response(500, {"Cache-Control": "no-store"})
+        return flask_error(svc, 500, {"Cache-Control": "no-store"})

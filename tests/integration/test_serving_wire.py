@@ -78,3 +78,33 @@ def blocking_app():
     app = memory_app()
     app.add_url_rule("/test/block", "test_block", lambda: (time.sleep(5), "done")[1])
     return app
+
+
+@pytest.mark.emulator
+def test_every_web_read_rides_the_one_page_channel(store, tmp_path):
+    """One Bigtable client family in the web tier (issue 21): a page, the readiness check and both
+    trends routes all read through the store's plain ReadRows readers on its one channel; the data
+    client (scans) and the classic client (writes), each measured ~3x the page read's cost
+    (docs/BENCHMARKS.md "Serving path (issue 12)"), are never created by serving."""
+    import datetime as dt
+
+    from hashtags.layout import TopPost
+    from hashtags.messages import TopPostsUpdate
+    from hashtags.settings import Settings
+    from serving import create_app
+
+    day = dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)
+    store.write_base_counts([("love", 1_000)], as_of=day)
+    store.write_top_posts(TopPostsUpdate("love", day, (TopPost("p1", "https://img.example-cdn.com/1.jpg"),)))
+    store.close()  # the writes' clients go with it: the app gets a store of its own
+    from hashtag_store import BigtableStore
+
+    fresh = BigtableStore(store._project, store._instance, store._table_id)
+    client = create_app(Settings(), fresh).test_client()
+    statuses = {path: client.get(path).status_code
+                for path in ("/tags/love", "/api/tags/love", "/tags/nope", "/readyz", "/trends", "/api/v1/trends/tags")}
+    assert statuses == {"/tags/love": 200, "/api/tags/love": 200, "/tags/nope": 404, "/readyz": 200,
+                        "/trends": 200, "/api/v1/trends/tags": 200}
+    assert fresh._data_client is None and fresh._writer is None
+    assert fresh._pages.calls == 2  # love (the JSON is then a cache hit) and nope, through the coalescing reader
+    fresh.close()

@@ -125,7 +125,7 @@ def test_server_binds_to_cloud_runs_port_on_all_interfaces():
     env.update(PORT="9123", WEB_CONCURRENCY="2")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                          text=True, check=True).stdout.split()
-    assert out == ["0.0.0.0", "9123", "wsgi", "2", "8", "1024", "10000", "8"]
+    assert out == ["0.0.0.0", "9123", "wsgi", "2", "16", "1024", "10000", "8"]
 
 
 def test_web_wsgi_module_imports_and_exposes_a_flask_app():

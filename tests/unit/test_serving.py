@@ -267,6 +267,28 @@ def _broken_app(fake_store, clock):
     return app
 
 
+def test_one_error_body_and_one_header_step_for_every_route(fake_store, client):
+    """Issue 21 "one way in": the trends routes answer a failed read with the tag routes' 503 (the
+    HTML error page, or the JSON error under /api/), and every response gets the shared headers
+    once, from the router's one step: CORS exactly under /api/."""
+    fake_store.down = True
+    down = {p: client.get(p) for p in ("/tags/gone", "/trends", "/api/tags/gone", "/api/v1/trends/tags")}
+    for path, r in down.items():
+        assert (r.status_code, r.headers["Retry-After"], r.headers["Cache-Control"]) == (503, "5", "no-store"), path
+    assert down["/trends"].content_type == down["/tags/gone"].content_type == "text/html; charset=utf-8"
+    assert down["/trends"].data == down["/tags/gone"].data and b"Temporarily unavailable" in down["/trends"].data
+    assert down["/api/v1/trends/tags"].get_json() == down["/api/tags/gone"].get_json() == {"error": "unavailable"}
+    fake_store.down = False
+    paths = ("/tags/love", "/api/tags/love", "/api/v1/tags/love", "/trends", "/api/v1/trends/tags", "/readyz",
+             "/healthz", "/api/openapi.json", "/static/site.css", "/nope", "/api/nope")
+    for path in paths:
+        r = client.get(path)
+        assert r.headers.getlist("Access-Control-Allow-Origin") == (["*"] if path.startswith("/api/") else []), path
+        for name in SECURITY:
+            assert len(r.headers.getlist(name)) == 1, (path, name)
+        assert_security_headers(r)
+
+
 def test_security_headers_on_every_status_the_app_sends(fake_store, clock):
     fake_store.docs["zero"] = doc("zero", "zero", total=0)
     c = _broken_app(fake_store, clock).test_client()
@@ -288,7 +310,8 @@ def test_security_headers_on_every_status_the_app_sends(fake_store, clock):
     ]
     fake_store.down = True
     clock.now += 60
-    cases += [(503, c.get("/tags/love")), (503, c.get("/api/tags/other")), (503, c.get("/readyz"))]
+    cases += [(503, c.get("/tags/love")), (503, c.get("/api/tags/other")), (503, c.get("/readyz")),
+              (503, c.get("/trends")), (503, c.get("/api/v1/trends/tags"))]
     fake_store.down = False
     fake_store.read_page = lambda key: 1 / 0  # a bug below the views: 500, not a traceback
     clock.now += 5  # past the breaker's cool-down: each read is a probe, and a bug is no verdict on the store
@@ -580,3 +603,42 @@ def test_path_is_decoded_as_pep3333_says(client):
     assert r.status_code == 301 and r.headers["Location"] == "/tags/caf%C3%A9"
     assert client.get("/", environ_overrides={"PATH_INFO": "/tags/caf\xc3\xa9"}).headers["X-Cache"] == "miss"
     assert client.get("/", environ_overrides={"PATH_INFO": "/tags/caf\xff"}).status_code == 404
+
+
+def test_serving_modules_import_each_other_without_a_cycle():
+    """Issue 21: the routes and the app factory import serving.services, not each other. Built from
+    the modules' executed imports (``if TYPE_CHECKING:`` blocks are not run, so not counted)."""
+    import ast
+    from pathlib import Path
+
+    import serving
+
+    package = Path(serving.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        deps: set[str] = set()
+
+        def visit(node: ast.AST) -> None:
+            if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+                return
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("serving."):
+                deps.add(node.module.split(".")[1])
+            elif isinstance(node, ast.ImportFrom) and node.module == "serving":
+                deps.update(a.name for a in node.names)
+            for child in ast.iter_child_nodes(node):
+                visit(child)
+
+        visit(ast.parse(path.read_text()))
+        graph[path.stem] = deps & {p.stem for p in package.glob("*.py")}
+    assert graph["views"] and "services" in graph["app"] and "app" not in graph["views"]
+
+    def cycle_from(start: str, seen: tuple[str, ...]) -> tuple[str, ...] | None:
+        for dep in sorted(graph[start]):
+            if dep in seen:
+                return (*seen[seen.index(dep):], dep)
+            found = cycle_from(dep, (*seen, dep))
+            if found:
+                return found
+        return None
+
+    assert [c for m in sorted(graph) if (c := cycle_from(m, (m,)))] == []
