@@ -316,8 +316,9 @@ def up(args) -> int:
     print(f"  Open:  {url}")
     print(f"  API:   {hs.LOCAL_WEB_URL}/api/tags/{tag}")
     print(f"  Other populated tags: {', '.join('#' + t for t in top[1:6])}")
-    print(f"  Trending (a burst of {BURST_ACCOUNTS} accounts each for {', '.join('#' + b for b in bursts)}; "
-          f"listed once the job evaluates their minute): {hs.LOCAL_WEB_URL}/trends  {hs.LOCAL_WEB_URL}/api/v1/trends/tags")
+    print(f"  Trending (a new list every minute; the sample's own tags are new and rank first, then the "
+          f"bursts of {BURST_ACCOUNTS} accounts for {', '.join('#' + b for b in bursts)}): "
+          f"{hs.LOCAL_WEB_URL}/trends  {hs.LOCAL_WEB_URL}/api/v1/trends/tags?limit=40")
     print(f"  More traffic: PUBSUB_EMULATOR_HOST={hs.LOCAL_PUBSUB_HOST} .venv/bin/python -m devstack.loadgen "
           f"--count 5000 --rate 200 --print-expected 10")
     print(f"  Recount again (nightly job) over the archive: BIGTABLE_EMULATOR_HOST={hs.LOCAL_BIGTABLE_HOST} "

@@ -179,7 +179,13 @@ def rank_key(entry: TrendEntry) -> tuple:
 
 
 def top(entries: Iterable[TrendEntry], n: int = CANDIDATES) -> list[TrendEntry]:
-    return sorted((e for e in entries if e.score > 0), key=rank_key)[:n]
+    """The best ``n`` scoring entries, one per tag (its best: a minute's pane holds one evaluation
+    per tag, but a list must never name a tag twice whatever reaches it)."""
+    best: dict[str, TrendEntry] = {}
+    for e in entries:
+        if e.score > 0 and (e.tag not in best or rank_key(e) < rank_key(best[e.tag])):
+            best[e.tag] = e
+    return sorted(best.values(), key=rank_key)[:n]
 
 
 def review_state(hidden: bool, trend: str) -> str | None:

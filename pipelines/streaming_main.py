@@ -32,7 +32,7 @@ from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
 from apache_beam.transforms import trigger, window
 
 from hashtags import settings
-from pipelines import local_reader, trends
+from pipelines import local_reader, local_runner, trends
 from pipelines.options import StreamingOptions, event_bounds
 from pipelines.archive import ArchiveEvents
 from pipelines.bigtable_write import WriteRows
@@ -248,7 +248,7 @@ def make_pipeline(argv: list[str] | None = None) -> beam.Pipeline:
     check_update_keeps_generation(options)
     p = beam.Pipeline(options=options)
     if not on_dataflow(p):
-        local_reader.install()  # a stoppable local read that takes big messages (its module doc)
+        local_runner.install()  # a stoppable local read, DoFn introspection once (its module doc)
     build(p, options.view_as(StreamingOptions), project)
     return p
 

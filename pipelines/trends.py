@@ -226,9 +226,10 @@ class ScoreTags(beam.DoFn):
         if not st.seeded:
             self._seed(key, st, trends.hour_floor(use.minute_ms))
         trends.add(st, use.minute_ms, use.accounts, use.posts, use.display)
-        # evaluate at the end of this minute (never before the last evaluation: late data counts at
-        # the next one), unless the pending timer comes sooner
-        due = self._not_before_the_horizon(max(use.minute_ms, st.evaluated_at) + trends.MINUTE_MS)
+        # evaluate at the end of this minute (not before the horizon), never at or before the last
+        # evaluation (late data counts at the next one; a minute is evaluated once), unless the
+        # pending timer comes sooner
+        due = max(self._not_before_the_horizon(use.minute_ms + trends.MINUTE_MS), st.evaluated_at + trends.MINUTE_MS)
         if st.next_evaluation <= st.evaluated_at or due < st.next_evaluation:
             st.next_evaluation = due
             timer.set(Timestamp(micros=due * 1000))
@@ -345,14 +346,21 @@ class RankedTrends(beam.PTransform):
     (a list; empty when the last trending tag stopped in that minute)."""
 
     def __init__(self, bigtable: dict | None = None, *, app_profile: str | None = None,
-                 allowed_lateness_seconds=6 * 3600, late_trigger=None, clock_watermark: bool = False):
+                 allowed_lateness_seconds=6 * 3600, clock_watermark: bool = False):
         super().__init__()
         self._bigtable, self._app_profile = bigtable, app_profile
         self._clock_watermark = clock_watermark  # ScoreTags
         # A pane later than USEFUL_LATENESS cannot change a score (hashtags.trends.add): holding the
         # minute windows' state for the job's full lateness (6 h) would only cost memory and time.
         self._lateness = min(allowed_lateness_seconds, trends.USEFUL_LATENESS_MS // 1000)
-        self._late = late_trigger or trigger.AfterProcessingTime(60)
+        # Late panes fire at once (AfterCount(1)), in the minute windows and in the lists: with a
+        # processing-time late trigger the local runner kept each late pane's watermark hold (its
+        # trigger driver adds a hold per window and has no late-data hold handling: Beam 2.77
+        # transforms/trigger.py "TODO(ccy): Add late data and garbage-collection hold support"), the
+        # scoring step's timers stopped and the running local stack wrote no list after start-up's
+        # past-stamped sample (observed 2026-12-08: one list, then none for 6 minutes, while every
+        # step kept running). A late pane is rare on Dataflow and costs one more scoring input there.
+        self._late = trigger.AfterCount(1)
 
     def expand(self, events):
         return (events
@@ -366,8 +374,7 @@ class RankedTrends(beam.PTransform):
                 | "TagStateWindow" >> beam.WindowInto(window.GlobalWindows())
                 | "ScoreTags" >> beam.ParDo(ScoreTags(self._bigtable, self._app_profile, self._clock_watermark))
                 # The local runner does not hold the watermark for a timer's output (Dataflow does): a
-                # minute's scores may arrive late; late ones re-fire the whole minute's list (the job's
-                # late trigger: batched by processing time; tests fire on each).
+                # minute's scores may arrive late; each late one re-fires the whole minute's list.
                 | "ScoreMinutes" >> beam.WindowInto(
                     window.FixedWindows(60), trigger=trigger.AfterWatermark(late=self._late),
                     accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
@@ -406,7 +413,6 @@ def build(events, opts, bt: dict, *, clock_watermark: bool = False) -> list:
     (events
      | "Trends" >> TrendScores(bt, app_profile=bt.get("app_profile_id"),
                                allowed_lateness_seconds=opts.allowed_lateness_seconds,
-                               late_trigger=trigger.AfterProcessingTime(opts.late_firing_seconds),
                                clock_watermark=clock_watermark)
      | "WriteTrends" >> WriteRows(**bt))
     return [rows[DEAD]]

@@ -51,7 +51,7 @@ def test_counts_dlq_archive_and_top_posts(job):
         wrong = {t: (got[t], exp.counts[t]) for t in tags if got[t] != exp.counts[t]}
         return not wrong, dict(list(wrong.items())[:5])
 
-    wait_for(totals_match, 480,  # ~10 events/s seen with the 2-core machine shared by five test runs
+    wait_for(totals_match, 720,  # a liveness bound: 241 s alone (2026-12-08); CI runs the DAG suite beside it
              "every tag's total to equal the generator's count", log)
     # exact, for every tag the generator used (including net-zero ones)
     assert sum(store.read_page(t).total_posts for t in tags) == sum(exp.counts.values())

@@ -9,7 +9,6 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
-from apache_beam.transforms import trigger
 
 from hashtag_store import mutations
 from pipelines.transforms import ParsePostEvents
@@ -38,6 +37,6 @@ def test_relaunch_does_not_make_a_steady_tag_look_new(store, table_name):
 
     with streaming_pipeline() as p:
         out = ((p | stream | ParsePostEvents()).events
-               | RankedTrends(bigtable, late_trigger=trigger.AfterCount(1))
+               | RankedTrends(bigtable)
                | beam.ParDo(At()))
         assert_that(out, equal_to([[("fresh", 20)]]))

@@ -95,3 +95,13 @@ def test_one_account_counts_once_per_window():
         trends.add(st, T0 + (i % 50) * MINUTE_MS, [42], 1)
     ev = trends.evaluate(st, T0 + 55 * MINUTE_MS)
     assert (ev.accounts, ev.uses, ev.score) == (1, 300, 0.0)
+
+
+def test_a_list_never_names_a_tag_twice():
+    # seen on the running local stack before the fix: a tag evaluated at the horizon, then again at
+    # the same minute, appeared twice in that minute's list
+    a1 = TrendEntry("a", "a", 10.0, 6, 6)
+    a2 = TrendEntry("a", "a", 12.0, 7, 7)
+    b = TrendEntry("b", "b", 11.0, 6, 6)
+    assert trends.top([a1, b, a2]) == [a2, b]
+    assert trends.top([a1, a1]) == [a1]

@@ -34,7 +34,7 @@ def ranked(stream: TestStream, at_minutes: list[dt.datetime], view=lambda e: (e.
 
     with streaming_pipeline() as p:
         events = (p | stream | ParsePostEvents()).events
-        out = events | RankedTrends(late_trigger=trigger.AfterCount(1)) | beam.ParDo(WithMinute())
+        out = events | RankedTrends() | beam.ParDo(WithMinute())
         yield out
 
 
