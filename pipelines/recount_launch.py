@@ -89,7 +89,8 @@ class RecountOutcome:
 def parse_argv(argv: Sequence[str], *, today: dt.date | None = None) -> tuple[JobConfig, list[str]]:
     """The entry file's command line → the JobConfig and the Beam options left over. Raises
     ValueError (the job's parameters, JobConfig.from_parameters) or SystemExit (argparse)."""
-    ap = argparse.ArgumentParser(prog="pipelines/recount_main.py", add_help=False)
+    # no abbreviations: a Beam option that is a prefix of one of these must reach Beam untouched
+    ap = argparse.ArgumentParser(prog="pipelines/recount_main.py", add_help=False, allow_abbrev=False)
     for name in PARAMETERS:
         ap.add_argument(f"--{name}")
     for name in FLAGS:
