@@ -8,35 +8,35 @@ job reports and records itself, 8). ``pipelines/recount_main.py`` is the thin en
 
 For ``as_of`` = M (a UTC midnight) and the arrival days of the plan:
 
-1. **Files**: the plan's ``arrived=YYYY-MM-DD`` patterns (``hashtags.archive.partition_glob``; the
+1. **Files** (``recount_steps.read``): the plan's ``arrived=YYYY-MM-DD`` patterns (``hashtags.archive.partition_glob``; the
    whole archive for a full rebuild) are matched ON THE WORKERS (``fileio.MatchAll``), filtered to
    the plan's days, spread (``Reshuffle``) and read one file per unit of work, fused with the parse
    (the streaming job's validation: ``hashtags.messages.parse_post_event_fields``, no future check).
-2. **Winners**: per post, the latest event with event time < M (``hashtags.post_state.later``, THE
+2. **Winners** (``read``): per post, the latest event with event time < M (``hashtags.post_state.later``, THE
    order). The parse extracts each event's distinct tag keys, so a candidate is the order key, the
    user_id and the keys (never the caption); ``CombinePerKey`` by post_id holds ONE candidate per
    post (combiner lifting sends at most one per post and bundle through the shuffle). The parse
    also emits every event's tag keys: with the replaced states' tags, the tags the night touched.
-3. **Changes**: each winner against the post's state as the RECORDED runs applied it
+3. **Changes** (``changes``): each winner against the post's state as the RECORDED runs applied it
    (``hashtags.post_state.Priors``: the newest cell written at a recorded run's midnight, up to the
    last recorded run before M; ``BatchElements`` → one multi-key ``ReadRows`` per batch,
    ``hashtag_store.post_state.PostStateReader``); a full rebuild starts from empty state and skips
    the lookups. A post changes when its winner is later than that state.
-4. **Deltas**: −1 for each tag of the old winner if it was published, +1 for each of the new one's
+4. **Deltas** (``changes``): −1 for each tag of the old winner if it was published, +1 for each of the new one's
    (``hashtags.post_state.tag_deltas``; tags by the shared rule ``PostEvent.tags``), summed per tag
    by the streaming job's own combiner (``pipelines.transforms.TallyFn``).
-5. **Rows**: a nightly reads the rows of the touched tags and of the tags with hour cells since the
+5. **Rows** (``rows``): a nightly reads the rows of the touched tags and of the tags with hour cells since the
    day before its last recorded run (keys only, ``hashtag_store.scan.CountRowsReader.pending_keys``),
    by batched multi-key point reads (``hashtag_store.scan.TagRowsReader``) → :class:`RowSnapshot`;
    never every row. A full rebuild reads every row (key ranges in parallel): it resets them all.
-6. **Bases**: ``base@M = the recorded base + Σ deltas`` for every tag with a delta, every tag whose
+6. **Bases** (``bases``): ``base@M = the recorded base + Σ deltas`` for every tag with a delta, every tag whose
    row has hour cells in [that base, M) (a streaming over-count is reset) and every tag whose newest
    base before M is a failed run's (superseded); a full rebuild
    writes Σ deltas for every counted tag and 0 for every other row with count cells. The drift
    report covers exactly these tags (shown vs exact). The bases wait behind the join
    (``CoGroupByKey``, a barrier), so the rows are read before any base is written.
-7. **States**: the changed posts' new states at M.
-7b. **Days** (the rule: hashtags/day_cells.py): ``days:p.<day>`` = the row's ``p.<day>`` as the
+7. **States** (``changes``): the changed posts' new states at M.
+7b. **Days** (``days``) (the rule: hashtags/day_cells.py): ``days:p.<day>`` = the row's ``p.<day>`` as the
    recorded runs left it (read with the rows of step 5) + the changes' per-(tag, event day) deltas;
    ``days:a.<day>`` = distinct ``user_id`` of the published winners per (tag, event day), for the
    run's arrival days (with the nightly's one-day overlap, day X's value comes from the run that
@@ -46,7 +46,7 @@ For ``as_of`` = M (a UTC midnight) and the arrival days of the plan:
    bounded read of the arrival days [M − 7 d, M − 1 d] (whatever the mode: never all history)
    through the same ``Winners`` → ``meta:related`` at M for every tag seen, without the hidden tags
    (``hidden``, read by the launcher from the tags' ``meta:flags``).
-8. **Report, then record** (the job's LAST step, :class:`FinishRunFn`): behind ``WaitOn`` of every
+8. **Report, then record** (``report``) (the job's LAST step, :class:`FinishRunFn`): behind ``WaitOn`` of every
    Bigtable write, one element writes ``<report>/drift-<as_of>.json`` and ``.md`` (the drift
    accumulator and the run's in-graph counts as side inputs) and then, unless a dry run, the run
    record. So the job reports and records itself on any runner: a Flex Template launcher only
