@@ -2,7 +2,7 @@
 
 Simulates ``--nights`` nights of ``--events`` post events each, arriving in ``arrived=<day>/``
 partitions (new posts, duplicated deliveries within and across nights, deletes, edits, events days
-late), and after each night runs the real job (``recount_main.run_recount``, FnApiRunner) against a
+late), and after each night runs the real job (``recount_launch.run``, FnApiRunner) against a
 Bigtable emulator started here:
 
 * the nightly incremental run (``--mode=nightly``) on one table pair, every night;
@@ -108,15 +108,15 @@ def write_partition(root: Path, day: dt.date, lines: list[str], files: int = 8) 
         (folder / f"part-{i:03d}.jsonl").write_text("".join(l + "\n" for l in lines[i::files]), encoding="utf-8")
 
 
-def run(root: Path, reports: Path, table: str, as_of: dt.date, mode: str, extra: list[str]) -> dict:
-    from pipelines import recount_main
+def run(root: Path, reports: Path, table: str, as_of: dt.date, mode: str, beam_args: list[str]) -> dict:
+    from hashtags import planning
+    from pipelines import recount_launch
 
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
-    out = recount_main.run_recount([
-        f"--mode={mode}", f"--as_of={as_of.isoformat()}", f"--archive_path={root}", f"--project={PROJECT}",
-        f"--bigtable_instance={INSTANCE}", f"--bigtable_table={table}", f"--post_state_table={table}-state",
-        f"--report_path={reports / table}", *extra])
+    out = recount_launch.run(planning.JobConfig(
+        planning.plan_run(mode, run_day=as_of, as_of=as_of), str(root), str(reports / table), INSTANCE, table,
+        f"{table}-state", project=PROJECT), beam_args)
     seconds = time.perf_counter() - t0
     assert out.exit_code == 0, out.message
     r = out.report
@@ -157,7 +157,7 @@ def markdown(args, rows: list[dict], started: str, finished: str, uptime: tuple[
         f"Measured {started} – {finished} UTC by {cmd} (code at `{commit}`). The benchmark simulates "
         f"{args.nights} nights of {args.events:,} post events each arriving in `arrived=<day>/` partitions (8 files a "
         "day; ~84 % new posts, 5 % duplicated deliveries, 6 % deletes, 3 % edits, 2 % posts days late; 5,000 "
-        "Zipf-distributed tags) and runs the real job (`recount_main.run_recount`, FnApiRunner, one process) "
+        "Zipf-distributed tags) and runs the real job (`recount_launch.run`, FnApiRunner, one process) "
         "against a Bigtable emulator it starts: the nightly incremental run every night on one table pair and, "
         "in the same invocation, a full rebuild (the baseline, reading the whole archive) on a second pair at "
         f"nights {', '.join(map(str, args.full_at))}. At those nights both pairs showed the same total for every "

@@ -7,7 +7,7 @@ One invocation, against a Bigtable emulator started here:
   post, ~5 % redeliveries and ~3 % deletes), each a ``nightly`` run after the previous one;
 * table ``bare``: the largest night again, alone on a table without the older tags (same events).
 
-Each run is a separate process (``--one``: ``recount_main.run_recount`` on FnApiRunner, in
+Each run is a separate process (``--one``: ``recount_launch.run`` on FnApiRunner, in
 process), so its peak RSS is the job's own. Reported per run: seconds, µs per event, peak RSS,
 tags the night touched, rows read from ``hashtags`` (the report's ``table_rows``). Markdown to
 docs/BENCHMARKS.md "Nightly at scale (issue 18)" unless ``--no-docs``.
@@ -109,13 +109,13 @@ def record_run(table: str, as_of: dt.date) -> None:
 
 def one(args) -> int:
     """One run in this process; prints its JSON line (with this process's peak RSS)."""
-    from pipelines import recount_main
+    from hashtags import planning
+    from pipelines import recount_launch
 
     t0 = time.perf_counter()
-    out = recount_main.run_recount([
-        "--mode=nightly", f"--as_of={args.as_of}", f"--archive_path={args.archive}", f"--project={PROJECT}",
-        f"--bigtable_instance={INSTANCE}", f"--bigtable_table={args.table}", f"--post_state_table={args.table}-state",
-        f"--report_path={args.reports}"])
+    out = recount_launch.run(planning.JobConfig(
+        planning.plan_nightly(planning.parse_day(args.as_of), None), str(args.archive), str(args.reports), INSTANCE,
+        args.table, f"{args.table}-state", project=PROJECT))
     seconds = time.perf_counter() - t0
     assert out.exit_code == 0, out.message
     r = out.report

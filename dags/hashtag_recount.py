@@ -23,7 +23,7 @@
   ``job_id``, the Dataflow link; the task defers to the triggerer while the job runs; killing the
   task cancels the job). A retry never starts a second
   job: see ``RecountFlexTemplateOperator``. Locally ``recount_local`` runs
-  pipelines/recount_main.py with the project's interpreter (``HASHTAGS_PY_INTERPRETER``, default
+  pipelines/recount_main.py (the same entry file) with the project's interpreter (``HASHTAGS_PY_INTERPRETER``, default
   ``<project>/.venv/bin/python``: Beam lives there, not in Airflow's venv) on FnApiRunner.
 * ``publish_drift_report`` reads the report the job wrote to ``hashtags_report_location`` (a kept
   bucket in production, never the 7-day temp bucket), logs its one-line summary, returns it (XCom)
@@ -112,20 +112,13 @@ def report_location(cfg: Mapping[str, str]) -> str:
     return path
 
 
-def job_flags(plan: planning.RunPlan, cfg: Mapping[str, str]) -> dict[str, Any]:
-    """recount_main's flags (CONTRACTS.md) for a plan: what to read and where to write."""
-    flags: dict[str, Any] = dict(planning.job_args(plan))
-    flags.update({
-        "archive_path": cfg["hashtags_archive"],
-        "report_path": report_location(cfg),
-        "bigtable_project": cfg["hashtags_project"],
-        "bigtable_instance": cfg["hashtags_bigtable_instance"],
-        "bigtable_table": cfg["hashtags_table"],
-        "post_state_table": cfg["hashtags_post_state_table"],
-    })
-    if cfg["hashtags_bigtable_app_profile"]:
-        flags["app_profile"] = cfg["hashtags_bigtable_app_profile"]
-    return flags
+def job_config(plan: planning.RunPlan, cfg: Mapping[str, str]) -> planning.JobConfig:
+    """The job's typed request for a plan: what to read and where to write. Its wire form
+    (``to_parameters``) is both the Flex Template's parameters and the local task's options."""
+    return planning.JobConfig(
+        plan, cfg["hashtags_archive"], report_location(cfg), cfg["hashtags_bigtable_instance"],
+        cfg["hashtags_table"], cfg["hashtags_post_state_table"], project=cfg["hashtags_project"],
+        app_profile=cfg["hashtags_bigtable_app_profile"] or None)
 
 
 def flex_body(plan: planning.RunPlan, cfg: Mapping[str, str]) -> dict[str, Any]:
@@ -142,12 +135,10 @@ def flex_body(plan: planning.RunPlan, cfg: Mapping[str, str]) -> dict[str, Any]:
     }
     if cfg["hashtags_sdk_container_image"]:
         environment["sdkContainerImage"] = cfg["hashtags_sdk_container_image"]
-    # Template parameters are strings; a true flag is "true" (recount_main parses it), a false one is left out.
-    parameters = {k: ("true" if v is True else str(v)) for k, v in job_flags(plan, cfg).items() if v is not False}
     return {"launchParameter": {
         "jobName": planning.job_name(plan),
         "containerSpecGcsPath": cfg["hashtags_recount_template"],
-        "parameters": parameters,
+        "parameters": job_config(plan, cfg).to_parameters(),
         "environment": environment,
     }}
 
@@ -167,7 +158,7 @@ def launch_spec(plan: planning.RunPlan, cfg: Mapping[str, str]) -> dict[str, Any
         spec["flex"] = {"body": flex_body(plan, cfg), "location": cfg["hashtags_region"],
                         "project_id": cfg["hashtags_project"], "night_prefix": planning.night_job_prefix(plan.as_of)}
     else:
-        spec["pipeline_options"] = job_flags(plan, cfg)
+        spec["pipeline_options"] = job_config(plan, cfg).to_parameters()
     return spec
 
 

@@ -1,7 +1,8 @@
 """What a reconciliation run covers (DESIGN.md "Reconciliation (incremental) and the DAG"). Pure: no I/O.
 
 The ONE planning module: the DAG (dags/hashtag_recount.py), the backfill CLI (pipelines/backfill.py)
-and the job (pipelines/recount_main.py) all plan with it, and ``parse_day`` is the one date parser.
+and the job (pipelines/recount_launch.py) all plan with it, ``parse_day`` is the one date parser and
+:class:`JobConfig` the one typed request to the job (and its one wire form).
 
 A run is for ``as_of`` = M, a UTC midnight given as its date. It reads the archive partitions of a
 range of ARRIVAL days (``arrived=YYYY-MM-DD``, hashtags/archive.py) and applies, per post, the latest
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 NIGHTLY, REAPPLY, FULL_REBUILD = "nightly", "reapply", "full_rebuild"
@@ -166,17 +167,103 @@ def required_days(plan: RunPlan) -> list[dt.date]:
     return []
 
 
-def job_args(plan: RunPlan) -> dict[str, str | bool]:
-    """The recount job's own flags for a plan (``--k=v``; recount_main, CONTRACTS.md). A nightly
-    passes no arrival range: the job reads its run record and plans with ``plan_nightly`` itself,
-    so a retry reads the same record and plans the same range."""
-    args: dict[str, str | bool] = {"mode": plan.mode, "as_of": plan.as_of.isoformat()}
-    if plan.mode == REAPPLY:
-        args["arrived_from"] = plan.arrived_from.isoformat()
-        args["arrived_to"] = plan.arrived_to.isoformat()
-    if plan.dry_run:
-        args["report_only"] = True
-    return args
+@dataclass(frozen=True, slots=True)
+class JobConfig:
+    """One recount run, typed: what the DAG and the backfill CLI build, and what the job's launcher
+    (pipelines/recount_launch.py) runs. Its wire form — the Flex Template's parameters
+    (docker/dataflow/recount-metadata.json) and the entry file's ``--name=value`` flags — is written
+    by ``to_parameters`` and read by ``from_parameters``, nowhere else.
+
+    ``plan`` is the REQUESTED plan: a nightly without an arrival range (``arrived_from`` None) is
+    narrowed by the job to the days since its last run record (``plan_nightly``), so a retry reads
+    the same record and plans the same range; a reapply or full rebuild runs as given (then
+    ``hashtags.post_state.resolve`` adjusts any plan to the recorded runs)."""
+    plan: RunPlan
+    archive: str  # the archive root (local or gs://)
+    report_path: str  # folder of drift-<as_of>.json/.md
+    instance: str
+    table: str  # the hashtags table
+    post_state_table: str
+    project: str | None = None  # the Bigtable project; None: the job's project
+    app_profile: str | None = None  # writes and prior reads (production: the writers' single-cluster profile)
+    drift_threshold: float | None = None  # exit 3 over this drift ratio
+    worst_n: int | None = None  # tags in the Markdown report (None: the report's default)
+    list_limit: int | None = None  # drifted tags in the JSON report (None: the report's default)
+    allow_empty_archive: bool = False  # run even when the planned days hold no archive file
+
+    def to_parameters(self) -> dict[str, str]:
+        """The wire form: parameter name → text (unset ones left out, a true flag is "true")."""
+        p = self.plan
+        out = {"mode": p.mode, "as_of": p.as_of.isoformat()}
+        if p.arrived_from is not None and p.arrived_to is not None:
+            out.update(arrived_from=p.arrived_from.isoformat(), arrived_to=p.arrived_to.isoformat())
+        out.update(archive_path=self.archive, report_path=self.report_path, bigtable_instance=self.instance,
+                   bigtable_table=self.table, post_state_table=self.post_state_table)
+        for name, value in (("bigtable_project", self.project), ("app_profile", self.app_profile),
+                            ("drift_threshold", self.drift_threshold), ("worst_n", self.worst_n),
+                            ("list_limit", self.list_limit)):
+            if value is not None and value != "":
+                out[name] = str(value)
+        for name, value in (("report_only", p.dry_run), ("allow_empty_archive", self.allow_empty_archive)):
+            if value:
+                out[name] = "true"
+        return out
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, Any], *, today: dt.date) -> "JobConfig":
+        """The wire form back (values as text, or already typed); ``as_of`` defaults to ``today``.
+        Raises ValueError on a missing or bad value."""
+        def text(name: str) -> str | None:
+            v = params.get(name)
+            return None if v is None or (isinstance(v, str) and not v.strip()) else str(v).strip()
+
+        def required(name: str) -> str:
+            v = text(name)
+            if v is None:
+                raise ValueError(f"{name} is required")
+            return v
+
+        def number(name: str, kind):
+            v = text(name)
+            try:
+                return None if v is None or v.lower() in ("none", "null") else kind(v)
+            except ValueError:
+                raise ValueError(f"{name}: not a number: {v!r}") from None
+
+        mode = text("mode") or NIGHTLY
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r} (one of {', '.join(MODES)})")
+        as_of = parse_day(text("as_of")) if text("as_of") else today
+        first, last = optional_day(params.get("arrived_from")), optional_day(params.get("arrived_to"))
+        dry = flag(params.get("report_only"), "report_only")
+        if mode == FULL_REBUILD:
+            if first or last:
+                raise ValueError("arrived_from/arrived_to do not go with full_rebuild (it reads every day)")
+            plan = plan_full_rebuild(as_of, dry_run=dry)
+        elif mode == REAPPLY or first or last:
+            if not (first and last):
+                raise ValueError("give both arrived_from and arrived_to")
+            plan = replace(plan_reapply(first, last, as_of, dry_run=dry), mode=mode)  # a nightly's explicit range stays a nightly
+        else:
+            plan = plan_nightly(as_of, None, dry_run=dry)
+        return cls(plan, required("archive_path"), text("report_path") or "artifacts/drift",
+                   required("bigtable_instance"), required("bigtable_table"), required("post_state_table"),
+                   project=text("bigtable_project"), app_profile=text("app_profile"),
+                   drift_threshold=number("drift_threshold", float), worst_n=number("worst_n", int),
+                   list_limit=number("list_limit", int),
+                   allow_empty_archive=flag(params.get("allow_empty_archive"), "allow_empty_archive"))
+
+
+def flag(value: Any, name: str = "flag") -> bool:
+    """A boolean parameter: True/False, or "true"/"false" (and 1/0, yes/no); unset is False."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    v = str(value).strip().lower()
+    if v in ("1", "true", "yes", "y", "on"):
+        return True
+    if v in ("", "0", "false", "no", "n", "off", "none"):
+        return False
+    raise ValueError(f"{name}: not a boolean: {value!r}")
 
 
 JOB_NAME_PREFIX = "hashtag-recount"

@@ -1,5 +1,6 @@
-"""Backfill CLI: run the reconciliation job (pipelines/recount_main.py) in one of its modes, planned by
-``hashtags.planning`` (the same module the DAG plans with).
+"""Backfill CLI: run the reconciliation job in one of its modes, planned by ``hashtags.planning`` (the
+same module the DAG plans with): each run is a typed ``hashtags.planning.JobConfig`` handed to the
+job's launcher in-process (``pipelines.recount_launch.run``), the same path as the Flex Template's.
 
     python -m pipelines.backfill --archive A --nightly --as-of 2026-11-23 [--dry-run]
     python -m pipelines.backfill --archive A --nightly --as-of 2026-11-20 --through 2026-11-23
@@ -19,9 +20,10 @@
 
 Against the emulator (BIGTABLE_EMULATOR_HOST, a local run) missing tables (``hashtags``,
 ``post_state``) are created first; against Bigtable none is (terraform owns them). Before any run the CLI checks
-that the planned arrival partitions have files (``--allow-missing-days`` to go on). Exit code: 0 ok,
-2 bad input (nothing run), 3 drift over ``--drift-threshold`` (counts repaired; the alert), 1 failure.
-A failure or bad input stops a sequence of runs.
+that the planned arrival partitions have files (``--allow-missing-days`` to go on; the launcher's
+check, ``recount_launch.missing_days``). Exit codes are the launcher's: 0 ok, 2 bad input (nothing
+run), 3 drift over ``--drift-threshold`` (counts repaired; the alert), 1 failure. A failure or bad
+input stops a sequence of runs.
 """
 from __future__ import annotations
 
@@ -31,10 +33,11 @@ import logging
 import sys
 
 from hashtags import archive, layout, planning, settings
+from hashtags.planning import JobConfig
+from pipelines import recount_launch
+from pipelines.recount_launch import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_FAILED, EXIT_OK
 
 log = logging.getLogger("pipelines.backfill")
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DRIFT = 0, 1, 2, 3  # = recount_main's
 
 
 def _day(text: str) -> dt.date:
@@ -95,33 +98,12 @@ def plans(args: argparse.Namespace, today: dt.date) -> list[planning.RunPlan]:
             for i in range((last - first).days + 1)]
 
 
-def job_argv(plan: planning.RunPlan, args: argparse.Namespace, beam_args: list[str]) -> list[str]:
-    """recount_main's command line for one plan (CONTRACTS.md flags)."""
-    flags = planning.job_args(plan)
-    argv = [f"--{k}" if v is True else f"--{k}={v}" for k, v in flags.items()]
-    argv += [f"--archive_path={args.archive}", f"--project={args.project}",
-             f"--bigtable_instance={args.instance}", f"--bigtable_table={args.table}",
-             f"--post_state_table={args.post_state_table}", f"--report_path={args.report_path}"]
-    if args.drift_threshold is not None:
-        argv.append(f"--drift_threshold={args.drift_threshold}")
-    return argv + beam_args
-
-
-def missing_days(root: str, days: list[dt.date]) -> list[dt.date]:
-    """Arrival days without an archive file (one bounded match per pattern, local or gs://)."""
-    from apache_beam.io.filesystems import FileSystems
-
-    def has_files(day: dt.date) -> bool:
-        patterns = archive.partition_glob(root, day)
-        try:
-            results = FileSystems.match(patterns, limits=[1] * len(patterns))
-        except Exception as e:  # some filesystems raise "No files found" instead of an empty match
-            if "no files" in str(e).lower():
-                return False
-            raise
-        return any(r.metadata_list for r in results)
-
-    return [d for d in days if not has_files(d)]
+def job_config(plan: planning.RunPlan, args: argparse.Namespace) -> JobConfig:
+    """The job's typed request for one plan (a nightly's range is narrowed by the job from its run
+    record; local runs create their missing tables)."""
+    return JobConfig(plan, args.archive, args.report_path, args.instance, args.table, args.post_state_table,
+                     project=args.project, drift_threshold=args.drift_threshold,
+                     allow_empty_archive=args.allow_missing_days)
 
 
 def main(argv: list[str] | None = None, *, today: dt.date | None = None) -> int:
@@ -138,7 +120,7 @@ def main(argv: list[str] | None = None, *, today: dt.date | None = None) -> int:
         log.error("%s", e)
         return EXIT_BAD_INPUT
     needed = sorted({d for p in runs for d in planning.required_days(p)})
-    missing = missing_days(args.archive, needed) if needed else []
+    missing = recount_launch.missing_days(args.archive, needed) if needed else []
     if missing and not args.allow_missing_days:
         log.error("arrival days without archive files under %s: %s (--allow-missing-days to go on)",
                   args.archive, ", ".join(archive.partition_name(d) for d in missing))
@@ -151,13 +133,11 @@ def main(argv: list[str] | None = None, *, today: dt.date | None = None) -> int:
 def run_all(runs: list[planning.RunPlan], args: argparse.Namespace, beam_args: list[str]) -> int:
     from tqdm import tqdm
 
-    from pipelines import recount_main
-
     drifted = False
     bar = tqdm(runs, unit="run", desc=runs[0].mode, disable=args.no_progress or len(runs) == 1, file=sys.stderr)
     for p in bar:
         bar.set_postfix_str(f"as_of {p.as_of.isoformat()}")
-        out = recount_main.run_recount(job_argv(p, args, beam_args))
+        out = recount_launch.run(job_config(p, args), beam_args)
         bar.write(out.message if out.report else f"as_of {p.as_of.isoformat()}: {out.message}")
         for f in out.report_files:
             log.info("report: %s", f)

@@ -1,5 +1,5 @@
 """The related-tags branch of the reconciliation (the rule: hashtags/related.py): the winners of the
-window's archive days (``pipelines.recount.Winners``, the same extraction and winner order as the
+window's archive days (``pipelines.recount_steps.read.Winners``, the same extraction and winner order as the
 counts) → (tag, best related candidates) for every tag seen on a counted post.
 
 Cost: a post with n distinct tags makes n(n−1)/2 pair elements (at most 435 for the 30 tags a post
@@ -18,8 +18,8 @@ from apache_beam.metrics import Metrics
 from hashtags import layout, related
 from hashtags import post_state as ps
 from hashtags.settings import RELATED_MIN_POSTS
+from pipelines.recount_steps import COUNTS, NAMESPACE, count_as
 
-NAMESPACE = "recount"
 _DELETED = ps.CANDIDATE_FIELDS.index("deleted")
 
 
@@ -72,30 +72,29 @@ class TopRelatedFn(beam.CombineFn):
 
 
 class RelatedTags(beam.PTransform):
-    """(post_id, winner) of the window's arrival days → (tag, [(posts, related tag), …] best first)
-    for every tag seen on a counted post (hidden tags: an empty list). ``counts``: as
-    ``pipelines.recount.Winners`` (``related_posts``: the posts counted)."""
+    """(post_id, winner) of the window's arrival days → ``related``: (tag, [(posts, related tag), …]
+    best first) for every tag seen on a counted post (hidden tags: an empty list), and ``counts``
+    (``related_posts``: the posts counted)."""
 
     def __init__(self, as_of_day, hidden: frozenset[str] = frozenset(), *, min_posts: int = RELATED_MIN_POSTS,
-                 limit: int = layout.RELATED_MAX, counts: list | None = None):
+                 limit: int = layout.RELATED_MAX):
         super().__init__()
         self.window = related.window(as_of_day)
-        self.hidden, self.min_posts, self.limit, self.counts = frozenset(hidden), min_posts, limit, counts
+        self.hidden, self.min_posts, self.limit = frozenset(hidden), min_posts, limit
 
     def expand(self, winners):
         start_us = ps.micros(self.window.start)
         posts = winners | "WindowPosts" >> beam.FlatMap(window_post_tags, start_us, self.hidden)
-        if self.counts is not None:
-            self.counts.append(posts | "CountRelatedPosts" >> beam.Map(lambda _: ("related_posts", 1)))
         min_posts = self.min_posts
         candidates = (posts
                       | "Pairs" >> beam.FlatMap(_pair_ones)
                       | "PostsPerPair" >> beam.CombinePerKey(sum)
                       | "Supported" >> beam.FlatMapTuple(lambda pair, n: related.supported(pair, n, min_posts)))
         seen = posts | "Seen" >> beam.FlatMap(_seen)
-        return ((candidates, seen)
-                | "WithSeen" >> beam.Flatten()
-                | "TopPerTag" >> beam.CombinePerKey(TopRelatedFn(self.limit)))
+        lists = ((candidates, seen)
+                 | "WithSeen" >> beam.Flatten()
+                 | "TopPerTag" >> beam.CombinePerKey(TopRelatedFn(self.limit)))
+        return {"related": lists, COUNTS: posts | "CountRelatedPosts" >> beam.Map(count_as("related_posts"))}
 
 
 class RelatedRowFn(beam.DoFn):

@@ -205,6 +205,8 @@ def test_production_job_name_is_per_night_and_plan(h, dag, monkeypatch):
 
 
 def test_local_launch_renders_the_job_flags(h, dag, monkeypatch):
+    """The local task's options are the same wire form as the template's parameters
+    (planning.JobConfig.to_parameters): what the entry file parses back."""
     local = {k: v for k, v in PROD.items() if k not in ("hashtags_runner", "hashtags_bigtable_app_profile")}
     local.update(hashtags_archive="/data/archive", hashtags_report_location="/data/drift")
     spec = planned_spec(h, monkeypatch, {"dry_run": True}, variables=local)
@@ -212,7 +214,7 @@ def test_local_launch_renders_the_job_flags(h, dag, monkeypatch):
     op = rendered(dag, "recount_local", spec)
     assert op.runner == "FnApiRunner"
     assert op.pipeline_options == {
-        "mode": "nightly", "as_of": "2026-11-23", "report_only": True, "archive_path": "/data/archive",
+        "mode": "nightly", "as_of": "2026-11-23", "report_only": "true", "archive_path": "/data/archive",
         "report_path": "/data/drift", "bigtable_project": "prod-proj", "bigtable_instance": "hashtags-prod",
         "bigtable_table": "hashtags", "post_state_table": "post_state"}
 

@@ -2,7 +2,7 @@
 
 1. Through the real jobs: generated posts over eight event days (known users and tags) are
    published to the RUNNING local streaming job (BundleBasedDirectRunner subprocess), which archives
-   them under today's arrival partition; the nightly recount runs (recount_main, FnApiRunner, as the
+   them under today's arrival partition; the nightly recount runs (recount_launch.run, FnApiRunner, as the
    other recount tests); every tag's page document (BigtableStore.read_page) then gives, through
    hashtags.history.usage_history, 7 exact days of posts and distinct accounts, and related tags,
    equal to an independent count of the generated posts written here. Then deletes, an edit and
@@ -34,7 +34,8 @@ from hashtags.history import usage_history
 from hashtags.layout import RelatedTag
 from hashtags.messages import PostEvent
 from hashtags.settings import Settings
-from pipelines import recount_main
+from hashtags import planning
+from pipelines import recount_launch
 from pipelines.transforms import event_json_line
 from tests.conftest import INSTANCE, PROJECT
 from tests.integration.local_job import publish_in_order, streaming_jobs, wait_for
@@ -150,12 +151,11 @@ def moderate_hide(s: Settings, tag: str, bigtable_address: str) -> str:
     return out.stdout
 
 
-def nightly(s: Settings, tmp: Path, as_of: dt.date, *extra):
-    out = recount_main.run_recount([
-        f"--archive_path={tmp / 'archive'}", f"--as_of={as_of}", "--mode=nightly", f"--project={s.project}",
-        f"--bigtable_instance={s.bigtable_instance}", f"--bigtable_table={s.table}",
-        f"--post_state_table={s.table}-state", f"--report_path={tmp / 'reports'}", *extra])
-    assert out.exit_code in (recount_main.EXIT_OK, recount_main.EXIT_DRIFT), out.message
+def nightly(s: Settings, tmp: Path, as_of: dt.date):
+    out = recount_launch.run(planning.JobConfig(
+        planning.plan_nightly(as_of, None), str(tmp / "archive"), str(tmp / "reports"), s.bigtable_instance, s.table,
+        f"{s.table}-state", project=s.project))
+    assert out.exit_code in (recount_launch.EXIT_OK, recount_launch.EXIT_DRIFT), out.message
     return out
 
 
@@ -269,11 +269,10 @@ def write_night(root: Path, day: dt.date, events, name):
 
 
 def run(tmp, table, as_of, mode):
-    out = recount_main.run_recount([
-        f"--archive_path={tmp / 'archive'}", f"--as_of={as_of}", f"--mode={mode}", f"--project={PROJECT}",
-        f"--bigtable_instance={INSTANCE}", f"--bigtable_table={table}", f"--post_state_table={table}-state",
-        f"--report_path={tmp / 'reports' / table}"])
-    assert out.exit_code in (recount_main.EXIT_OK, recount_main.EXIT_DRIFT), out.message
+    out = recount_launch.run(planning.JobConfig(
+        planning.plan_run(mode, run_day=as_of, as_of=as_of), str(tmp / "archive"), str(tmp / "reports" / table),
+        INSTANCE, table, f"{table}-state", project=PROJECT))
+    assert out.exit_code in (recount_launch.EXIT_OK, recount_launch.EXIT_DRIFT), out.message
     return out
 
 

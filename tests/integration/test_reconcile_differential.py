@@ -1,5 +1,5 @@
 """Differential test of the incremental reconciliation against the full rebuild (issue 9,
-"Differential"), on the Bigtable emulator with the real job (``recount_main.run_recount``, FnApiRunner).
+"Differential"), on the Bigtable emulator with the real job (``recount_launch.run``, FnApiRunner).
 
 A simulated history of nights: each day's arrivals go to ``arrived=<day>/`` (duplicate deliveries
 within and across nights, deletes, re-publishes after a delete, edits with other tags, events
@@ -37,7 +37,8 @@ from hashtag_store import BigtableStore, create_table
 from hashtags import archive, layout, settings
 from hashtags import post_state as ps
 from hashtags.messages import DELETED, PUBLISHED, PostEvent
-from pipelines import recount_main
+from hashtags import planning
+from pipelines import recount_launch
 from pipelines.transforms import event_json_line
 from tests.conftest import INSTANCE, PROJECT
 
@@ -231,12 +232,11 @@ def write_hours(pairs, cells: dict, touched: set) -> None:
             s.close()
 
 
-def run(root, tmp_path, pair: Pair, as_of: dt.date, mode: str) -> recount_main.RecountOutcome:
-    out = recount_main.run_recount([
-        f"--mode={mode}", f"--as_of={as_of.isoformat()}", f"--archive_path={root}", f"--project={PROJECT}",
-        f"--bigtable_instance={INSTANCE}", f"--bigtable_table={pair.counts}", f"--post_state_table={pair.state}",
-        f"--report_path={tmp_path / 'reports' / pair.counts}",
-        f"--app_profile={settings.WRITER_APP_PROFILE}"])  # the emulator ignores profiles: the production reads
+def run(root, tmp_path, pair: Pair, as_of: dt.date, mode: str) -> recount_launch.RecountOutcome:
+    plan = planning.plan_run(mode, run_day=as_of, as_of=as_of)
+    out = recount_launch.run(planning.JobConfig(
+        plan, str(root), str(tmp_path / "reports" / pair.counts), INSTANCE, pair.counts, pair.state, project=PROJECT,
+        app_profile=settings.WRITER_APP_PROFILE))  # the emulator ignores profiles: the production reads
     assert out.exit_code == 0, out.message
     return out
 

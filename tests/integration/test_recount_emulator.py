@@ -1,4 +1,5 @@
-"""The reconciliation end to end on the Bigtable emulator, through its main (FnApiRunner): live hour
+"""The reconciliation end to end on the Bigtable emulator, through its launcher (a typed request,
+``pipelines.recount_launch.run``, FnApiRunner): live hour
 cells that drifted (duplicated and dropped deliveries), an archive by ARRIVAL day in the streaming
 job's layout; after each run every tag's total equals the exact count, the drift report names
 exactly the drifted tags, a rerun changes nothing, and the next night reads only its own days."""
@@ -14,7 +15,8 @@ import pytest
 from hashtag_store import mutations, post_state as state_store
 from hashtags import archive, layout, planning
 from hashtags.messages import PostEvent
-from pipelines import recount_main
+from hashtags.planning import JobConfig
+from pipelines import recount_launch
 from pipelines.transforms import event_json_line
 from tests.conftest import INSTANCE, PROJECT
 
@@ -91,10 +93,11 @@ def totals(store):
     return {k: t for k, t, _ in store.scan_totals()}
 
 
-def argv_for(tmp_path, table_name, as_of, *extra):
-    return [f"--archive_path={tmp_path / 'archive'}", f"--as_of={as_of}", f"--project={PROJECT}",
-            f"--bigtable_instance={INSTANCE}", f"--bigtable_table={table_name}",
-            f"--post_state_table={table_name}-state", f"--report_path={tmp_path / 'reports'}", *extra]
+def request(tmp_path, table_name, as_of: str, *, dry_run: bool = False, **kw) -> JobConfig:
+    """A nightly for the midnight ``as_of`` (the job narrows its range from its run record)."""
+    plan = planning.plan_nightly(planning.parse_day(as_of), None, dry_run=dry_run)
+    return JobConfig(plan, str(tmp_path / "archive"), str(tmp_path / "reports"), INSTANCE, table_name,
+                     f"{table_name}-state", project=PROJECT, **kw)
 
 
 def test_nightly_repairs_drift_is_idempotent_and_reads_only_new_days(store, table_name, tmp_path):
@@ -116,8 +119,8 @@ def test_nightly_repairs_drift_is_idempotent_and_reads_only_new_days(store, tabl
     exact = exact_totals(events)
     expected_drifted = {k for k in set(before) | set(exact) if before.get(k, 0) != exact.get(k, 0)}
 
-    argv = argv_for(tmp_path, table_name, "2031-03-23", "--mode=nightly")
-    out = recount_main.run_recount(argv)
+    night = request(tmp_path, table_name, "2031-03-23")
+    out = recount_launch.run(night)
     assert out.exit_code == 0, out.message
     assert out.plan.mode == planning.FULL_REBUILD  # the first run: no state yet
     after = totals(store)
@@ -135,7 +138,7 @@ def test_nightly_repairs_drift_is_idempotent_and_reads_only_new_days(store, tabl
     assert last == planning.LastRun(AS_OF.date(), dt.date(2031, 3, 22))
 
     # the same night again: nothing left to repair, nothing changes
-    out2 = recount_main.run_recount(argv)
+    out2 = recount_launch.run(night)
     assert out2.exit_code == 0, out2.message
     assert totals(store) == after
     assert out2.report["tags_drifted"] == 0 and out2.report["drifted_tags"] == []
@@ -149,7 +152,7 @@ def test_nightly_repairs_drift_is_idempotent_and_reads_only_new_days(store, tabl
     # 300 older tags, each with a base at the recorded run, that no event of the night touches
     old = [mutations.base_count_row(f"old{i}", AS_OF, 7) for i in range(300)]
     store.mutate(old)
-    out3 = recount_main.run_recount(argv_for(tmp_path, table_name, "2031-03-24", "--mode=nightly"))
+    out3 = recount_launch.run(request(tmp_path, table_name, "2031-03-24"))
     assert out3.exit_code == 0, out3.message
     # a night reads the rows of the tags it touched (point reads), never the older ones
     touched = {k for e in day3 + [e for e in events + duplicates if arrival_day(e) == dt.date(2031, 3, 22)]
@@ -172,9 +175,8 @@ def test_dry_run_writes_nothing_and_threshold_fails(store, table_name, tmp_path)
                   dt.datetime(2031, 3, 22, 10, tzinfo=UTC), event_id="e1")
     write_archive(tmp_path / "archive", [e])
     store.write_hour_counts([("one", dt.datetime(2031, 3, 22, 10, tzinfo=UTC), 3, None)])
-    argv = argv_for(tmp_path, table_name, "2031-03-23", "--report_only", "--drift_threshold=0.5")
-    out = recount_main.run_recount(argv)
-    assert out.exit_code == recount_main.EXIT_DRIFT  # |3-1| + |0-1| = 3 over Σ after 2 = 150 %
+    out = recount_launch.run(request(tmp_path, table_name, "2031-03-23", dry_run=True, drift_threshold=0.5))
+    assert out.exit_code == recount_launch.EXIT_DRIFT  # |3-1| + |0-1| = 3 over Σ after 2 = 150 %
     assert out.report["dry_run"] is True and out.report["base_cells_written"] == 0
     assert totals(store) == {"one": 3}  # nothing written
     assert [(t["tag"], t["diff"]) for t in out.report["drifted_tags"]] == [("one", 2), ("two", -1)]
@@ -184,16 +186,17 @@ def test_dry_run_writes_nothing_and_threshold_fails(store, table_name, tmp_path)
 def test_refuses_an_empty_archive_and_going_back_in_time(store, table_name, tmp_path):
     store.write_hour_counts([("one", dt.datetime(2031, 3, 22, 10, tzinfo=UTC), 3, None)])
     (tmp_path / "archive").mkdir()
-    out = recount_main.run_recount(argv_for(tmp_path, table_name, "2031-03-23"))
-    assert out.exit_code == recount_main.EXIT_BAD_INPUT, out.message
+    out = recount_launch.run(request(tmp_path, table_name, "2031-03-23"))
+    assert out.exit_code == recount_launch.EXIT_BAD_INPUT, out.message
     assert totals(store) == {"one": 3}
 
     e = PostEvent("published", "p1", "u", "#one", "https://img.example/a.jpg",
                   dt.datetime(2031, 3, 22, 10, tzinfo=UTC), event_id="e1")
     write_archive(tmp_path / "archive", [e])
-    assert recount_main.run_recount(argv_for(tmp_path, table_name, "2031-03-24")).exit_code == 0
-    back = recount_main.run_recount(argv_for(tmp_path, table_name, "2031-03-23"))
-    assert back.exit_code == recount_main.EXIT_BAD_INPUT and "back in time" in back.message
-    reapply = recount_main.run_recount(argv_for(tmp_path, table_name, "2031-03-24", "--mode=reapply",
-                                                "--arrived_from=2031-03-25", "--arrived_to=2031-03-20"))
-    assert reapply.exit_code == recount_main.EXIT_BAD_INPUT
+    assert recount_launch.run(request(tmp_path, table_name, "2031-03-24")).exit_code == 0
+    back = recount_launch.run(request(tmp_path, table_name, "2031-03-23"))
+    assert back.exit_code == recount_launch.EXIT_BAD_INPUT and "back in time" in back.message
+    # the entry file's flags: a bad request exits 2 before anything runs
+    assert recount_launch.main([f"--archive_path={tmp_path / 'archive'}", "--as_of=2031-03-24", "--mode=reapply",
+                                "--arrived_from=2031-03-25", "--arrived_to=2031-03-20", f"--bigtable_table={table_name}",
+                                f"--post_state_table={table_name}-state"]) == recount_launch.EXIT_BAD_INPUT

@@ -1,5 +1,5 @@
 """The job records itself and writes its report as its last step, after every Bigtable write
-(pipelines.recount.FinishRunFn behind WaitOn): on the emulator, a run whose base-count write fails
+(pipelines.recount_steps.report.FinishRunFn behind WaitOn): on the emulator, a run whose base-count write fails
 leaves neither a report nor a run record, and the same night run normally leaves both. (The
 order itself is pinned by tests/unit/test_recount_launch.py on the graph: on FnApiRunner the writes
 are fused into stages that run before the last step even without the barrier.)"""
@@ -14,7 +14,9 @@ from google.cloud.bigtable.row import DirectRow
 from hashtag_store import post_state as state_store
 from hashtags import archive, layout, planning
 from hashtags.messages import PostEvent
-from pipelines import recount, recount_main
+from hashtags.planning import JobConfig
+from pipelines import recount_launch
+from pipelines.recount_steps.bases import BaseRowFn
 from pipelines.transforms import event_json_line
 from tests.conftest import INSTANCE, PROJECT
 
@@ -45,20 +47,19 @@ def test_a_failed_write_leaves_no_report_and_no_record_a_good_run_leaves_both(
     write_day(tmp_path / "archive", dt.date(2031, 3, 22), events)
     store.write_hour_counts([("one", dt.datetime(2031, 3, 22, 10, tzinfo=UTC), 9, None)])
     reports = tmp_path / "reports"
-    argv = [f"--archive_path={tmp_path / 'archive'}", f"--as_of={AS_OF}", f"--project={PROJECT}",
-            f"--bigtable_instance={INSTANCE}", f"--bigtable_table={table_name}",
-            f"--post_state_table={table_name}-state", f"--report_path={reports}", "--mode=full_rebuild"]
+    rebuild = JobConfig(planning.plan_full_rebuild(AS_OF), str(tmp_path / "archive"), str(reports), INSTANCE,
+                        table_name, f"{table_name}-state", project=PROJECT)
 
-    monkeypatch.setattr(recount._BaseRow, "process", failing_base_row)
-    failed = recount_main.run_recount(argv)
-    assert failed.exit_code == recount_main.EXIT_FAILED, failed.message
+    monkeypatch.setattr(BaseRowFn, "process", failing_base_row)
+    failed = recount_launch.run(rebuild)
+    assert failed.exit_code == recount_launch.EXIT_FAILED, failed.message
     assert "no_such_family" in failed.message or "MutationsBatchError" in failed.message, failed.message
     assert not reports.exists() or list(reports.iterdir()) == []
     assert state_store.run_records(PROJECT, INSTANCE, f"{table_name}-state") == []
 
     monkeypatch.undo()
-    ok = recount_main.run_recount(argv)
-    assert ok.exit_code == recount_main.EXIT_OK, ok.message
+    ok = recount_launch.run(rebuild)
+    assert ok.exit_code == recount_launch.EXIT_OK, ok.message
     assert sorted(f.name for f in reports.iterdir()) == ["drift-2031-03-23.json", "drift-2031-03-23.md"]
     report = json.loads((reports / "drift-2031-03-23.json").read_text())
     assert report == ok.report

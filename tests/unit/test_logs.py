@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from hashtag_ops import logs
 from hashtags import planning
-from pipelines import drift, recount_main, streaming_main
+from pipelines import drift, recount_launch, streaming_main
 
 
 @pytest.fixture
@@ -109,15 +109,15 @@ def test_recount_run_fields_from_a_real_report():
 
 def outcome(code, rep, message="drift as_of=…"):
     plan = planning.plan_nightly(dt.date(2026, 11, 23), None)
-    return recount_main.RecountOutcome(code, dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc), rep, [], message, plan)
+    return recount_launch.RecountOutcome(code, dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc), rep, [], message, plan)
 
 
 def test_the_recount_main_logs_one_run_summary_record(capture):
     read = capture("pipelines.recount")
     rep = report(threshold=0.1)
-    fields = recount_main.log_run_summary(outcome(recount_main.EXIT_DRIFT, rep, drift.summary_line(rep)), "nightly")
-    recount_main.log_run_summary(outcome(recount_main.EXIT_FAILED, None, "pipeline failed: boom"), "nightly")
-    assert recount_main.log_run_summary(outcome(recount_main.EXIT_OK, None, "template launch"), "nightly") is None
+    fields = recount_launch.log_run_summary(outcome(recount_launch.EXIT_DRIFT, rep, drift.summary_line(rep)), "nightly")
+    recount_launch.log_run_summary(outcome(recount_launch.EXIT_FAILED, None, "pipeline failed: boom"), "nightly")
+    assert recount_launch.log_run_summary(outcome(recount_launch.EXIT_OK, None, "template launch"), "nightly") is None
     drifted, failed = read()
     assert drifted["event"] == failed["event"] == "recount_run"
     assert {k: drifted[k] for k in ("status", "mode", "as_of", "tags_touched", "drifted_tags", "job")} == {

@@ -132,12 +132,39 @@ def test_required_days_per_mode():
     assert planning.required_days(planning.plan_full_rebuild(M)) == []
 
 
-def test_job_args_name_the_range_only_for_reapply():
-    assert planning.job_args(planning.plan_nightly(M, None)) == {"mode": "nightly", "as_of": "2026-11-23"}
-    assert planning.job_args(planning.plan_reapply(D(2026, 11, 1), D(2026, 11, 2), M, dry_run=True)) == {
+def test_a_job_config_names_the_range_only_when_the_plan_has_one():
+    def params(plan):
+        return planning.JobConfig(plan, "A", "R", "i", "t", "s").to_parameters()
+
+    common = {"archive_path": "A", "report_path": "R", "bigtable_instance": "i", "bigtable_table": "t",
+              "post_state_table": "s"}
+    assert params(planning.plan_nightly(M, None)) == {"mode": "nightly", "as_of": "2026-11-23", **common}
+    assert params(planning.plan_reapply(D(2026, 11, 1), D(2026, 11, 2), M, dry_run=True)) == {
         "mode": "reapply", "as_of": "2026-11-23", "arrived_from": "2026-11-01", "arrived_to": "2026-11-02",
-        "report_only": True}
-    assert planning.job_args(planning.plan_full_rebuild(M)) == {"mode": "full_rebuild", "as_of": "2026-11-23"}
+        "report_only": "true", **common}
+    assert params(planning.plan_full_rebuild(M)) == {"mode": "full_rebuild", "as_of": "2026-11-23", **common}
+
+
+@pytest.mark.parametrize("params, error", [
+    ({"mode": "full_rebuild", "arrived_from": "2026-11-01"}, "do not go with full_rebuild"),
+    ({"mode": "reapply", "arrived_from": "2026-11-01"}, "both arrived_from and arrived_to"),
+    ({"mode": "weekly"}, "unknown mode"),
+    ({"report_only": "perhaps"}, "not a boolean"),
+    ({"drift_threshold": "high"}, "not a number"),
+    ({"bigtable_table": ""}, "bigtable_table is required"),
+])
+def test_a_job_config_refuses_bad_parameters(params, error):
+    base = {"archive_path": "A", "bigtable_instance": "i", "bigtable_table": "t", "post_state_table": "s"}
+    with pytest.raises(ValueError, match=error):
+        planning.JobConfig.from_parameters({**base, **params}, today=M)
+
+
+def test_a_job_config_reads_typed_values_and_text_alike():
+    base = {"archive_path": "A", "bigtable_instance": "i", "bigtable_table": "t", "post_state_table": "s"}
+    typed = planning.JobConfig.from_parameters({**base, "report_only": True, "drift_threshold": 0.1}, today=M)
+    text = planning.JobConfig.from_parameters({**base, "report_only": "true", "drift_threshold": "0.1"}, today=M)
+    assert typed == text and typed.plan == planning.plan_nightly(M, None, dry_run=True)
+    assert typed.drift_threshold == 0.1 and typed.report_path == "artifacts/drift"
 
 
 def test_plans_are_frozen():

@@ -20,7 +20,8 @@ from hashtags import extract_hashtags, normalize_tag, planning
 from hashtags import post_state as ps
 from hashtags.layout import Cell, encode_count, to_millis
 from hashtags.messages import PostEvent, parse_post_event
-from pipelines import recount
+from pipelines.recount_steps import bases, read, rows
+from pipelines.recount_steps.changes import Changes, SumTagDeltas
 from pipelines.drift import DriftAccumulator, TagDrift
 from pipelines.transforms import Tally
 
@@ -73,8 +74,8 @@ def run_exact(lines, tmp_path, as_of=AS_OF):
         f.write_text("".join(l + "\n" for l in lines[i::2]), encoding="utf-8")
         paths.append(str(f))
     with TestPipeline(runner="FnApiRunner", options=PipelineOptions([])) as p:
-        out = (p | beam.Create(paths) | recount.Winners(as_of)
-               | recount.Changes(ps.Priors(), fresh=True) | recount.SumTagDeltas()
+        winners = (p | beam.Create(paths) | read.Winners(as_of))["winners"]
+        out = ((winners | Changes(ps.Priors(), fresh=True))["changes"] | SumTagDeltas()
                | beam.MapTuple(lambda k, tally: (k, tally.count)))
         assert_that(out, equal_to(sorted(reference_count(lines, as_of).items())))
 
@@ -161,7 +162,7 @@ def test_recount_equals_reference_on_random_streams(tmp_path_factory, events, rn
 
 def fold(candidates_per_split):
     """LatestFn over several splits (each a list of one post's candidates), merged."""
-    fn = recount.LatestFn()
+    fn = read.LatestFn()
     accs = []
     for split in candidates_per_split:
         acc = fn.create_accumulator()
@@ -213,23 +214,23 @@ def test_a_candidate_carries_tag_keys_not_the_caption():
 # ---- files of a plan --------------------------------------------------------------------------
 def test_file_patterns_and_in_plan():
     nightly = planning.RunPlan("nightly", dt.date(2026, 11, 23), dt.date(2026, 11, 21), dt.date(2026, 11, 22))
-    assert recount.file_patterns("gs://b/a/", nightly) == [
+    assert read.file_patterns("gs://b/a/", nightly) == [
         "gs://b/a/arrived=2026-11-21/*.jsonl", "gs://b/a/arrived=2026-11-21/*.jsonl.gz",
         "gs://b/a/arrived=2026-11-22/*.jsonl", "gs://b/a/arrived=2026-11-22/*.jsonl.gz"]
     full = planning.plan_full_rebuild(dt.date(2026, 11, 23))
-    assert recount.file_patterns("/a", full) == ["/a/arrived=*/*.jsonl", "/a/arrived=*/*.jsonl.gz"]
-    assert recount.in_plan("/a/arrived=2026-11-22/x.jsonl.gz", full)
-    assert not recount.in_plan("/a/arrived=2026-11-23/x.jsonl", full)  # arrived on/after as_of: next night
-    assert not recount.in_plan("/a/arrived=2026-11-20/x.jsonl", nightly)
-    assert not recount.in_plan("/a/arrived=2026-11-22/x.json", nightly)
-    assert recount.in_plan("/a/arrived=2026-11-21/x.jsonl", nightly)
+    assert read.file_patterns("/a", full) == ["/a/arrived=*/*.jsonl", "/a/arrived=*/*.jsonl.gz"]
+    assert read.in_plan("/a/arrived=2026-11-22/x.jsonl.gz", full)
+    assert not read.in_plan("/a/arrived=2026-11-23/x.jsonl", full)  # arrived on/after as_of: next night
+    assert not read.in_plan("/a/arrived=2026-11-20/x.jsonl", nightly)
+    assert not read.in_plan("/a/arrived=2026-11-22/x.json", nightly)
+    assert read.in_plan("/a/arrived=2026-11-21/x.jsonl", nightly)
 
 
 def test_as_of_time():
-    assert recount.as_of_time("2026-11-23") == AS_OF
-    assert recount.as_of_time(dt.date(2026, 11, 23)) == AS_OF
+    assert read.as_of_time("2026-11-23") == AS_OF
+    assert read.as_of_time(dt.date(2026, 11, 23)) == AS_OF
     with pytest.raises(ValueError):
-        recount.as_of_time("23/11/2026")
+        read.as_of_time("23/11/2026")
 
 
 # ---- rows, bases, drift (pure) ----------------------------------------------------------------
@@ -244,52 +245,52 @@ def test_snapshot_row_reads_the_recorded_base_and_the_pending_hours():
     hours = [cell(5, AS_OF - 3 * day),  # before the base before M: not shown, not pending
              cell(3, AS_OF - dt.timedelta(hours=5)),  # in [base, M): pending
              cell(2, AS_OF), cell(1, AS_OF + dt.timedelta(hours=3))]  # at/after M
-    snap = recount.snapshot_row(bases, hours, to_millis(AS_OF), recorded)
-    assert snap == recount.RowSnapshot(shown=18, base_before=12, hours_pending=True, hours_from_as_of=3,
+    snap = rows.snapshot_row(bases, hours, to_millis(AS_OF), recorded)
+    assert snap == rows.RowSnapshot(shown=18, base_before=12, hours_pending=True, hours_from_as_of=3,
                                        newest_base_ms=to_millis(AS_OF - day))
     # a partial run's base at M is not "before M": the rerun starts from the same base
-    again = recount.snapshot_row(bases + [cell(20, AS_OF)], hours, to_millis(AS_OF), recorded)
+    again = rows.snapshot_row(bases + [cell(20, AS_OF)], hours, to_millis(AS_OF), recorded)
     assert (again.shown, again.base_before, again.hours_pending, again.unapplied_base) == (23, 12, True, False)
-    quiet = recount.snapshot_row(bases, hours[:1] + hours[2:], to_millis(AS_OF), recorded)
+    quiet = rows.snapshot_row(bases, hours[:1] + hours[2:], to_millis(AS_OF), recorded)
     assert not quiet.hours_pending and quiet.base_before == 12
-    fresh_row = recount.snapshot_row([], [cell(4, AS_OF - day)], to_millis(AS_OF), recorded)
+    fresh_row = rows.snapshot_row([], [cell(4, AS_OF - day)], to_millis(AS_OF), recorded)
     assert (fresh_row.shown, fresh_row.base_before, fresh_row.hours_pending) == (4, 0, True)
     # the night before M failed after writing its base (no record): the run reads the base of two
     # nights ago, counts the hours since as pending, and supersedes the failed base
     failed = ps.Priors(AS_OF.date() - 2 * day, frozenset({to_millis(AS_OF - 2 * day)}))
-    after_failure = recount.snapshot_row(bases, hours, to_millis(AS_OF), failed)
+    after_failure = rows.snapshot_row(bases, hours, to_millis(AS_OF), failed)
     assert (after_failure.shown, after_failure.base_before, after_failure.hours_pending,
             after_failure.unapplied_base) == (18, 10, True, True)
 
 
 def test_tag_result_touches_tags_with_deltas_or_pending_hours():
     tally = lambda n: Tally(n, None)  # noqa: E731
-    pending = recount.RowSnapshot(shown=9, base_before=7, hours_pending=True, hours_from_as_of=1, newest_base_ms=1)
+    pending = rows.RowSnapshot(shown=9, base_before=7, hours_pending=True, hours_from_as_of=1, newest_base_ms=1)
     quiet = pending._replace(hours_pending=False)
-    assert recount.tag_result("t", [tally(2)], [quiet], fresh=False) == recount.TagResult("t", 9, quiet)
-    assert recount.tag_result("t", [], [pending], fresh=False) == recount.TagResult("t", 7, pending)  # reset
-    assert recount.tag_result("t", [], [quiet], fresh=False) is None  # untouched: no write, no report
+    assert bases.tag_result("t", [tally(2)], [quiet], fresh=False) == bases.TagResult("t", 9, quiet)
+    assert bases.tag_result("t", [], [pending], fresh=False) == bases.TagResult("t", 7, pending)  # reset
+    assert bases.tag_result("t", [], [quiet], fresh=False) is None  # untouched: no write, no report
     superseded = quiet._replace(unapplied_base=True)  # a failed run's base: rewritten from the applied one
-    assert recount.tag_result("t", [], [superseded], fresh=False) == recount.TagResult("t", 7, superseded)
-    assert recount.tag_result("t", [tally(1), tally(-1)], [], fresh=False) == recount.TagResult("t", 0, None)
+    assert bases.tag_result("t", [], [superseded], fresh=False) == bases.TagResult("t", 7, superseded)
+    assert bases.tag_result("t", [tally(1), tally(-1)], [], fresh=False) == bases.TagResult("t", 0, None)
     # a full rebuild ignores the old base and touches every row with count cells
-    assert recount.tag_result("t", [tally(2)], [quiet], fresh=True) == recount.TagResult("t", 2, quiet)
-    assert recount.tag_result("t", [], [quiet], fresh=True) == recount.TagResult("t", 0, quiet)
-    assert recount.tag_result("t", [], [], fresh=True) is None
+    assert bases.tag_result("t", [tally(2)], [quiet], fresh=True) == bases.TagResult("t", 2, quiet)
+    assert bases.tag_result("t", [], [quiet], fresh=True) == bases.TagResult("t", 0, quiet)
+    assert bases.tag_result("t", [], [], fresh=True) is None
 
 
 def test_tag_drift_compares_like_with_like():
     m = to_millis(AS_OF)
-    snap = recount.RowSnapshot(shown=16, base_before=10, hours_pending=True, hours_from_as_of=3,
+    snap = rows.RowSnapshot(shown=16, base_before=10, hours_pending=True, hours_from_as_of=3,
                                newest_base_ms=m - 1)
-    d = recount.tag_drift(recount.TagResult("t", 12, snap), m)
+    d = bases.tag_drift(bases.TagResult("t", 12, snap), m)
     assert (d.before, d.after, d.diff, d.superseded) == (16, 15, 1, False)
     negative = snap._replace(shown=0, hours_from_as_of=-2)
-    assert recount.tag_drift(recount.TagResult("t", 1, negative), m).after == 0  # the page clamps at 0
+    assert bases.tag_drift(bases.TagResult("t", 1, negative), m).after == 0  # the page clamps at 0
     newer = snap._replace(shown=7, newest_base_ms=m + 1)
-    d = recount.tag_drift(recount.TagResult("t", 99, newer), m)
+    d = bases.tag_drift(bases.TagResult("t", 99, newer), m)
     assert (d.before, d.after, d.superseded) == (7, 7, True)
-    d = recount.tag_drift(recount.TagResult("t", 4, None), m)
+    d = bases.tag_drift(bases.TagResult("t", 4, None), m)
     assert (d.before, d.after) == (0, 4)
 
 

@@ -1,6 +1,7 @@
 """The backfill CLI (pipelines/backfill.py): its command lines → plans (hashtags.planning), the job's
-flags, the archive check before anything runs, and the exit codes over a sequence of runs (the job
-itself replaced by a recorder here; the real job runs in tests/integration and tests/dags)."""
+typed requests (JobConfig, handed to the launcher in-process), the archive check before anything
+runs, and the exit codes over a sequence of runs (the launcher replaced by a recorder here; the
+real job runs at the end of this file, in tests/integration and tests/dags)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from hashtags.planning import RunPlan
-from pipelines import backfill, recount_main
+from hashtags.planning import JobConfig, RunPlan
+from pipelines import backfill, recount_launch
 
 D = dt.date
 TODAY = D(2026, 11, 23)
@@ -54,24 +55,12 @@ def test_invalid_requests(argv, msg):
         plans_for(*argv)
 
 
-def test_job_argv_is_recount_mains_flags():
+def test_each_run_is_a_typed_request():
     args = backfill.parser().parse_args(["--archive", "gs://b/events", "--project", "p", "--instance", "i",
                                          "--table", "t", "--drift-threshold", "0.1", "--dry-run"])
     plan = RunPlan("reapply", TODAY, D(2026, 11, 1), D(2026, 11, 2), True)
-    assert backfill.job_argv(plan, args, ["--runner=DataflowRunner"]) == [
-        "--mode=reapply", "--as_of=2026-11-23", "--arrived_from=2026-11-01", "--arrived_to=2026-11-02",
-        "--report_only", "--archive_path=gs://b/events", "--project=p", "--bigtable_instance=i",
-        "--bigtable_table=t", "--post_state_table=post_state", "--report_path=artifacts/drift",
-        "--drift_threshold=0.1", "--runner=DataflowRunner"]
-
-
-def test_job_argv_parses_in_recount_main():
-    """The flags the CLI builds are the ones recount_main defines (its own parser reads them)."""
-    args = backfill.parser().parse_args(["--archive", "A"])
-    argv = backfill.job_argv(RunPlan("reapply", TODAY, D(2026, 11, 1), D(2026, 11, 2), True), args, [])
-    opts = recount_main._pipeline_options(argv).view_as(recount_main.RecountOptions)
-    assert (opts.mode, opts.as_of, opts.arrived_from, opts.arrived_to, opts.report_only) == (
-        "reapply", "2026-11-23", "2026-11-01", "2026-11-02", True)
+    assert backfill.job_config(plan, args) == JobConfig(
+        plan, "gs://b/events", "artifacts/drift", "i", "t", "post_state", project="p", drift_threshold=0.1)
 
 
 # ---- main: archive check, sequencing, exit codes ----------------------------------------------
@@ -85,16 +74,16 @@ def archive(tmp_path):
 
 @pytest.fixture
 def job(monkeypatch):
-    """recount_main.run_recount replaced by a recorder returning the queued exit codes."""
+    """recount_launch.run replaced by a recorder of (config, Beam args) returning the queued exit codes."""
     calls, codes = [], []
 
-    def run_recount(argv):
-        calls.append(argv)
+    def run(config, beam_args):
+        calls.append((config, beam_args))
         code = codes.pop(0) if codes else 0
         return SimpleNamespace(exit_code=code, report={"tags_drifted": 0} if code in (0, 3) else None,
                                report_files=[], message=f"exit {code}")
 
-    monkeypatch.setattr(recount_main, "run_recount", run_recount)
+    monkeypatch.setattr(recount_launch, "run", run)
     return SimpleNamespace(calls=calls, codes=codes)
 
 
@@ -112,7 +101,7 @@ def test_missing_arrival_days_stop_before_anything_runs(archive, job, caplog):
 def test_nightly_needs_the_nights_own_arrivals(archive, job):
     assert main(archive, "--nightly", "--as-of", "2026-11-23") == 0
     assert main(archive, "--nightly", "--as-of", "2026-11-20") == 2  # arrived=2026-11-19 is empty
-    assert [a[:2] for a in job.calls] == [["--mode=nightly", "--as_of=2026-11-23"]]
+    assert [(c.plan.mode, c.plan.as_of) for c, _ in job.calls] == [("nightly", D(2026, 11, 23))]
 
 
 def test_bad_flags_and_dates_exit_2(archive, job):
@@ -125,7 +114,7 @@ def test_bad_flags_and_dates_exit_2(archive, job):
 def test_a_sequence_runs_in_order_and_reports_drift(archive, job):
     job.codes[:] = [0, 3, 0]
     assert main(archive, "--nightly", "--as-of", "2026-11-21", "--through", "2026-11-23") == 3
-    assert [a[1] for a in job.calls] == ["--as_of=2026-11-21", "--as_of=2026-11-22", "--as_of=2026-11-23"]
+    assert [c.plan.as_of for c, _ in job.calls] == [D(2026, 11, 21), D(2026, 11, 22), D(2026, 11, 23)]
 
 
 @pytest.mark.parametrize("code", [1, 2])
@@ -137,8 +126,8 @@ def test_a_failure_stops_the_sequence(archive, job, code):
 
 def test_full_rebuild_passes_beam_options_through(archive, job):
     assert main(archive, "--full-rebuild", "--as-of", "2026-11-23", "--", "--direct_num_workers=2") == 0
-    assert job.calls[0][:2] == ["--mode=full_rebuild", "--as_of=2026-11-23"]
-    assert job.calls[0][-1] == "--direct_num_workers=2"
+    config, beam_args = job.calls[0]
+    assert (config.plan.mode, config.plan.as_of, beam_args) == ("full_rebuild", D(2026, 11, 23), ["--direct_num_workers=2"])
 
 
 def test_full_rebuild_of_an_empty_archive_is_left_to_the_job(tmp_path, job):
@@ -147,16 +136,21 @@ def test_full_rebuild_of_an_empty_archive_is_left_to_the_job(tmp_path, job):
     assert main(tmp_path, "--full-rebuild") == 2 and len(job.calls) == 1
 
 
-def test_recount_template_parameters_are_recount_main_flags():
+def test_recount_template_parameters_are_the_entry_files_flags():
     """The recount's Flex Template metadata (docker/dataflow/recount-metadata.json) declares only
-    flags recount_main parses (the launcher passes each parameter as --name=value)."""
+    flags the entry file parses (the launcher passes each parameter as --name=value), and every
+    parameter a JobConfig writes that the DAG can set is declared."""
     import json
     from pathlib import Path
 
     meta = json.loads((Path(__file__).resolve().parents[2] / "docker" / "dataflow" / "recount-metadata.json").read_text())
-    flags = set(recount_main._pipeline_options([]).get_all_options())
+    flags = set(recount_launch.PARAMETERS) | set(recount_launch.FLAGS)
     names = {p["name"] for p in meta["parameters"]}
     assert names <= flags, names - flags
+    reapply = RunPlan("reapply", TODAY, D(2026, 11, 1), D(2026, 11, 2), True)
+    written = JobConfig(reapply, "gs://b/a", "gs://b/r", "i", "t", "s", project="p", app_profile="writer",
+                        drift_threshold=0.1).to_parameters()
+    assert set(written) <= names, set(written) - names
     assert meta["streaming"] is False
 
 

@@ -1,4 +1,4 @@
-"""The nightly job's per-day cells (hashtags/day_cells.py, pipelines.recount SumDayDeltas / DayAccounts):
+"""The nightly job's per-day cells (hashtags/day_cells.py, pipelines.recount_steps.days SumDayDeltas / DayAccounts):
 the Beam steps (FnApiRunner via TestPipeline) over archive files against exact numbers and against
 a plain-Python reference written here; the value rule (prior before M + deltas, fresh, horizon,
 zeroed accounts); and, over random histories of nights, that rerunning a night rewrites the same
@@ -21,7 +21,9 @@ from hashtags import post_state as ps
 from hashtags.day_cells import DayCells, DayPriors, DaySpan, day_number
 from hashtags.layout import Cell, encode_count
 from hashtags.messages import PostEvent
-from pipelines import recount
+from pipelines.recount_steps.changes import Changes
+from pipelines.recount_steps.days import DayAccounts, SumDayDeltas
+from pipelines.recount_steps.read import Winners
 
 UTC = dt.timezone.utc
 AS_OF = dt.datetime(2031, 3, 23, tzinfo=UTC)
@@ -85,10 +87,10 @@ def run_days(tmp_path, lines, plan):
     as_of = layout.midnight_utc(plan.as_of)
     as_dates = beam.MapTuple(lambda key, dn: ((key, day_cells.to_date(dn[0])), dn[1]))
     with TestPipeline(runner="FnApiRunner", options=PipelineOptions([])) as p:
-        winners = p | beam.Create(archive_files(tmp_path, lines)) | recount.Winners(as_of)
-        posts = (winners | "Fresh" >> recount.Changes(ps.Priors(), fresh=True)
-                 | recount.SumDayDeltas(day_cells.horizon(plan.as_of)) | "PostDates" >> as_dates)
-        accounts = winners | recount.DayAccounts(day_cells.account_days(plan)) | "AccountDates" >> as_dates
+        winners = (p | beam.Create(archive_files(tmp_path, lines)) | Winners(as_of))["winners"]
+        posts = ((winners | "Fresh" >> Changes(ps.Priors(), fresh=True))["changes"]
+                 | SumDayDeltas(day_cells.horizon(plan.as_of)) | "PostDates" >> as_dates)
+        accounts = winners | DayAccounts(day_cells.account_days(plan)) | "AccountDates" >> as_dates
         want_posts, want_accounts = reference_days(lines, as_of, first_day=plan.as_of - dt.timedelta(days=28))
         assert_that(posts, equal_to(sorted(want_posts.items())), label="posts")
         assert_that(accounts, equal_to(sorted(want_accounts.items())), label="accounts")
@@ -112,8 +114,8 @@ def test_accounts_only_for_the_arrival_days_of_a_nightly(tmp_path):
     assert (plan.arrived_from, plan.arrived_to) == (dt.date(2031, 3, 22), dt.date(2031, 3, 22))
     as_of = AS_OF
     with TestPipeline(runner="FnApiRunner", options=PipelineOptions([])) as p:
-        out = (p | beam.Create(archive_files(tmp_path, SCENARIO)) | recount.Winners(as_of)
-               | recount.DayAccounts(day_cells.account_days(plan))
+        out = ((p | beam.Create(archive_files(tmp_path, SCENARIO)) | Winners(as_of))["winners"]
+               | DayAccounts(day_cells.account_days(plan))
                | beam.MapTuple(lambda key, dn: (key, day_cells.to_date(dn[0]), dn[1])))
         d22 = dt.date(2031, 3, 22)
         assert_that(out, equal_to([("a", d22, 2), ("c", d22, 1), ("d", d22, 1)]))

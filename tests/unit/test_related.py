@@ -19,7 +19,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 from hashtags import archive, layout, planning, related
 from hashtags.layout import RelatedTag
 from hashtags.settings import MAX_TAGS_PER_POST, RELATED_MIN_POSTS
-from pipelines import recount
+from pipelines.recount_steps.read import Winners, file_patterns, related_plan
 from pipelines.related import RelatedTags, TopRelatedFn
 
 UTC = dt.timezone.utc
@@ -71,16 +71,16 @@ def test_scenario_exact_lists(tmp_path):
         "t": r, **{f"r{i:02}": [RelatedTag("t", 3)] for i in range(1, 13)},
     }
     with TestPipeline(runner="FnApiRunner", options=PipelineOptions([])) as p:
-        out = (p | beam.Create(files_of(tmp_path, SCENARIO)) | recount.Winners(AS_OF)
-               | RelatedTags(M, frozenset({"h"}))
+        out = (((p | beam.Create(files_of(tmp_path, SCENARIO)) | Winners(AS_OF))["winners"]
+                | RelatedTags(M, frozenset({"h"})))["related"]
                | beam.MapTuple(lambda key, cands: (key, related.to_related(cands))))
         assert_that(out, equal_to(sorted(want.items())))
 
 
 def test_without_hidden_tags_h_leads(tmp_path):
     with TestPipeline(runner="FnApiRunner", options=PipelineOptions([])) as p:
-        out = (p | beam.Create(files_of(tmp_path, SCENARIO)) | recount.Winners(AS_OF)
-               | RelatedTags(M) | beam.Filter(lambda kv: kv[0] in ("a", "h")))
+        out = (((p | beam.Create(files_of(tmp_path, SCENARIO)) | Winners(AS_OF))["winners"]
+                | RelatedTags(M))["related"] | beam.Filter(lambda kv: kv[0] in ("a", "h")))
         assert_that(out, equal_to([("a", [(5, "b"), (5, "h"), (3, "c")]), ("h", [(5, "a")])]))
 
 
@@ -121,8 +121,8 @@ def test_random_posts_equal_the_reference(tmp_path):
     want = reference(lines, hidden)
     assert sum(len(v) for v in want.values()) > 50 and want["k3"] == []
     with TestPipeline(runner="FnApiRunner", options=PipelineOptions([])) as p:
-        out = (p | beam.Create(files_of(tmp_path, lines)) | recount.Winners(AS_OF)
-               | RelatedTags(M, hidden) | beam.MapTuple(lambda key, cands: (key, related.to_related(cands))))
+        out = (((p | beam.Create(files_of(tmp_path, lines)) | Winners(AS_OF))["winners"]
+                | RelatedTags(M, hidden))["related"] | beam.MapTuple(lambda key, cands: (key, related.to_related(cands))))
         assert_that(out, equal_to(sorted(want.items())))
 
 
@@ -134,9 +134,9 @@ def test_window_and_its_read_plan():
     nightly = planning.plan_nightly(M, planning.LastRun(dt.date(2031, 3, 22), dt.date(2031, 3, 21)))
     full = planning.plan_full_rebuild(M)
     for plan in (nightly, full):
-        rp = recount.related_plan(plan)
+        rp = related_plan(plan)
         assert (rp.arrived_from, rp.arrived_to, rp.as_of) == (dt.date(2031, 3, 16), dt.date(2031, 3, 22), M)
-        assert recount.file_patterns("/a", rp) == [
+        assert file_patterns("/a", rp) == [
             x for i in range(16, 23) for x in archive.partition_glob("/a", dt.date(2031, 3, i))]
 
 
