@@ -34,20 +34,19 @@ SCHEME = "flaky://"
 DAY = 86_400
 
 
-class FlakyFileSystem(LocalFileSystem):
-    """The local file system under ``flaky://``; renames fail (or do nothing) while told to."""
-
-    fail_renames = 0  # the next N renames raise BeamIOError
-    skip_renames = 0  # the next N renames return without moving anything (a swallowed error)
-    rename_calls = 0
+class _LocalUnderScheme(LocalFileSystem):
+    """The local file system under ``<scheme>://`` (each subclass's scheme): every path is mapped
+    back to the local one. Beam picks a FileSystem by scheme among ALL FileSystem subclasses, so
+    this base needs a scheme of its own too, one no path uses."""
 
     @classmethod
     def scheme(cls):
-        return "flaky"
+        return "local-under-scheme"
 
-    @staticmethod
-    def _local(path: str) -> str:
-        return path[len(SCHEME):] if path.startswith(SCHEME) else path
+    @classmethod
+    def _local(cls, path: str) -> str:
+        prefix = cls.scheme() + "://"
+        return path[len(prefix):] if path.startswith(prefix) else path
 
     def create(self, path, *args, **kwargs):
         return super().create(self._local(path), *args, **kwargs)
@@ -64,6 +63,24 @@ class FlakyFileSystem(LocalFileSystem):
     def delete(self, paths):
         return super().delete([self._local(p) for p in paths])
 
+    def copy(self, sources, destinations):
+        return super().copy([self._local(p) for p in sources], [self._local(p) for p in destinations])
+
+    def rename(self, sources, destinations):
+        return super().rename([self._local(p) for p in sources], [self._local(p) for p in destinations])
+
+
+class FlakyFileSystem(_LocalUnderScheme):
+    """The local file system under ``flaky://``; renames fail (or do nothing) while told to."""
+
+    fail_renames = 0  # the next N renames raise BeamIOError
+    skip_renames = 0  # the next N renames return without moving anything (a swallowed error)
+    rename_calls = 0
+
+    @classmethod
+    def scheme(cls):
+        return "flaky"
+
     def rename(self, sources, destinations):
         cls = FlakyFileSystem
         cls.rename_calls += 1
@@ -73,10 +90,10 @@ class FlakyFileSystem(LocalFileSystem):
         if cls.skip_renames > 0:
             cls.skip_renames -= 1
             return
-        return super().rename([self._local(p) for p in sources], [self._local(p) for p in destinations])
+        return super().rename(sources, destinations)
 
 
-class AtomicFileSystem(LocalFileSystem):
+class AtomicFileSystem(_LocalUnderScheme):
     """The local file system under ``atomic://``, with GCS's visibility: the bytes written go to
     memory and become the file at ``close()``; a writer whose ``with`` block raised is discarded."""
 
@@ -87,10 +104,6 @@ class AtomicFileSystem(LocalFileSystem):
     def scheme(cls):
         return "atomic"
 
-    @staticmethod
-    def _local(path: str) -> str:
-        return path[len("atomic://"):] if path.startswith("atomic://") else path
-
     def create(self, path, *args, **kwargs):
         cls = AtomicFileSystem
         cls.created += 1
@@ -100,23 +113,11 @@ class AtomicFileSystem(LocalFileSystem):
 
     def copy(self, sources, destinations):
         AtomicFileSystem.copies += len(sources)
-        return super().copy([self._local(p) for p in sources], [self._local(p) for p in destinations])
+        return super().copy(sources, destinations)
 
     def rename(self, sources, destinations):
         AtomicFileSystem.renames += len(sources)
-        return super().rename([self._local(p) for p in sources], [self._local(p) for p in destinations])
-
-    def mkdirs(self, path):
-        return super().mkdirs(self._local(path))
-
-    def match(self, patterns, limits=None):
-        return super().match([self._local(p) for p in patterns], limits)
-
-    def exists(self, path):
-        return super().exists(self._local(path))
-
-    def delete(self, paths):
-        return super().delete([self._local(p) for p in paths])
+        return super().rename(sources, destinations)
 
 
 class _ObjectWriter(io.BytesIO):

@@ -64,15 +64,22 @@ def reference_count(lines, as_of=AS_OF):
     return dict(counts)
 
 
-def run_exact(lines, tmp_path, as_of=AS_OF):
-    """The job's counting steps (Winners → Changes from empty state → SumTagDeltas, FnApiRunner) over
-    archive files holding ``lines``, against the reference."""
+def archive_files(tmp_path, lines) -> list[str]:
+    """``lines`` written to two archive files of one arrival day (the same post's events may sit in
+    different files); their paths."""
     paths = []
-    for i in range(2):  # two files: the same post's events may sit in different files
+    for i in range(2):
         f = tmp_path / f"arrived=2026-11-22/part-{i}.jsonl"
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text("".join(l + "\n" for l in lines[i::2]), encoding="utf-8")
         paths.append(str(f))
+    return paths
+
+
+def run_exact(lines, tmp_path, as_of=AS_OF):
+    """The job's counting steps (Winners → Changes from empty state → SumTagDeltas, FnApiRunner) over
+    archive files holding ``lines``, against the reference."""
+    paths = archive_files(tmp_path, lines)
     with TestPipeline(runner="FnApiRunner", options=PipelineOptions([])) as p:
         winners = (p | beam.Create(paths) | read.Winners(as_of))["winners"]
         out = ((winners | Changes(ps.Priors(), fresh=True))["changes"] | SumTagDeltas()

@@ -21,19 +21,9 @@ from pipelines.recount_steps.changes import Changes, SumTagDeltas
 from pipelines.recount_steps.days import DayAccounts, DayCellsOfTags, SumDayDeltas
 from pipelines.recount_steps.read import Winners
 from pipelines.related import RelatedTags
-from tests.unit.test_recount import AS_OF, SCENARIO, reference_count
+from tests.unit.test_recount import AS_OF, SCENARIO, archive_files, reference_count
 
 PLAN = planning.plan_full_rebuild(AS_OF.date())
-
-
-def archive_files(tmp_path, lines) -> list[str]:
-    paths = []
-    for i in range(2):  # two files: the same post's events may sit in different files
-        f = tmp_path / f"arrived=2026-11-22/part-{i}.jsonl"
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text("".join(l + "\n" for l in lines[i::2]), encoding="utf-8")
-        paths.append(str(f))
-    return paths
 
 
 def summed(counts, label: str):
